@@ -25,21 +25,38 @@ def cosine_similarity(embeddings: np.ndarray) -> np.ndarray:
     return e @ e.T
 
 
-def topk_from_rows(rows: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k columns of each row by value, ties broken by the lower column index (METHOD.md's N_k).
-    `exclude[r]` is a column to leave out of row r (the class itself)."""
-    rows = np.array(rows, dtype=np.float32, copy=True)
-    n, c = rows.shape
-    if exclude is not None:
-        rows[np.arange(n), exclude] = -np.inf
+def _topk_exact(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reference selection: everything above the k-th value, then the lowest-index ties."""
+    n = rows.shape[0]
     kth = -np.partition(-rows, k - 1, axis=1)[:, k - 1]
     above = rows > kth[:, None]
     ties = rows == kth[:, None]
     room = k - above.sum(axis=1)
     chosen = above | (ties & (np.cumsum(ties, axis=1) <= room[:, None]))
-    cols = np.nonzero(chosen)[1].reshape(n, k)  # ascending column order within each row
-    vals = np.take_along_axis(rows, cols, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
+    cols = np.nonzero(chosen)[1].reshape(n, k)
+    return cols, np.take_along_axis(rows, cols, axis=1)
+
+
+def topk_from_rows(rows: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k columns of each row by value, ties broken by the lower column index (METHOD.md's N_k).
+    `exclude[r]` is a column to leave out of row r (the class itself).
+
+    torch.topk does the selection; only rows whose k-th value is tied with columns left outside
+    the selection (where torch's choice is unspecified) are redone by the exact reference path."""
+    import torch
+
+    rows = np.array(rows, dtype=np.float32, copy=True)
+    n = rows.shape[0]
+    if exclude is not None:
+        rows[np.arange(n), exclude] = -np.inf
+    extra = int(k < rows.shape[1])  # one more value shows whether the k-th is tied with a column left out
+    vals_t, cols_t = torch.topk(torch.from_numpy(rows), k + extra, dim=1)
+    vals, cols = vals_t.numpy(), cols_t.numpy()
+    ambiguous = vals[:, k - 1] == vals[:, k] if extra else np.zeros(n, dtype=bool)
+    vals, cols = vals[:, :k].copy(), cols[:, :k].copy()
+    if ambiguous.any():
+        cols[ambiguous], vals[ambiguous] = _topk_exact(rows[ambiguous], k)
+    order = np.lexsort((cols, -vals), axis=1)
     return np.take_along_axis(cols, order, axis=1), np.take_along_axis(vals, order, axis=1)
 
 

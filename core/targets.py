@@ -1,0 +1,283 @@
+"""Training targets that carry the taxonomy's meaning (METHOD.md, 'Targets'), stored sparsely.
+
+Row i is the target distribution when the true class is i. Every kind is kept in the form
+    row_i = base + main * onehot_i + sum_k weight_ik * onehot_{neighbour_ik}   (smoothing kinds)
+    row_i = (1 - mix) * onehot_i + mix * softmax_l(-beta * d(i, l) / d_max)      (tree)
+so 20,000 classes with k = 20 take a few MB, and the loss never materialises a (batch, C) target."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+import torch
+
+from core.similarity import check_finite, topk_neighbors
+
+KINDS = ("onehot", "uniform", "knn-uniform", "semantic", "tree")
+
+
+@dataclass(frozen=True)
+class SoftTargets:
+    kind: str
+    n_classes: int
+    alpha: float = 0.0
+    neighbors: np.ndarray | None = None  # (C, k) int64, nearest first
+    neighbor_weights: np.ndarray | None = None  # (C, k) float32, each row sums to 1 (the w_ij of METHOD.md)
+    distance: np.ndarray | None = None  # (C, C) uint8 tree distances, tree kind only
+    beta: float = 10.0
+    mix: float = 1.0  # tree kind: share of the tree distribution (1 = METHOD.md's tree soft labels)
+
+    # ----- structure ---------------------------------------------------------------------------
+    @property
+    def smoothing(self) -> float:
+        """The mass moved off the true class by construction (alpha, or the tree mix)."""
+        return self.mix if self.kind == "tree" else self.alpha
+
+    def annealed(self, factor: float) -> SoftTargets:
+        """The same targets with the smoothing scaled by `factor` in [0, 1] (the curriculum's a_t / a_0)."""
+        factor = float(min(max(factor, 0.0), 1.0))
+        if self.kind == "tree":
+            return replace(self, mix=self.mix * factor)
+        return replace(self, alpha=self.alpha * factor)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.neighbors, self.neighbor_weights, self.distance) if a is not None)
+
+    def _tree_rows(self, labels: np.ndarray) -> np.ndarray:
+        d = self.distance[labels].astype(np.float32)
+        d_max = max(float(self.distance.max()), 1.0)
+        logits = -self.beta * d / d_max
+        logits -= logits.max(axis=1, keepdims=True)
+        rows = np.exp(logits)
+        rows /= rows.sum(axis=1, keepdims=True)
+        rows *= self.mix
+        rows[np.arange(len(labels)), labels] += 1.0 - self.mix
+        return rows
+
+    def rows(self, labels: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Dense (B, C) float32 targets for these true labels."""
+        labels = check_labels(labels, self.n_classes)
+        if self.kind == "tree":
+            return self._tree_rows(labels)
+        out = np.zeros((len(labels), self.n_classes), dtype=np.float32)
+        if self.kind == "uniform":
+            out += self.alpha / self.n_classes
+        main = 1.0 if self.kind == "onehot" else 1.0 - self.alpha
+        out[np.arange(len(labels)), labels] += main
+        if self.neighbors is not None:
+            r = np.repeat(np.arange(len(labels)), self.neighbors.shape[1])
+            np.add.at(out, (r, self.neighbors[labels].ravel()), self.alpha * self.neighbor_weights[labels].ravel())
+        return out
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        dense = self.rows(np.arange(self.n_classes))
+        return dense.astype(dtype) if dtype is not None else dense
+
+    def gather(self, labels: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Dense targets for a batch, as a torch tensor (for inspection; the loss stays sparse)."""
+        lab = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+        return torch.from_numpy(self.rows(lab))
+
+    def sparse_row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and values of row i's non-zero entries beyond a uniform floor (for display)."""
+        dense = self.rows([i])[0]
+        nz = np.flatnonzero(dense > dense.min()) if self.kind in ("uniform", "tree") else np.flatnonzero(dense)
+        order = nz[np.argsort(-dense[nz], kind="stable")]
+        return order, dense[order]
+
+    # ----- loss --------------------------------------------------------------------------------
+    def torch_buffers(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """Move the sparse parts to a device once, so each step only indexes them."""
+        out = {}
+        if self.neighbors is not None:
+            out["neighbors"] = torch.as_tensor(self.neighbors, device=device)
+            out["weights"] = torch.as_tensor(self.neighbor_weights, device=device)
+        if self.distance is not None:
+            d_max = max(float(self.distance.max()), 1.0)
+            logits = torch.as_tensor(-self.beta * self.distance.astype(np.float32) / d_max, device=device)
+            out["tree_logprob"] = torch.log_softmax(logits, dim=1)
+        return out
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, buffers: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Mean soft cross-entropy  -sum_j y_j log softmax(z)_j  without a dense (B, C) target."""
+        logp = torch.log_softmax(logits, dim=1)
+        true_logp = logp.gather(1, labels[:, None])[:, 0]
+        if self.kind == "onehot":
+            return -true_logp.mean()
+        if self.kind == "tree":
+            buffers = buffers if buffers is not None else self.torch_buffers(logits.device)
+            tree = buffers["tree_logprob"][labels].exp()
+            per_sample = -(1 - self.mix) * true_logp - self.mix * (tree * logp).sum(dim=1)
+            return per_sample.mean()
+        per_sample = -(1 - self.alpha) * true_logp
+        if self.kind == "uniform":
+            per_sample = per_sample - self.alpha / self.n_classes * logp.sum(dim=1)
+        else:
+            buffers = buffers if buffers is not None else self.torch_buffers(logits.device)
+            nb, w = buffers["neighbors"][labels], buffers["weights"][labels]
+            per_sample = per_sample - self.alpha * (w * logp.gather(1, nb)).sum(dim=1)
+        return per_sample.mean()
+
+
+def check_labels(labels: Sequence[int] | np.ndarray, n_classes: int, name: str = "labels") -> np.ndarray:
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"{name} must lie in [0, {n_classes - 1}]; got values from {labels.min()} to {labels.max()}")
+    return labels
+
+
+def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = False) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value > hi or value < lo or (lo_open and value == lo):
+        bracket = "(" if lo_open else "["
+        raise ValueError(f"{name} must be in {bracket}{lo}, {hi}]; got {value}")
+    return value
+
+
+def _neighbor_source(similarity: np.ndarray | None, embeddings: np.ndarray | None) -> tuple[int, dict]:
+    if similarity is not None and embeddings is not None:
+        raise ValueError("pass similarity or embeddings, not both")
+    if similarity is not None:
+        s = check_finite("similarity", similarity)
+        if s.ndim != 2 or s.shape[0] != s.shape[1]:
+            raise ValueError(f"similarity must be a square (C, C) matrix; got shape {s.shape}")
+        return s.shape[0], {"similarity": s}
+    if embeddings is not None:
+        e = check_finite("embeddings", embeddings)
+        if e.ndim != 2:
+            raise ValueError(f"embeddings must be a (C, D) matrix; got shape {e.shape}")
+        return e.shape[0], {"embeddings": e}
+    raise ValueError("this target kind needs similarity (C, C) or label embeddings (C, D)")
+
+
+def semantic_weights(similarities: np.ndarray, temperature: float) -> np.ndarray:
+    """w_ij = softmax over the k neighbours of s_ij / T (row-wise, numerically stable)."""
+    z = similarities.astype(np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    w = np.exp(z)
+    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def build_targets(kind: str, *, similarity: np.ndarray | None = None, embeddings: np.ndarray | None = None,
+                  distance: np.ndarray | None = None, alpha: float = 0.1, temperature: float = 0.1, k: int = 20,
+                  beta: float = 10.0, n_classes: int | None = None) -> SoftTargets:
+    """Targets of one kind (see KINDS and METHOD.md). `n_classes` is needed only for onehot/uniform
+    when neither similarity, embeddings nor distance says how many classes there are."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    alpha = _check_range("alpha", alpha, 0.0, 1.0)
+    if kind == "tree":
+        if distance is None:
+            raise ValueError("distance (the (C, C) tree distance matrix) is required for tree targets")
+        d = np.asarray(distance)
+        if d.ndim != 2 or d.shape[0] != d.shape[1]:
+            raise ValueError(f"distance must be a square (C, C) matrix; got shape {d.shape}")
+        if not np.isfinite(d).all() or (d < 0).any():
+            raise ValueError("distance must hold finite, non-negative values")
+        beta = _check_range("beta", beta, 0.0, math.inf)
+        return SoftTargets("tree", d.shape[0], distance=d.astype(np.uint8), beta=beta)
+    if kind in ("onehot", "uniform"):
+        sources = [a.shape[0] for a in (similarity, embeddings, distance) if a is not None]
+        c = n_classes or (sources[0] if sources else None)
+        if not c:
+            raise ValueError("n_classes is needed for onehot or uniform targets without a similarity or embeddings")
+        return SoftTargets(kind, int(c), alpha=0.0 if kind == "onehot" else alpha)
+    c, source = _neighbor_source(similarity, embeddings)
+    if not isinstance(k, int | np.integer) or not 1 <= k < c:
+        raise ValueError(f"k must be an integer in [1, C-1] = [1, {c - 1}]; got {k}")
+    temperature = _check_range("temperature", temperature, 0.0, math.inf, lo_open=True)
+    idx, sims = topk_neighbors(k=int(k), **source)
+    if kind == "knn-uniform":
+        weights = np.full(idx.shape, 1.0 / k, dtype=np.float32)
+    else:
+        weights = semantic_weights(sims, temperature)
+    return SoftTargets(kind, c, alpha=alpha, neighbors=idx, neighbor_weights=weights)
+
+
+def alpha_schedule(alpha0: float, epoch: int, curriculum_epochs: int, shape: Literal["linear", "cosine"] = "linear") -> float:
+    """Smoothing mass at a 0-based epoch: linear a_0 * max(0, 1 - t/E_c), or its cosine variant."""
+    if curriculum_epochs <= 0:
+        return float(alpha0)
+    progress = min(max(epoch / curriculum_epochs, 0.0), 1.0)
+    if shape == "linear":
+        return float(alpha0 * (1.0 - progress))
+    if shape == "cosine":
+        return float(alpha0 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    raise ValueError(f"shape must be 'linear' or 'cosine'; got {shape!r}")
+
+
+def effective_neighbors(targets: SoftTargets, label: int) -> float:
+    """exp(entropy) of the smoothing part of one row: how many classes share the mass."""
+    if targets.neighbor_weights is None:
+        return float(targets.n_classes if targets.kind == "uniform" else 1)
+    w = targets.neighbor_weights[label].astype(np.float64)
+    w = w[w > 0]
+    return float(np.exp(-(w * np.log(w)).sum()))
+
+
+@dataclass(frozen=True)
+class FeatureCodes:
+    codes: np.ndarray  # (C, B) uint8, exactly one 1 per partition
+    boundaries: list[tuple[int, int]]  # [start, end) columns of each partition
+    names: list[str]
+
+
+def _onehot_groups(groups: np.ndarray) -> np.ndarray:
+    _, inverse = np.unique(groups, return_inverse=True)
+    out = np.zeros((len(groups), inverse.max() + 1), dtype=np.uint8)
+    out[np.arange(len(groups)), inverse] = 1
+    return out
+
+
+def feature_codes(source: Literal["taxonomy", "clusters"], *, taxonomy: object = None, classes: Sequence[int] | None = None,
+                  embeddings: np.ndarray | None = None, ks: Sequence[int] = (8, 32, 128), seed: int = 0) -> FeatureCodes:
+    """Binary feature-similarity codes (METHOD.md): one one-hot block per partition of the classes.
+
+    taxonomy: partition m groups classes by their ancestor at depth m (a class shallower than m is
+    its own group); clusters: k-means on the label embeddings for each K in `ks`. Partitions that
+    put every class alone, or all in one group, carry no auxiliary signal and are skipped."""
+    blocks, names = [], []
+    if source == "taxonomy":
+        if taxonomy is None or classes is None:
+            raise ValueError("taxonomy codes need the taxonomy and the class list")
+        classes = np.asarray(classes)
+        table = taxonomy.ancestor_table(classes)
+        for m in range(1, table.shape[1] + 1):
+            groups = np.where(table[:, m - 1] >= 0, table[:, m - 1], classes)
+            blocks.append(groups)
+            names.append(f"depth {m}")
+    elif source == "clusters":
+        if embeddings is None:
+            raise ValueError("cluster codes need the label embeddings")
+        from sklearn.cluster import KMeans
+
+        e = check_finite("embeddings", embeddings)
+        for k in ks:
+            if 1 < k < len(e):
+                blocks.append(KMeans(n_clusters=int(k), n_init=3, random_state=seed).fit_predict(e))
+                names.append(f"k-means K={k}")
+    else:
+        raise ValueError(f"source must be 'taxonomy' or 'clusters'; got {source!r}")
+    kept = [(g, n) for g, n in zip(blocks, names, strict=True) if 1 < len(np.unique(g)) < len(g)]
+    if not kept:
+        raise ValueError("no partition of these classes carries information (every level is one group or all singletons)")
+    parts = [_onehot_groups(g) for g, _ in kept]
+    edges = np.cumsum([0] + [p.shape[1] for p in parts])
+    return FeatureCodes(np.concatenate(parts, axis=1), [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)],
+                        [n for _, n in kept])
+
+
+def crm_rerank(probs: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Conditional-risk re-ranking: R_k = sum_j p_j c(k, j); returns class indices by increasing risk
+    (ties: lower index first), shape (N, C)."""
+    p = check_finite("probs", probs)
+    c = np.asarray(cost, dtype=np.float32)
+    if p.ndim != 2 or c.shape != (p.shape[1], p.shape[1]):
+        raise ValueError(f"cost must be ({p.shape[-1]}, {p.shape[-1]}) to match probs; got {c.shape}")
+    risk = p @ c.T
+    return np.argsort(risk, axis=1, kind="stable")

@@ -1,0 +1,152 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.targets import KINDS, alpha_schedule, build_targets, crm_rerank, effective_neighbors, feature_codes
+
+S = np.array([[1.0, 0.8, 0.3, 0.1],
+              [0.8, 1.0, 0.4, 0.2],
+              [0.3, 0.4, 1.0, 0.6],
+              [0.1, 0.2, 0.6, 1.0]], dtype=np.float32)
+# tree distances between the leaves a, b, c, d of the conftest tree
+D = np.array([[0, 1, 2, 3], [1, 0, 2, 3], [2, 2, 0, 3], [3, 3, 3, 0]], dtype=np.uint8)
+
+
+def all_kinds(alpha=0.1, temperature=0.5, k=2, beta=3.0):
+    return {kind: build_targets(kind, similarity=S, distance=D, alpha=alpha, temperature=temperature, k=k, beta=beta) for kind in KINDS}
+
+
+def test_semantic_row_worked_by_hand():
+    t = build_targets("semantic", similarity=S, alpha=0.1, temperature=1.0, k=2)
+    w = 1 / (1 + math.exp(-0.5))  # softmax of (0.8, 0.3) at T = 1
+    assert np.allclose(np.asarray(t)[0], [0.9, 0.1 * w, 0.1 * (1 - w), 0.0], atol=1e-6)
+    assert t.neighbors[0].tolist() == [1, 2]
+
+
+def test_uniform_and_knn_rows_by_hand():
+    u = np.asarray(build_targets("uniform", similarity=S, alpha=0.2))
+    assert np.allclose(u[2], [0.05, 0.05, 0.85, 0.05])
+    knn = np.asarray(build_targets("knn-uniform", similarity=S, alpha=0.2, k=2))
+    assert np.allclose(knn[3], [0.0, 0.1, 0.1, 0.8])  # N_2(d) = {c, b}
+
+
+def test_tree_row_by_hand():
+    t = build_targets("tree", distance=D, beta=3.0)
+    z = np.exp(-3.0 * np.array([0, 1, 2, 3]) / 3.0)
+    assert np.allclose(np.asarray(t)[0], z / z.sum(), atol=1e-6)
+
+
+def test_limits_from_method():
+    knn = np.asarray(build_targets("knn-uniform", similarity=S, alpha=0.3, k=3))
+    hot = np.asarray(build_targets("semantic", similarity=S, alpha=0.3, k=3, temperature=1e6))
+    assert np.allclose(hot, knn, atol=1e-5)  # T -> infinity
+    cold = np.asarray(build_targets("semantic", similarity=S, alpha=0.3, k=3, temperature=1e-4))
+    assert np.allclose(cold[0], [0.7, 0.3, 0, 0]) and np.allclose(cold[3], [0, 0, 0.3, 0.7])  # T -> 0
+    assert np.allclose(np.asarray(build_targets("tree", distance=D, beta=1e4)), np.eye(4))  # beta -> infinity
+    for kind, t in all_kinds(alpha=0.0).items():  # alpha = 0 is one-hot for every kind
+        one_hot = t.annealed(0.0) if kind == "tree" else t
+        assert np.allclose(np.asarray(one_hot), np.eye(4)), kind
+
+
+def test_uniform_loss_equals_torch_label_smoothing():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(16, 4), torch.randint(0, 4, (16,))
+    ours = build_targets("uniform", similarity=S, alpha=0.15).loss(logits, labels)
+    ref = torch.nn.CrossEntropyLoss(label_smoothing=0.15)(logits, labels)
+    assert torch.allclose(ours, ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sparse_loss_equals_dense_soft_cross_entropy(kind):
+    torch.manual_seed(1)
+    t = all_kinds()[kind]
+    logits, labels = torch.randn(8, 4), torch.randint(0, 4, (8,))
+    dense = -(t.gather(labels) * torch.log_softmax(logits, 1)).sum(1).mean()
+    assert torch.allclose(t.loss(logits, labels), dense, atol=1e-5)
+
+
+def test_embeddings_path_matches_similarity_path():
+    rng = np.random.default_rng(3)
+    e = rng.normal(size=(50, 8)).astype(np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    a = build_targets("semantic", embeddings=e, alpha=0.2, k=5, temperature=0.2)
+    b = build_targets("semantic", similarity=e @ e.T, alpha=0.2, k=5, temperature=0.2)
+    assert np.allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+    assert a.nbytes == 50 * 5 * (8 + 4)  # C x k indices and weights, no C x C
+
+
+@settings(max_examples=40, deadline=None)
+@given(c=st.integers(3, 30), d=st.integers(2, 12), seed=st.integers(0, 10_000), alpha=st.floats(0, 1),
+       temperature=st.floats(0.01, 10), data=st.data())
+def test_rows_are_distributions(c, d, seed, alpha, temperature, data):
+    k = data.draw(st.integers(1, c - 1))
+    e = np.random.default_rng(seed).normal(size=(c, d)).astype(np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    for kind in ("uniform", "knn-uniform", "semantic"):
+        dense = np.asarray(build_targets(kind, embeddings=e, alpha=alpha, temperature=temperature, k=k))
+        assert (dense >= 0).all() and np.allclose(dense.sum(1), 1, atol=1e-5)
+        assert (dense.argmax(1) == np.arange(c)).all() or alpha > 0.5 or kind == "uniform"
+    dist = np.random.default_rng(seed).integers(1, 5, size=(c, c))
+    dist = np.triu(dist, 1) + np.triu(dist, 1).T
+    tree = np.asarray(build_targets("tree", distance=dist, beta=data.draw(st.floats(0, 50))))
+    assert (tree >= 0).all() and np.allclose(tree.sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize(("kwargs", "word"), [
+    ({"similarity": np.where(np.eye(4) > 0, np.nan, S)}, "similarity"),
+    ({"embeddings": np.array([[np.inf, 0.0], [0, 1], [1, 0]])}, "embeddings"),
+    ({"similarity": S, "k": 4}, "k must"),
+    ({"similarity": S, "k": 2, "alpha": 1.5}, "alpha"),
+    ({"similarity": S, "k": 2, "temperature": 0.0}, "temperature"),
+    ({"similarity": S[:3]}, "square"),
+])
+def test_bad_input_names_the_argument(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        build_targets("semantic", **kwargs)
+
+
+def test_bad_labels_and_tree_shape():
+    with pytest.raises(ValueError, match="labels"):
+        build_targets("onehot", n_classes=4).rows([0, 4])
+    with pytest.raises(ValueError, match="distance"):
+        build_targets("tree", distance=D[:3])
+
+
+def test_alpha_schedule():
+    assert [alpha_schedule(0.2, t, 10) for t in (0, 5, 10, 12)] == pytest.approx([0.2, 0.1, 0.0, 0.0])
+    assert alpha_schedule(0.2, 5, 10, "cosine") == pytest.approx(0.1)
+    assert alpha_schedule(0.2, 3, 0) == 0.2  # no curriculum
+    t = build_targets("semantic", similarity=S, alpha=0.4, k=2)
+    assert t.annealed(alpha_schedule(1.0, 5, 10)).alpha == pytest.approx(0.2)
+
+
+def test_effective_neighbors():
+    assert effective_neighbors(build_targets("knn-uniform", similarity=S, k=3), 0) == pytest.approx(3.0)
+    assert effective_neighbors(build_targets("semantic", similarity=S, k=3, temperature=1e-4), 0) == pytest.approx(1.0)
+
+
+def test_taxonomy_feature_codes_by_hand(small_tree):
+    leaves = [small_tree.resolve(p) for p in ("A > A1 > a", "A > A1 > b", "A > A2 > c", "B > d")]
+    codes = feature_codes("taxonomy", taxonomy=small_tree, classes=leaves)
+    assert codes.codes.tolist() == [[1, 0, 1, 0, 0], [1, 0, 1, 0, 0], [1, 0, 0, 1, 0], [0, 1, 0, 0, 1]]
+    assert codes.boundaries == [(0, 2), (2, 5)] and codes.names == ["depth 1", "depth 2"]
+
+
+def test_cluster_feature_codes_have_one_one_per_partition():
+    e = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    codes = feature_codes("clusters", embeddings=e, ks=(4, 8, 128))
+    assert len(codes.boundaries) == 2  # K=128 > C is skipped
+    assert (codes.codes.sum(1) == 2).all() and codes.codes.shape[1] == 12
+
+
+def test_crm_rerank_by_hand():
+    p = np.array([[0.4, 0.35, 0.25]])
+    cost = np.array([[0, 3, 3], [3, 0, 1], [3, 1, 0]])
+    # risks: R0 = 1.8, R1 = 1.45, R2 = 1.55
+    assert crm_rerank(p, cost)[0].tolist() == [1, 2, 0]
+    with pytest.raises(ValueError, match="cost"):
+        crm_rerank(p, cost[:2])
