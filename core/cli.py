@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from core.targets import KINDS
 from core.taxonomy import FORMATS, TaxonomyError, load_taxonomy
 
 EXIT_BAD_INPUT = 2
@@ -33,6 +34,105 @@ def cmd_taxonomy(args: argparse.Namespace) -> int:
     return 0
 
 
+class Progress:
+    """tqdm bars for the pipeline's stages, and one line per epoch."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        from tqdm import tqdm
+
+        self.tqdm, self.quiet, self.bars = tqdm, quiet, {}
+
+    def event(self, stage: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        bar = self.bars.get(stage)
+        if bar is None or bar.total != total or done < bar.n:
+            if bar is not None:
+                bar.close()
+            bar = self.bars[stage] = self.tqdm(total=total, desc=stage, leave=False, file=sys.stderr)
+        bar.update(done - bar.n)
+
+    def epoch(self, log: object) -> None:
+        if not self.quiet:
+            self.tqdm.write(f"epoch {log.epoch + 1}: loss {log.train_loss:.4f}  val top1 {log.val_top1:.3f}  "
+                            f"val semsim@5 {log.val_semsim5:.3f}  smoothing {log.smoothing:.3f}  ({log.seconds:.1f} s)", file=sys.stderr)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def print_result(run_dir: object, summary: dict, as_json: bool) -> None:
+    if summary.get("cancelled"):
+        print(f"run {run_dir.name} was cancelled")
+        return
+    print(summary["encoder"])
+    for note in summary["notes"]:
+        print(f"note: {note}")
+    plain, crm = summary["plain"], summary["crm"]
+    print(f"run {run_dir.name}: {summary['n_classes']} classes, {summary['n_test']} test items, modalities: {', '.join(summary['modalities'])}")
+    for key in ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1"):
+        value = plain.get(key)
+        extra = f"   (CRM re-ranked: {crm[key]:.4f})" if crm.get(key) is not None and key in ("top1", "mistake_severity", "hdist@5") else ""
+        print(f"  {key:<18}{'n/a' if value is None else f'{value:.4f}'}{extra}")
+    if as_json:
+        print(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir)} | plain | {"crm": crm}))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core.experiment import ExperimentConfig, check_inputs, execute_run
+    from core.runs import RunStore
+
+    config = ExperimentConfig(
+        data=args.data, label_columns=args.label_column, text_columns=args.text_column, id_column=args.id_column,
+        image_column=args.image_column, image_dir=args.image_dir, image_pattern=args.image_pattern,
+        embeddings=args.embeddings, embedding_ids=args.embedding_ids, use_text=not args.no_text_features,
+        column_names=args.column_names.split(",") if args.column_names else None, max_rows=args.max_rows,
+        max_depth=args.max_depth, taxonomy=args.taxonomy, taxonomy_format=args.taxonomy_format, targets=args.targets,
+        alpha=args.alpha, temperature=args.temperature, k=args.k, beta=args.beta, curriculum_epochs=args.curriculum_epochs,
+        aux_codes=args.aux_codes, aux_weight=args.aux_weight, encoder=args.encoder, clip_checkpoint=args.clip_checkpoint,
+        template=args.template, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    dataset = check_inputs(config)
+    run_dir = RunStore(args.out).create(config.to_dict())
+    progress = Progress(quiet=args.quiet)
+    print(f"run {run_dir.name} started in {run_dir}", file=sys.stderr)
+    try:
+        summary = execute_run(run_dir, on_epoch=progress.epoch, on_event=progress.event, dataset=dataset)
+    finally:
+        progress.close()
+    print_result(run_dir, summary, args.json)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Execute an already created (queued) run folder; what the app launches in the background."""
+    from pathlib import Path
+
+    from core.experiment import execute_run
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise CliError(f"{run_dir} is not a run folder (no config.json)")
+    progress = Progress(quiet=True)
+    summary = execute_run(run_dir, on_epoch=lambda log: print(f"epoch {log.epoch + 1} done", flush=True))
+    progress.close()
+    print_result(run_dir, summary, as_json=False)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from core.runs import compare
+
+    table = compare(args.run_dirs)
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 40):
+        print(table.to_string())
+    if args.json:
+        print(table.to_json())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Taxolens: taxonomy-aware categorization tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -42,6 +142,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.add_argument("--show-problems", type=int, default=10, metavar="N", help="list the first N problems (default 10)")
     p.set_defaults(func=cmd_taxonomy)
+
+    t = sub.add_parser("train", help="train a categorizer with the chosen label representation and evaluate it")
+    t.add_argument("--data", required=True, help="product table: .csv, .tsv, .parquet or .jsonl")
+    t.add_argument("--label-column", required=True, action="append", metavar="COL",
+                   help="category path (or id) column; repeat to build the path from several columns, top level first")
+    t.add_argument("--text-column", required=True, action="append", metavar="COL", help="text column; repeat for more")
+    t.add_argument("--id-column", metavar="COL", help="product id column (joins precomputed embeddings)")
+    t.add_argument("--image-column", metavar="COL", help="column holding image file names or paths")
+    t.add_argument("--image-dir", metavar="DIR", help="folder the image column is relative to")
+    t.add_argument("--image-pattern", default="{}", help="file name from the image column's value, e.g. '{}.jpg'")
+    t.add_argument("--embeddings", metavar="NPY", help="precomputed item embeddings (.npy) used as the image modality")
+    t.add_argument("--embedding-ids", metavar="CSV", help="ids for the rows of --embeddings")
+    t.add_argument("--no-text-features", action="store_true", help="train on the precomputed/image modality only")
+    t.add_argument("--column-names", metavar="A,B,C", help="column names for a header-less CSV/TSV")
+    t.add_argument("--max-rows", type=int, help="read only the first N rows")
+    t.add_argument("--max-depth", type=int, help="truncate category paths to this many levels")
+    t.add_argument("--taxonomy", metavar="FILE", help="taxonomy file; without it the taxonomy comes from the labels")
+    t.add_argument("--taxonomy-format", choices=FORMATS)
+    t.add_argument("--targets", required=True, choices=KINDS)
+    t.add_argument("--alpha", type=float, default=0.1, help="smoothing mass (default 0.1)")
+    t.add_argument("--temperature", type=float, default=0.1, help="semantic softmax temperature (default 0.1)")
+    t.add_argument("--k", type=int, default=20, help="neighbours that share the smoothing mass (default 20)")
+    t.add_argument("--beta", type=float, default=10.0, help="tree soft-label sharpness (default 10)")
+    t.add_argument("--curriculum-epochs", type=int, default=0, help="epochs over which smoothing decays to one-hot")
+    t.add_argument("--aux-codes", choices=("none", "taxonomy", "clusters"), default="none")
+    t.add_argument("--aux-weight", type=float, default=0.5)
+    t.add_argument("--encoder", choices=("auto", "clip", "minilm", "clip-random"), default="auto")
+    t.add_argument("--clip-checkpoint", metavar="PATH", help="local open_clip checkpoint file or folder")
+    t.add_argument("--template", default="name", help="category prompt: name, path, photo, or a format string")
+    t.add_argument("--epochs", type=int, default=15)
+    t.add_argument("--batch-size", type=int, default=256)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
+    t.add_argument("--json", action="store_true", help="print the run id, folder and metrics as JSON on the last line")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("run", help="execute a queued run folder (used by the app)")
+    r.add_argument("run_dir")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("compare", help="compare finished runs side by side")
+    c.add_argument("run_dirs", nargs="+")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_compare)
     return parser
 
 
@@ -53,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (CliError, TaxonomyError, ValueError, FileNotFoundError, KeyError) as exc:
+    except (CliError, TaxonomyError, ValueError, FileNotFoundError, KeyError, OSError) as exc:
         message = str(exc).strip("'\"")
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

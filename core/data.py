@@ -1,0 +1,321 @@
+"""Product tables: reading, label normalisation against a taxonomy, a report of what was dropped
+and why, a stratified split, and the feature matrix (text, image, precomputed) with per-modality masks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.embeddings import (
+    Encoder,
+    Progress,
+    atomic_save_npy,
+    cached_text_embeddings,
+    default_cache_dir,
+    load_precomputed,
+)
+from core.taxonomy import Taxonomy, TaxonomyError, detect_separator, taxonomy_from_labels
+
+MAX_TABLE_BYTES = 4 * 1024**3
+READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+class DataError(ValueError):
+    """The product table or its columns cannot be used as asked; the message says how to fix it."""
+
+
+def read_table(path: str | Path, column_names: Sequence[str] | None = None, nrows: int | None = None) -> pd.DataFrame:
+    """CSV, TSV, Parquet or JSON Lines, chosen by extension. `column_names` reads a header-less CSV/TSV."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    if path.stat().st_size > MAX_TABLE_BYTES:
+        raise DataError(f"{path.name} is {path.stat().st_size / 1e9:.1f} GB; split it or convert it to Parquet (limit {MAX_TABLE_BYTES / 1e9:.0f} GB)")
+    kind = READERS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"unsupported data file type {path.suffix!r}; use .csv, .tsv, .parquet or .jsonl")
+    header = None if column_names else "infer"
+    try:
+        if kind in ("csv", "tsv"):
+            frame = pd.read_csv(path, sep="," if kind == "csv" else "\t", dtype=str, keep_default_na=False, nrows=nrows,
+                                header=header, names=list(column_names) if column_names else None, on_bad_lines="error")
+        elif kind == "parquet":
+            frame = pd.read_parquet(path)
+            frame = frame.head(nrows) if nrows else frame
+        else:
+            frame = pd.read_json(path, lines=True, dtype=False, nrows=nrows)
+    except UnicodeDecodeError:
+        raise DataError(f"{path.name} is not UTF-8 text; save it as UTF-8 CSV") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        raise DataError(f"{path.name} could not be read as {kind.upper()}: {str(exc).splitlines()[0]}") from None
+    if frame.empty:
+        raise DataError(f"{path.name} holds no rows")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], role: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{role} column {', '.join(map(repr, missing))} is not in the data; available columns: {', '.join(frame.columns)}")
+
+
+@dataclass
+class DropReport:
+    rows_in: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str, values: Sequence[str]) -> None:
+        if len(values):
+            self.dropped[reason] = self.dropped.get(reason, 0) + len(values)
+            self.examples.setdefault(reason, []).extend(str(v) for v in list(values)[:5])
+
+    @property
+    def kept(self) -> int:
+        return self.rows_in - sum(self.dropped.values())
+
+    def lines(self) -> list[str]:
+        out = [f"{self.rows_in} rows read, {self.kept} kept"]
+        out += [f"dropped {n}: {reason} (e.g. {', '.join(self.examples[reason][:3])})" for reason, n in self.dropped.items()]
+        return out + self.notes
+
+    def to_dict(self) -> dict:
+        return {"rows_in": self.rows_in, "kept": self.kept, "dropped": self.dropped, "notes": self.notes}
+
+
+@dataclass
+class Dataset:
+    ids: np.ndarray
+    texts: list[str]
+    labels: np.ndarray  # index into `classes`
+    classes: np.ndarray  # taxonomy node index of each class
+    taxonomy: Taxonomy
+    image_paths: list[str] | None
+    report: DropReport
+
+    @property
+    def class_names(self) -> list[str]:
+        return [self.taxonomy.path_str(int(c)) for c in self.classes]
+
+
+_JSON_LIST = re.compile(r'^\s*\[\s*"')
+
+
+def normalise_label(raw: str, title: str = "") -> tuple[list[str], bool]:
+    """Split a category path; unwrap Flipkart's JSON list and drop a tail segment that is the product's
+    own name (or a truncation of it ending in '...'). Returns (segments, tail_was_stripped)."""
+    text = str(raw).strip()
+    if _JSON_LIST.match(text):
+        try:
+            items = json.loads(text)
+            text = str(items[0]) if items else ""
+        except (json.JSONDecodeError, IndexError):
+            pass
+    sep = detect_separator([text])
+    parts = [p.strip() for p in text.split(sep)] if sep else [text]
+    parts = [p for p in parts if p]
+    if len(parts) > 1 and str(title).strip():
+        name = str(title).strip().casefold()
+        tail = parts[-1].casefold()
+        truncated = tail.endswith("...") and name.startswith(tail.removesuffix("...").strip())
+        extended = tail.startswith((name + " ", name + "("))  # the name plus a variant, e.g. "(500 ml)"
+        # an exact match counts only for a product-like name: a short one ("Boots") may be the category
+        if truncated or extended or (tail == name and len(name.split()) >= 3):
+            return parts[:-1], True
+    return parts, False
+
+
+def prepare_dataset(frame: pd.DataFrame, *, label_columns: Sequence[str], text_columns: Sequence[str],
+                    id_column: str | None = None, image_column: str | None = None, image_dir: str | Path | None = None,
+                    image_pattern: str = "{}", taxonomy: Taxonomy | None = None, max_depth: int | None = None) -> Dataset:
+    """Resolve labels (a path in one column, a path spread over several columns, or a taxonomy id),
+    drop unusable rows with the reason recorded, and derive the taxonomy when none is given."""
+    require_columns(frame, label_columns, "label")
+    require_columns(frame, text_columns, "text")
+    if id_column:
+        require_columns(frame, [id_column], "id")
+    if image_column:
+        require_columns(frame, [image_column], "image")
+        if image_dir is not None and not Path(image_dir).is_dir():
+            raise DataError(f"image folder not found: {image_dir}")
+    report = DropReport(rows_in=len(frame))
+    frame = frame.reset_index(drop=True)
+    ids = frame[id_column].astype(str).str.strip() if id_column else pd.Series([str(i) for i in range(len(frame))])
+    texts = frame[list(text_columns)].fillna("").astype(str).agg(lambda r: " . ".join(x.strip() for x in r if x.strip()), axis=1)
+    titles = frame[text_columns[0]].fillna("").astype(str)
+    raw = frame[list(label_columns)].fillna("").astype(str)
+    stripped = 0
+    paths = []
+    for n in range(len(frame)):
+        if len(label_columns) > 1:
+            parts = [v.strip() for v in raw.iloc[n] if v.strip()]
+        else:
+            parts, cut = normalise_label(raw.iloc[n, 0], titles.iloc[n])
+            stripped += cut
+        paths.append(parts[:max_depth] if max_depth else parts)
+    if stripped:
+        report.notes.append(f"{stripped} labels ended in the product's own name; that segment was removed")
+    if max_depth:
+        report.notes.append(f"labels truncated to at most {max_depth} levels")
+    keep = np.ones(len(frame), dtype=bool)
+    empty_label = np.array([not p for p in paths])
+    report.drop("empty label", ids[empty_label & keep].tolist())
+    keep &= ~empty_label
+    empty_text = (texts.str.strip() == "").to_numpy()
+    report.drop("empty text", ids[empty_text & keep].tolist())
+    keep &= ~empty_text
+    dup = ids.duplicated().to_numpy()
+    report.drop("duplicate id", ids[dup & keep].tolist())
+    keep &= ~dup
+    label_strings = [" > ".join(p) for p in paths]
+    if taxonomy is None:
+        taxonomy = taxonomy_from_labels([s for s, k in zip(label_strings, keep, strict=True) if k], sep=" > ")
+        report.notes.append(f"taxonomy derived from the labels: {len(taxonomy)} nodes")
+    nodes = np.array([taxonomy.resolve(s) if k else None for s, k in zip(label_strings, keep, strict=True)], dtype=object)
+    unknown = keep & np.array([n is None for n in nodes])
+    report.drop("label not in the taxonomy", [label_strings[i] for i in np.flatnonzero(unknown)])
+    keep &= ~unknown
+    if not keep.any():
+        raise DataError("no usable rows: " + "; ".join(report.lines()[1:]) if report.dropped else "no usable rows")
+    node_ids = nodes[keep].astype(np.int64)
+    classes, labels = np.unique(node_ids, return_inverse=True)
+    image_paths = None
+    if image_column:
+        base = Path(image_dir) if image_dir else Path(".")
+        image_paths = [str(base / image_pattern.format(v.strip())) for v in frame.loc[keep, image_column].astype(str)]
+        missing = sum(not Path(p).is_file() for p in image_paths)
+        if missing == len(image_paths):
+            raise DataError(f"none of the {len(image_paths)} images exist (first looked for {image_paths[0]}); check the image folder and pattern")
+        if missing:
+            report.notes.append(f"{missing} images are missing; those items are kept with the text only")
+    return Dataset(ids=ids[keep].to_numpy(), texts=texts[keep].tolist(), labels=labels.astype(np.int64), classes=classes,
+                   taxonomy=taxonomy, image_paths=image_paths, report=report)
+
+
+@dataclass
+class Split:
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    train_only_classes: np.ndarray  # classes too small to appear in every split
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> Split:
+    """Per-class stratified split. Classes with fewer than 3 items cannot reach all three parts; they
+    stay in training only, and the run says so."""
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError("val_fraction and test_fraction must be in (0, 1) and sum to less than 1")
+    labels = np.asarray(labels)
+    counts = np.bincount(labels)
+    small = np.flatnonzero((counts > 0) & (counts < 3))
+    eligible = np.flatnonzero(~np.isin(labels, small))
+    forced = np.flatnonzero(np.isin(labels, small))
+    if len(eligible) < 3:
+        raise DataError("too few items to split into training, validation and test sets")
+    rest_fraction = val_fraction + test_fraction
+    train, rest = _try_stratified(eligible, labels[eligible], rest_fraction, seed)
+    val, test = _try_stratified(rest, labels[rest], test_fraction / rest_fraction, seed)
+    return Split(np.sort(np.concatenate([train, forced])), np.sort(val), np.sort(test), small)
+
+
+def _try_stratified(idx: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified when every class can be represented on both sides, plain random otherwise."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        return train_test_split(idx, test_size=fraction, random_state=seed, stratify=y)
+    except ValueError:
+        return train_test_split(idx, test_size=fraction, random_state=seed)
+
+
+# ----- features ---------------------------------------------------------------------------------
+@dataclass
+class Features:
+    """One float32 matrix with each modality in its own column slice, plus a per-modality mask."""
+
+    matrix: np.ndarray  # (N, D_total)
+    mask: np.ndarray  # (N, M) bool: modality present
+    slices: list[tuple[str, int, int]]  # (name, start, end)
+    notes: list[str]
+
+
+def image_features(paths: Sequence[str], encoder: Encoder, cache_dir: str | Path | None = None,
+                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """CLIP image embeddings for paths, cached by encoder identity, path and file size/mtime."""
+    keys = []
+    for p in paths:
+        path = Path(p)
+        stat = path.stat() if path.is_file() else None
+        keys.append(f"{p}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"{p}:missing")
+    digest = hashlib.sha256("\x1f".join([encoder.identity, *keys]).encode()).hexdigest()[:32]
+    root = Path(cache_dir or default_cache_dir()) / "image"
+    vec_path, mask_path = root / f"{digest}.npy", root / f"{digest}.mask.npy"
+    if vec_path.is_file() and mask_path.is_file():
+        return np.load(vec_path), np.load(mask_path)
+    vecs, ok = encoder.encode_images(paths, progress=progress)
+    atomic_save_npy(vec_path, vecs)
+    atomic_save_npy(mask_path, ok)
+    return vecs, ok
+
+
+def build_features(dataset: Dataset, text_encoder: Encoder, *, precomputed: tuple[str, str] | None = None,
+                   image_encoder: Encoder | None = None, cache_dir: str | Path | None = None,
+                   progress: Progress | None = None, use_text: bool = True) -> Features:
+    """Text embeddings (unless `use_text` is False); image embeddings from a precomputed .npy (joined
+    on id) or from CLIP. Items without an image get zeros and mask False, never a crash."""
+    blocks, masks, names, notes = [], [], [], []
+    if use_text:
+        text = cached_text_embeddings(text_encoder, dataset.texts, cache_dir, progress)
+        blocks.append(text)
+        masks.append(np.ones(len(text), dtype=bool))
+        names.append("text")
+    if precomputed is not None:
+        ids, matrix = load_precomputed(*precomputed)
+        row = {i: r for r, i in enumerate(ids)}
+        where = np.array([row.get(str(i), -1) for i in dataset.ids])
+        found = where >= 0
+        if not found.any():
+            raise DataError("none of the product ids appear in the embedding id list; check --embedding-ids and --id-column")
+        block = np.zeros((len(where), matrix.shape[1]), dtype=np.float32)
+        block[found] = matrix[where[found]]
+        blocks.append(block)
+        masks.append(found)
+        names.append("image")
+        notes.append(f"precomputed embeddings ({matrix.shape[1]} dims) for {found.sum()} of {len(found)} items")
+    elif dataset.image_paths is not None:
+        if image_encoder is not None and image_encoder.supports_images:
+            vecs, ok = image_features(dataset.image_paths, image_encoder, cache_dir, progress)
+            blocks.append(vecs)
+            masks.append(ok)
+            names.append("image")
+            notes.append(f"image embeddings from {image_encoder.description} for {ok.sum()} of {len(ok)} items")
+        else:
+            notes.append("the image column was left out: no CLIP weights to embed images (text-only run); "
+                         "pass precomputed embeddings or a CLIP checkpoint to use images")
+    if not blocks:
+        raise DataError("no modality left: text is switched off and there are no image embeddings")
+    start, slices = 0, []
+    for name, block in zip(names, blocks, strict=True):
+        slices.append((name, start, start + block.shape[1]))
+        start += block.shape[1]
+    return Features(np.concatenate(blocks, axis=1).astype(np.float32), np.stack(masks, axis=1), slices, notes)
+
+
+def load_catalog_taxonomy(path: str | Path | None, format: str | None = None) -> Taxonomy | None:
+    if path is None:
+        return None
+    try:
+        from core.taxonomy import load_taxonomy
+
+        return load_taxonomy(path, format=format)
+    except TaxonomyError as exc:
+        raise DataError(str(exc)) from None

@@ -1,0 +1,282 @@
+"""One experiment end to end: data -> features -> label embeddings -> targets -> training -> test
+metrics (plain and CRM re-ranked) -> run store. The CLI, the app's background runs and the
+benchmark all go through here, so they cannot drift apart."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core import runs
+from core.data import (
+    DataError,
+    Dataset,
+    Features,
+    Split,
+    build_features,
+    load_catalog_taxonomy,
+    prepare_dataset,
+    read_table,
+    stratified_split,
+)
+from core.embeddings import EncoderChoice, label_embeddings, load_encoder
+from core.metrics import evaluate, jsonable, pairwise
+from core.targets import KINDS, SoftTargets, build_targets, crm_rerank, feature_codes
+from core.train import EpochLog, TrainConfig, predict_proba, train_model
+
+Event = Callable[[str, int, int], None]  # (stage, done, total)
+DENSE_DISTANCE_LIMIT = 12_000  # classes; beyond this distances are computed per pair, not stored C x C
+AUX_CODES = ("none", "taxonomy", "clusters")
+
+
+@dataclass
+class ExperimentConfig:
+    data: str
+    label_columns: list[str]
+    text_columns: list[str]
+    id_column: str | None = None
+    image_column: str | None = None
+    image_dir: str | None = None
+    image_pattern: str = "{}"
+    embeddings: str | None = None
+    embedding_ids: str | None = None
+    use_text: bool = True
+    column_names: list[str] | None = None
+    max_rows: int | None = None
+    max_depth: int | None = None
+    taxonomy: str | None = None
+    taxonomy_format: str | None = None
+    targets: str = "semantic"
+    alpha: float = 0.1
+    temperature: float = 0.1
+    k: int = 20
+    beta: float = 10.0
+    curriculum_epochs: int = 0
+    aux_codes: str = "none"
+    aux_weight: float = 0.5
+    encoder: str = "auto"
+    clip_checkpoint: str | None = None
+    template: str = "name"
+    epochs: int = 15
+    batch_size: int = 256
+    lr: float = 2e-3
+    hidden: int = 512
+    patience: int = 4
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+
+    def validate(self) -> None:
+        if self.targets not in KINDS:
+            raise ValueError(f"targets must be one of {', '.join(KINDS)}; got {self.targets!r}")
+        if self.aux_codes not in AUX_CODES:
+            raise ValueError(f"aux_codes must be one of {', '.join(AUX_CODES)}; got {self.aux_codes!r}")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha must be in [0, 1]; got {self.alpha}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0; got {self.temperature}")
+        if self.k < 1:
+            raise ValueError(f"k must be at least 1; got {self.k}")
+        if (self.embeddings is None) != (self.embedding_ids is None):
+            raise ValueError("--embeddings and --embedding-ids go together")
+        if not self.label_columns or not self.text_columns:
+            raise ValueError("at least one label column and one text column are needed")
+        self.train_config().validate()
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, hidden=self.hidden,
+                           patience=self.patience, curriculum_epochs=self.curriculum_epochs,
+                           aux_weight=self.aux_weight if self.aux_codes != "none" else 0.0, seed=self.seed)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExperimentConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Prepared:
+    """Everything a training run needs that does not depend on the target settings."""
+
+    dataset: Dataset
+    split: Split
+    features: Features
+    label_emb: np.ndarray
+    encoder_note: str
+    encoder_identity: str
+    distance: np.ndarray | Callable
+    notes: list[str] = field(default_factory=list)
+
+
+@functools.lru_cache(maxsize=4)
+def cached_encoder(kind: str, clip_checkpoint: str | None) -> EncoderChoice:
+    """Encoders take seconds to load; a process (the CLI, a benchmark) loads each once."""
+    return load_encoder(kind, clip_checkpoint=clip_checkpoint)
+
+
+def load_dataset(config: ExperimentConfig) -> Dataset:
+    frame = read_table(config.data, config.column_names, nrows=config.max_rows)
+    taxonomy = load_catalog_taxonomy(config.taxonomy, config.taxonomy_format)
+    return prepare_dataset(frame, label_columns=config.label_columns, text_columns=config.text_columns,
+                           id_column=config.id_column, image_column=config.image_column, image_dir=config.image_dir,
+                           image_pattern=config.image_pattern, taxonomy=taxonomy, max_depth=config.max_depth)
+
+
+def prepare(config: ExperimentConfig, on_event: Event | None = None, dataset: Dataset | None = None) -> Prepared:
+    """Load, split and featurise the data and embed the class names (all cached on disk)."""
+    config.validate()
+    dataset = dataset or load_dataset(config)
+    split = stratified_split(dataset.labels, config.val_fraction, config.test_fraction, config.seed)
+    choice = cached_encoder(config.encoder, config.clip_checkpoint)
+    image_encoder = choice.encoder if choice.encoder.supports_images else None
+    features = build_features(dataset, choice.encoder, image_encoder=image_encoder, use_text=config.use_text,
+                              precomputed=(config.embeddings, config.embedding_ids) if config.embeddings else None,
+                              progress=(lambda d, t: on_event("embed products", d, t)) if on_event else None)
+    emb = label_embeddings(dataset.taxonomy, dataset.classes, choice.encoder, config.template,
+                           progress=(lambda d, t: on_event("embed categories", d, t)) if on_event else None)
+    c = len(dataset.classes)
+    if c <= DENSE_DISTANCE_LIMIT:
+        distance: np.ndarray | Callable = dataset.taxonomy.distance_matrix(dataset.classes)
+    else:
+        distance = functools.partial(dataset.taxonomy.distance, classes=dataset.classes)
+    notes = list(dataset.report.lines()) + features.notes
+    if len(split.train_only_classes):
+        notes.append(f"{len(split.train_only_classes)} classes have fewer than 3 items: kept in training only")
+    return Prepared(dataset, split, features, emb, choice.note, choice.encoder.identity, distance, notes)
+
+
+def make_targets(config: ExperimentConfig, prepared: Prepared) -> tuple[SoftTargets, list[str]]:
+    c = len(prepared.dataset.classes)
+    notes = []
+    k = config.k
+    if config.targets in ("knn-uniform", "semantic") and k >= c:
+        k = c - 1
+        notes.append(f"k lowered from {config.k} to {k}: there are only {c} classes")
+    distance = prepared.distance if isinstance(prepared.distance, np.ndarray) else None
+    if config.targets == "tree" and distance is None:
+        raise ValueError(f"tree targets need a dense distance matrix; {c} classes is above {DENSE_DISTANCE_LIMIT}")
+    targets = build_targets(config.targets, embeddings=prepared.label_emb, distance=distance, alpha=config.alpha,
+                            temperature=config.temperature, k=k, beta=config.beta, n_classes=c)
+    return targets, notes
+
+
+def make_codes(config: ExperimentConfig, prepared: Prepared) -> np.ndarray | None:
+    if config.aux_codes == "none":
+        return None
+    if config.aux_codes == "taxonomy":
+        return feature_codes("taxonomy", taxonomy=prepared.dataset.taxonomy, classes=prepared.dataset.classes).codes
+    return feature_codes("clusters", embeddings=prepared.label_emb, ks=(8, 32, 128), seed=config.seed).codes
+
+
+def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, crm_order: np.ndarray | None, k: int = 5) -> pd.DataFrame:
+    """What the errors page reads: per test item the truth, the top-k with probabilities, the severity
+    of the top answer and each answer's similarity to the truth."""
+    ds = prepared.dataset
+    names = np.array(ds.class_names, dtype=object)
+    y = ds.labels[rows]
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    sims = np.einsum("nkd,nd->nk", prepared.label_emb[order], prepared.label_emb[y])
+    frame = pd.DataFrame({"id": ds.ids[rows], "text": np.array(ds.texts, dtype=object)[rows], "true_label": names[y],
+                          "true_index": y})
+    if ds.image_paths is not None:
+        frame["image_path"] = np.array(ds.image_paths, dtype=object)[rows]
+    for r in range(order.shape[1]):
+        frame[f"pred_{r + 1}"] = names[order[:, r]]
+        frame[f"prob_{r + 1}"] = probs[np.arange(len(rows)), order[:, r]]
+        frame[f"sim_{r + 1}"] = sims[:, r]
+    frame["pred_index"] = order[:, 0]
+    frame["correct"] = order[:, 0] == y
+    frame["tree_distance"] = pairwise(prepared.distance, order[:, 0], y).astype(int)
+    frame["semantic_distance"] = 1.0 - sims[:, 0]
+    if crm_order is not None:
+        frame["crm_pred_1"] = names[crm_order[:, 0]]
+        frame["crm_tree_distance"] = pairwise(prepared.distance, crm_order[:, 0], y).astype(int)
+    return frame
+
+
+def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Path | None = None,
+                       on_epoch: Callable[[EpochLog], None] | None = None, on_event: Event | None = None) -> dict:
+    """Train one arm on prepared inputs and evaluate it on the test split. With `run_dir`, every
+    artefact is written to the run store and cancellation is read from it."""
+    started = time.perf_counter()
+    targets, notes = make_targets(config, prepared)
+    codes = make_codes(config, prepared)
+    f, s, y = prepared.features, prepared.split, prepared.dataset.labels
+
+    def epoch_done(log: EpochLog) -> None:
+        if run_dir is not None:
+            runs.append_epoch(run_dir, dataclasses.asdict(log))
+        if on_epoch is not None:
+            on_epoch(log)
+
+    result = train_model(f.matrix, f.mask, f.slices, y, s.train, s.val, targets, config.train_config(),
+                         label_embeddings=prepared.label_emb, codes=codes, progress=epoch_done,
+                         should_stop=(lambda: runs.cancel_requested(run_dir)) if run_dir is not None else None,
+                         step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None)
+    if result.cancelled:
+        if run_dir is not None:
+            runs.set_status(run_dir, "cancelled", epochs_completed=len(result.history))
+        return {"cancelled": True}
+    probs = predict_proba(result.model, f.matrix, f.mask, s.test)
+    ds = prepared.dataset
+    ancestors = ds.taxonomy.ancestor_sets(ds.classes)
+    common = {"distance": prepared.distance, "embeddings": prepared.label_emb, "ancestors": ancestors}
+    plain = evaluate(probs, y[s.test], **common)
+    crm_order = None
+    crm: dict = {}
+    if isinstance(prepared.distance, np.ndarray):
+        crm_order = crm_rerank(probs, prepared.distance)
+        crm = evaluate(probs, y[s.test], ranking=crm_order, **common)
+    summary = {
+        "plain": jsonable(plain), "crm": jsonable(crm), "encoder": prepared.encoder_note,
+        "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)),
+        "n_train": int(len(s.train)), "n_val": int(len(s.val)), "n_test": int(len(s.test)),
+        "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+        "modalities": [name for name, _, _ in f.slices], "notes": prepared.notes + notes,
+        "train_seconds": round(time.perf_counter() - started, 2),
+    }
+    if run_dir is not None:
+        runs.write_parquet(run_dir / "predictions.parquet", predictions_frame(prepared, s.test, probs, crm_order))
+        runs.save_weights(run_dir / "model.safetensors", result.model.state_dict())
+        runs.write_json(run_dir / "classes.json", {"classes": ds.class_names, "slices": f.slices})
+        runs.write_json(run_dir / "metrics.json", summary)
+        runs.set_status(run_dir, "done")
+    return summary
+
+
+def execute_run(run_dir: Path, on_epoch: Callable[[EpochLog], None] | None = None, on_event: Event | None = None,
+                dataset: Dataset | None = None) -> dict:
+    """Run a queued run folder to completion; any failure is recorded as 'failed' with its message."""
+    run_dir = Path(run_dir)
+    config = ExperimentConfig.from_dict(runs.read_json(run_dir / "config.json", {}))
+    runs.set_status(run_dir, "running")
+    try:
+        prepared = prepare(config, on_event, dataset)
+        runs.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
+        return train_and_evaluate(config, prepared, run_dir, on_epoch, on_event)
+    except (DataError, ValueError, FileNotFoundError, OSError) as exc:
+        runs.set_status(run_dir, "failed", error=str(exc))
+        raise
+    except Exception as exc:  # an unexpected failure is still recorded, with the trace for a bug report
+        runs.set_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(limit=8))
+        raise
+
+
+def check_inputs(config: ExperimentConfig) -> Dataset:
+    """Read and validate the data before a run folder exists, so typos do not leave failed runs behind."""
+    config.validate()
+    for path, what in ((config.embeddings, "embeddings"), (config.embedding_ids, "embedding ids")):
+        if path is not None and not Path(path).is_file():
+            raise DataError(f"{what} file not found: {path}")
+    return load_dataset(config)

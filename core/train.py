@@ -1,0 +1,170 @@
+"""Training: AdamW over precomputed features with any target kind, the smoothing curriculum, the
+auxiliary code loss, early stopping on validation top-1, progress callbacks and cancellation."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from core.model import FusionClassifier
+from core.targets import SoftTargets, alpha_schedule
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    hidden: int = 512
+    dropout: float = 0.2
+    fusion: str = "concat"
+    patience: int = 5
+    curriculum_epochs: int = 0
+    curriculum_shape: str = "linear"
+    aux_weight: float = 0.0
+    seed: int = 0
+    threads: int | None = None
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive; got {self.lr}")
+        if self.aux_weight < 0:
+            raise ValueError(f"aux_weight must be >= 0; got {self.aux_weight}")
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    train_loss: float
+    val_top1: float
+    val_semsim5: float
+    smoothing: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    model: FusionClassifier
+    history: list[EpochLog] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+    cancelled: bool = False
+
+
+class Cancelled(Exception):
+    """Raised inside the loop when the caller asks to stop; the caller decides what to keep."""
+
+
+def seed_everything(seed: int, threads: int | None = None) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def iterate_batches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def predict_proba(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None,
+                  batch_size: int = 2048) -> np.ndarray:
+    """Softmax probabilities for the given rows (all rows by default), batched, in float32."""
+    rows = np.arange(len(x)) if rows is None else np.asarray(rows)
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for batch in iterate_batches(len(rows), batch_size, None):
+            r = np.sort(rows[batch])  # sorted reads are friendlier to memory-mapped features
+            logits, _ = model(torch.from_numpy(np.asarray(x[r])), torch.from_numpy(np.asarray(mask[r])))
+            probs = torch.softmax(logits, dim=1).numpy()
+            out.append(probs[np.argsort(np.argsort(rows[batch]))])
+    return np.concatenate(out) if out else np.zeros((0, model.head.out_features), dtype=np.float32)
+
+
+def validation_scores(probs: np.ndarray, y: np.ndarray, label_embeddings: np.ndarray) -> tuple[float, float]:
+    """Validation top-1 and semsim@5 (cheap enough to run every epoch)."""
+    k = min(5, probs.shape[1])
+    top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    top1 = float((probs.argmax(1) == y).mean())
+    semsim = float(np.einsum("nkd,nd->nk", label_embeddings[top], label_embeddings[y]).mean())
+    return top1, semsim
+
+
+def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, int]], y: np.ndarray, train_idx: np.ndarray,
+                val_idx: np.ndarray, targets: SoftTargets, config: TrainConfig, *, label_embeddings: np.ndarray,
+                codes: np.ndarray | None = None, progress: Callable[[EpochLog], None] | None = None,
+                should_stop: Callable[[], bool] | None = None, step_progress: Callable[[int, int], None] | None = None) -> TrainResult:
+    """Train a FusionClassifier; `x` may be memory-mapped (each batch is read, never the whole array).
+    Returns the weights of the best validation epoch."""
+    config.validate()
+    seed_everything(config.seed, config.threads)
+    aux_dim = codes.shape[1] if codes is not None and config.aux_weight > 0 else 0
+    model = FusionClassifier(slices, targets.n_classes, config.hidden, config.fusion, config.dropout, aux_dim)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    buffers = targets.torch_buffers()
+    codes_t = torch.as_tensor(codes, dtype=torch.float32) if aux_dim else None
+    bce = torch.nn.BCEWithLogitsLoss()
+    rng = np.random.default_rng(config.seed)
+    result = TrainResult(model)
+    best_top1, best_state, since_best = -math.inf, None, 0
+    y = np.asarray(y)
+    for epoch in range(config.epochs):
+        started = time.perf_counter()
+        factor = alpha_schedule(1.0, epoch, config.curriculum_epochs, config.curriculum_shape) if config.curriculum_epochs else 1.0
+        epoch_targets = targets.annealed(factor)
+        model.train()
+        total, seen = 0.0, 0
+        batches = iterate_batches(len(train_idx), config.batch_size, rng)
+        for step, batch in enumerate(batches):
+            if should_stop is not None and should_stop():
+                result.cancelled = True
+                break
+            rows = np.sort(train_idx[batch])
+            xb, mb = torch.from_numpy(np.asarray(x[rows])), torch.from_numpy(np.asarray(mask[rows]))
+            yb = torch.from_numpy(y[rows])
+            logits, aux = model(xb, mb)
+            loss = epoch_targets.loss(logits, yb, buffers)
+            if aux is not None:
+                loss = loss + config.aux_weight * bce(aux, codes_t[yb])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(rows)
+            seen += len(rows)
+            if step_progress is not None:
+                step_progress(step + 1, len(batches))
+        if result.cancelled:
+            break
+        probs = predict_proba(model, x, mask, val_idx)
+        top1, semsim = validation_scores(probs, y[val_idx], label_embeddings) if len(val_idx) else (math.nan, math.nan)
+        log = EpochLog(epoch, total / max(seen, 1), top1, semsim, epoch_targets.smoothing, time.perf_counter() - started)
+        result.history.append(log)
+        if progress is not None:
+            progress(log)
+        if top1 > best_top1 or best_state is None:
+            best_top1, best_state, since_best, result.best_epoch = top1, copy.deepcopy(model.state_dict()), 0, epoch
+        else:
+            since_best += 1
+            # patience counts only after the curriculum has reached plain targets
+            if config.patience and since_best >= config.patience and epoch >= config.curriculum_epochs:
+                result.stopped_early = True
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return result
+
+
+def config_dict(config: TrainConfig) -> dict:
+    return asdict(config)

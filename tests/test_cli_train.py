@@ -1,0 +1,80 @@
+"""The CLI contract of `python -m core train/compare/run`, on the real sample catalog."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from core import runs
+from tests.conftest import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY
+from tests.test_cli_taxonomy import run_cli
+
+BASE = ["train", "--data", SAMPLE_PRODUCTS, "--label-column", "category_path", "--text-column", "title", "--id-column", "id",
+        "--taxonomy", SAMPLE_TAXONOMY, "--max-rows", "1200", "--epochs", "3", "--encoder", "minilm", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    r = run_cli(*BASE, "--targets", "semantic", "--alpha", "0.2", "--out", out, "--json")
+    assert r.returncode == 0, r.stderr
+    return out, json.loads(r.stdout.strip().splitlines()[-1]), r.stdout
+
+
+def test_train_json_contract_and_artifacts(finished_run):
+    out, result, stdout = finished_run
+    for key in ("run_id", "run_dir", "top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1"):
+        assert key in result
+    run_dir = out / result["run_id"]
+    assert runs.status(run_dir)["state"] == "done"
+    assert {"config.json", "status.json", "metrics.jsonl", "metrics.json", "predictions.parquet", "model.safetensors"} <= {p.name for p in run_dir.iterdir()}
+    preds = pd.read_parquet(run_dir / "predictions.parquet")
+    assert {"id", "true_label", "pred_1", "prob_1", "sim_1", "tree_distance", "crm_pred_1"} <= set(preds.columns)
+    assert len(runs.history(run_dir)) >= 1
+    assert "all-MiniLM-L6-v2" in stdout  # the encoder is named
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--label-column", "no_such_column"], "is not in the data; available columns"),
+    (["--image-column", "id", "--image-dir", "/nonexistent/images"], "image folder not found"),
+])
+def test_bad_arguments_exit_2_and_leave_runs_intact(finished_run, extra, message):
+    out, result, _ = finished_run
+    before = sorted(p.name for p in out.iterdir())
+    metrics_before = (out / result["run_id"] / "metrics.json").read_bytes()
+    args = [a for a in BASE if a != "category_path"] if "--label-column" in extra else BASE
+    if "--label-column" in extra:
+        args = [a for a in args if a != "--label-column"]
+    r = run_cli(*args, *extra, "--targets", "onehot", "--out", out)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert (out / result["run_id"] / "metrics.json").read_bytes() == metrics_before
+
+
+def test_corrupt_data_file_exits_2(tmp_path):
+    (tmp_path / "corrupt.parquet").write_bytes(b"PAR1 this is not parquet")
+    r = run_cli("train", "--data", tmp_path / "corrupt.parquet", "--label-column", "c", "--text-column", "t",
+                "--targets", "onehot", "--out", tmp_path / "runs")
+    assert r.returncode == 2 and "could not be read" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_compare_table(finished_run):
+    out, result, _ = finished_run
+    r = run_cli("compare", out / result["run_id"])
+    assert r.returncode == 0 and "mistake_severity" in r.stdout and "semantic" in r.stdout
+
+
+def test_background_run_and_cancel(tmp_path):
+    from core.experiment import ExperimentConfig
+
+    store = runs.RunStore(tmp_path)
+    config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title"],
+                              max_rows=600, epochs=2, encoder="minilm", targets="knn-uniform")
+    done = store.create(config.to_dict())
+    runs.launch_background(done).wait(timeout=300)
+    assert runs.wait_for(done, timeout=5)["state"] == "done"
+    cancelled = store.create(config.to_dict() | {"epochs": 50})
+    runs.request_cancel(cancelled)
+    runs.launch_background(cancelled).wait(timeout=300)
+    assert runs.status(cancelled)["state"] == "cancelled"

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+
+from core.model import FusionClassifier
+from core.targets import build_targets
+from core.train import TrainConfig, predict_proba, train_model
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """Four well-separated classes in two modalities; the image is missing for a third of the items."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 6)).astype(np.float32) * 3
+    y = np.repeat(np.arange(4), 60)
+    x = centres[y] + rng.normal(scale=0.5, size=(len(y), 6)).astype(np.float32)
+    mask = np.ones((len(y), 2), dtype=bool)
+    mask[::3, 1] = False
+    x[~mask[:, 1], 3:] = 0
+    order = rng.permutation(len(y))
+    emb = np.eye(4, dtype=np.float32)
+    return x, mask, [("text", 0, 3), ("image", 3, 6)], y, order[:160], order[160:200], order[200:], emb
+
+
+def fit(toy, kind="semantic", **overrides):
+    x, mask, slices, y, tr, va, _, emb = toy
+    targets = build_targets(kind, embeddings=emb, alpha=0.2, k=2, n_classes=4)
+    cfg = TrainConfig(epochs=6, batch_size=32, hidden=32, seed=7) if not overrides else TrainConfig(**({"epochs": 6, "batch_size": 32, "hidden": 32, "seed": 7} | overrides))
+    return train_model(x, mask, slices, y, tr, va, targets, cfg, label_embeddings=emb, codes=np.eye(4, dtype=np.uint8))
+
+
+def test_learns_and_predicts_distributions(toy):
+    result = fit(toy)
+    x, mask, _, y, _, _, test, _ = toy
+    probs = predict_proba(result.model, x, mask, test)
+    assert probs.shape == (len(test), 4) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert (probs.argmax(1) == y[test]).mean() > 0.9
+    assert result.history[-1].val_top1 > 0.9 and 0 <= result.best_epoch < 6
+
+
+def test_deterministic_on_cpu(toy):
+    a, b = fit(toy), fit(toy)
+    assert [h.train_loss for h in a.history] == [h.train_loss for h in b.history]
+    assert all(torch.equal(a.model.state_dict()[k], b.model.state_dict()[k]) for k in a.model.state_dict())
+
+
+def test_curriculum_anneals_to_one_hot_and_aux_head_trains(toy):
+    result = fit(toy, curriculum_epochs=4, aux_weight=0.5, patience=0)
+    assert [round(h.smoothing, 3) for h in result.history] == [0.2, 0.15, 0.1, 0.05, 0.0, 0.0]
+    assert result.model.aux_head is not None and result.model.aux_head.out_features == 4
+
+
+def test_cancel_between_steps(toy):
+    x, mask, slices, y, tr, va, _, emb = toy
+    calls = []
+    result = train_model(x, mask, slices, y, tr, va, build_targets("onehot", n_classes=4), TrainConfig(epochs=5, batch_size=16, hidden=8),
+                         label_embeddings=emb, should_stop=lambda: calls.append(1) or len(calls) > 3)
+    assert result.cancelled and len(calls) == 4 and not result.history
+
+
+def test_memory_mapped_features(toy, tmp_path):
+    x, mask, slices, y, tr, va, _, emb = toy
+    np.save(tmp_path / "x.npy", x)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    result = train_model(mm, mask, slices, y, tr, va, build_targets("onehot", n_classes=4), TrainConfig(epochs=2, hidden=8),
+                         label_embeddings=emb)
+    assert len(result.history) == 2
+
+
+def test_missing_modality_contributes_nothing():
+    model = FusionClassifier([("text", 0, 2), ("image", 2, 4)], 3, hidden=8, fusion="gated", dropout=0.0).eval()
+    x = torch.tensor([[1.0, 2.0, 5.0, 6.0], [1.0, 2.0, -9.0, 9.0]])
+    mask = torch.tensor([[True, False], [True, False]])
+    logits, _ = model(x, mask)
+    assert torch.allclose(logits[0], logits[1])
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0).validate()
