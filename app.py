@@ -1,11 +1,18 @@
-"""Taxolens app entry point (the full multi-page app arrives with the app issue)."""
+"""Taxolens: see how severe a product categorizer's mistakes are, and make them milder.
+`make run` starts this on the sample catalog; each page lives in pages/."""
 
 import streamlit as st
 
-from core.taxonomy import load_taxonomy
+st.set_page_config(page_title="Taxolens", page_icon=":material/explore:", layout="wide")
 
-st.set_page_config(page_title="Taxolens", layout="wide")
-st.title("Taxolens")
-tax = load_taxonomy("sample_data/taxonomy.txt")
-st.write(tax.summary() | {"problems": len(tax.problems)})
-st.dataframe(tax.to_frame(), hide_index=True)
+PAGES = [
+    st.Page("pages/taxonomy.py", title="Taxonomy", icon=":material/account_tree:", default=True),
+    st.Page("pages/similarity.py", title="Similarity", icon=":material/hub:"),
+    st.Page("pages/smoothing.py", title="Smoothing", icon=":material/tune:"),
+    st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
+    st.Page("pages/errors.py", title="Errors", icon=":material/troubleshoot:"),
+]
+page = st.navigation(PAGES)
+with st.sidebar:
+    st.caption("Taxolens: taxonomy-aware label smoothing and severity-aware evaluation for product categorization.")
+page.run()

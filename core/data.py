@@ -319,3 +319,15 @@ def load_catalog_taxonomy(path: str | Path | None, format: str | None = None) ->
         return load_taxonomy(path, format=format)
     except TaxonomyError as exc:
         raise DataError(str(exc)) from None
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula get a leading apostrophe (CSV injection)."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v)
+    return out

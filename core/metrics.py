@@ -164,3 +164,20 @@ def subtree_rollup(per_class: pd.DataFrame, taxonomy: object, classes: Sequence[
 def jsonable(metrics: dict) -> dict:
     """NaN (e.g. no mistakes, so no severity) becomes None so the dict is valid JSON."""
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+
+
+def rollup_from_predictions(predictions: pd.DataFrame, pred_column: str = "pred_1",
+                            distance_column: str = "tree_distance") -> pd.DataFrame:
+    """Error mass over the taxonomy, rebuilt from a predictions file's class paths (the errors page)."""
+    from core.taxonomy import taxonomy_from_labels
+
+    taxonomy = taxonomy_from_labels(predictions["true_label"], sep=" > ")
+    classes = np.array([taxonomy.resolve(p) for p in sorted(predictions["true_label"].unique())])
+    index = {taxonomy.path_str(int(c)): n for n, c in enumerate(classes)}
+    wrong = predictions[pred_column] != predictions["true_label"]
+    frame = pd.DataFrame({"cls": predictions["true_label"].map(index), "correct": ~wrong,
+                          "severity": predictions[distance_column].where(wrong)})
+    per_class = frame.groupby("cls").agg(support=("correct", "size"), accuracy=("correct", "mean"),
+                                         mean_severity=("severity", "mean")).reset_index()
+    per_class["errors"] = (per_class.support * (1 - per_class.accuracy)).round().astype(int)
+    return subtree_rollup(per_class, taxonomy, classes)

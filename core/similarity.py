@@ -123,3 +123,16 @@ def suspicious_pairs(embeddings: np.ndarray, taxonomy: object, classes: Sequence
         "similarity": far.similarity.round(3).to_numpy(),
         "tree_distance": far.tree_distance.to_numpy(),
     })
+
+
+def label_map(embeddings: np.ndarray, method: str = "umap", seed: int = 0) -> np.ndarray:
+    """2-D coordinates of the label embeddings for a map: UMAP (cosine), or PCA when asked or when
+    there are too few classes for UMAP's neighbourhood graph."""
+    e = check_finite("embeddings", embeddings)
+    if method == "umap" and len(e) >= 10:
+        import umap
+
+        return umap.UMAP(n_neighbors=min(15, len(e) - 1), metric="cosine", random_state=seed).fit_transform(e)
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=seed).fit_transform(e)

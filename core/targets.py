@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import torch
 
 from core.similarity import check_finite, topk_neighbors
@@ -281,3 +282,30 @@ def crm_rerank(probs: np.ndarray, cost: np.ndarray) -> np.ndarray:
         raise ValueError(f"cost must be ({p.shape[-1]}, {p.shape[-1]}) to match probs; got {c.shape}")
     risk = p @ c.T
     return np.argsort(risk, axis=1, kind="stable")
+
+
+def effective_neighbors_curve(neighbor_similarities: np.ndarray, temperatures: Sequence[float]) -> np.ndarray:
+    """exp(entropy) of the semantic weights of one class's neighbours at each temperature: how many
+    neighbours effectively share the smoothing mass (1 as T -> 0, k as T -> infinity)."""
+    sims = np.asarray(neighbor_similarities, dtype=np.float64)[None, :]
+    out = []
+    for t in temperatures:
+        w = semantic_weights(sims, _check_range("temperature", t, 0.0, math.inf, lo_open=True))[0].astype(np.float64)
+        w = w[w > 0]
+        out.append(float(np.exp(-(w * np.log(w)).sum())))
+    return np.array(out)
+
+
+def targets_frame(targets: SoftTargets, class_names: Sequence[str], min_weight: float = 0.0,
+                  max_per_row: int | None = None) -> pd.DataFrame:
+    """Long-format export: one row per (true class, target class, weight) above `min_weight`, at most
+    `max_per_row` per class (largest first). Sparse kinds export their non-zero entries; uniform and
+    tree export the entries above the row's floor (uniform: the floor a/C applies to every class)."""
+    rows = []
+    for i in range(targets.n_classes):
+        idx, val = targets.sparse_row(i)
+        idx, val = idx[:max_per_row], val[:max_per_row]
+        keep = val > min_weight
+        rows.append(pd.DataFrame({"true_class": class_names[i], "target_class": np.asarray(class_names, dtype=object)[idx[keep]],
+                                  "weight": val[keep]}))
+    return pd.concat(rows, ignore_index=True)

@@ -1,0 +1,120 @@
+"""Errors page: a run's mistakes, worst first, and where in the taxonomy they concentrate."""
+
+import base64
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core import runs
+from core.data import csv_safe
+from core.metrics import rollup_from_predictions
+from pages.shared import RUNS_DIR, demo_run_offer, finished_runs, guard
+
+ROWS_SHOWN = 100
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def predictions(path: str, mtime: float) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def rollup(path: str, mtime: float, crm: bool) -> pd.DataFrame:
+    frame = predictions(path, mtime)
+    return rollup_from_predictions(frame, "crm_pred_1" if crm else "pred_1", "crm_tree_distance" if crm else "tree_distance")
+
+
+def thumbnail(path: object) -> str | None:
+    """A small image as a data URI (the browser cannot read the server's files)."""
+    try:
+        data = Path(str(path)).read_bytes()
+    except (OSError, TypeError, ValueError):
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
+def branch(path: str) -> str:
+    return str(path).split(" > ")[0]
+
+
+def page() -> None:
+    st.title("Errors")
+    done = finished_runs()
+    if not done:
+        demo_run_offer("demo-errors")
+        return
+    names = [p.name for p in done]
+    default = names.index(st.session_state["selected_run"]) if st.session_state.get("selected_run") in names else 0
+    run_id = st.selectbox("Run", names, index=default)
+    run_dir = RUNS_DIR / run_id
+    metrics = runs.read_json(run_dir / "metrics.json", {})
+    pred_path = run_dir / "predictions.parquet"
+    frame = predictions(str(pred_path), pred_path.stat().st_mtime)
+
+    crm = st.toggle("Re-rank answers by conditional risk (CRM)", help="Without retraining, answer the class with the lowest "
+                    "expected tree distance under the model's probabilities.", disabled="crm_pred_1" not in frame)
+    plain, rer = metrics.get("plain", {}), metrics.get("crm", {})
+    m = st.columns(4)
+    shown = rer if crm and rer else plain
+    m[0].metric("Top-1 accuracy", f"{shown.get('top1', 0):.3f}", delta=f"{shown['top1'] - plain['top1']:+.3f}" if crm and rer else None)
+    sev = shown.get("mistake_severity")
+    m[1].metric("Mistake severity (tree distance)", "n/a" if sev is None else f"{sev:.3f}",
+                delta=f"{sev - plain['mistake_severity']:+.3f}" if crm and rer and sev is not None else None, delta_color="inverse")
+    m[2].metric("hdist@5", f"{shown.get('hdist@5', 0):.3f}", delta=f"{shown['hdist@5'] - plain['hdist@5']:+.3f}" if crm and rer else None,
+                delta_color="inverse")
+    m[3].metric("semsim@5", f"{shown.get('semsim@5', 0):.3f}")
+    st.caption(metrics.get("encoder", ""))
+
+    pred_col, dist_col = ("crm_pred_1", "crm_tree_distance") if crm else ("pred_1", "tree_distance")
+    wrong = frame[frame[pred_col] != frame.true_label].copy()
+    wrong["true branch"] = wrong.true_label.map(branch)
+    wrong["predicted branch"] = wrong[pred_col].map(branch)
+    c = st.columns([1, 1, 1, 1])
+    order = c[0].radio("Rank by", ["semantic distance", "tree distance"])
+    true_b = c[1].multiselect("True branch", sorted(wrong["true branch"].unique()))
+    pred_b = c[2].multiselect("Predicted branch", sorted(wrong["predicted branch"].unique()))
+    lo, hi = c[3].slider("Confidence of the top answer", 0.0, 1.0, (0.0, 1.0), 0.05)
+    if true_b:
+        wrong = wrong[wrong["true branch"].isin(true_b)]
+    if pred_b:
+        wrong = wrong[wrong["predicted branch"].isin(pred_b)]
+    wrong = wrong[(wrong.prob_1 >= lo) & (wrong.prob_1 <= hi)]
+    key = "semantic_distance" if order == "semantic distance" else dist_col
+    wrong = wrong.sort_values([key, "prob_1"], ascending=False)
+    st.subheader(f"{len(wrong):,} mistakes of {len(frame):,} test items")
+    top5 = [" · ".join(f"{r[f'pred_{i}'].split(' > ')[-1]} ({r[f'sim_{i}']:.2f})" for i in range(1, 6) if f"pred_{i}" in r)
+            for r in wrong.head(ROWS_SHOWN).to_dict("records")]
+    view = pd.DataFrame({
+        "product": wrong.text.head(ROWS_SHOWN).to_numpy(),
+        "true path": wrong.true_label.head(ROWS_SHOWN).to_numpy(),
+        "predicted path": wrong[pred_col].head(ROWS_SHOWN).to_numpy(),
+        "confidence": wrong.prob_1.head(ROWS_SHOWN).round(3).to_numpy(),
+        "tree distance": wrong[dist_col].head(ROWS_SHOWN).to_numpy(),
+        "semantic distance": wrong.semantic_distance.head(ROWS_SHOWN).round(3).to_numpy(),
+        "top-5 (similarity to truth)": top5,
+    })
+    config = {}
+    if "image_path" in wrong:
+        view.insert(0, "image", [thumbnail(p) for p in wrong.image_path.head(ROWS_SHOWN)])
+        config["image"] = st.column_config.ImageColumn("image", width="small")
+    st.dataframe(view, hide_index=True, column_config=config)
+    if len(wrong) > ROWS_SHOWN:
+        st.caption(f"Showing the {ROWS_SHOWN} worst; the export holds all {len(wrong):,}.")
+    export = csv_safe(wrong.drop(columns=[c for c in ("image_path",) if c in wrong]))
+    st.download_button("Export these mistakes (CSV)", export.to_csv(index=False).encode(), file_name=f"mistakes-{run_id}.csv",
+                       mime="text/csv")
+
+    st.subheader("Where the errors are")
+    roll = rollup(str(pred_path), pred_path.stat().st_mtime, crm)
+    measure = st.segmented_control("Size by", ["errors", "support"], default="errors") or "errors"
+    fig = px.sunburst(roll, ids="id", parents="parent", names="name", values=measure, color="mean_severity",
+                      color_continuous_scale="OrRd", hover_data={"error_rate": ":.2f", "mean_severity": ":.2f"},
+                      branchvalues="total")
+    fig.update_layout(height=600, margin=dict(t=10, l=10, r=10, b=10))
+    st.plotly_chart(fig, key="error_sunburst")
+    st.caption("Segment size: number of errors (or items) under a category; colour: mean tree distance of its mistakes.")
+
+
+guard(page)

@@ -1,0 +1,147 @@
+"""What every page shares: the active taxonomy and encoder (cached), the run store, the demo run,
+and one way to show a user's mistake as a message instead of a traceback. No maths here."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core import runs
+from core.data import DataError
+from core.embeddings import TEMPLATES, EncoderChoice, EncoderUnavailable, label_embeddings, load_encoder
+from core.experiment import ExperimentConfig
+from core.similarity import topk_neighbors
+from core.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
+
+
+def _leave_legacy_multipage_mode() -> None:
+    """Streamlit treats a `pages/` folder beside app.py as a legacy multipage app until app.py has
+    called st.navigation once in the process; a first visit straight to /similarity would run the
+    page without app.py's navigation. Clearing that flag and rerunning routes it through app.py."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_legacy_multipage_mode()
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_TAXONOMY = ROOT / "sample_data" / "taxonomy.txt"
+SAMPLE_PRODUCTS = ROOT / "sample_data" / "products.csv"
+RUNS_DIR = Path(os.environ.get("TAXOLENS_RUNS", ROOT / "runs"))
+USER_ERRORS = (TaxonomyError, DataError, ValueError, FileNotFoundError, EncoderUnavailable, OSError, KeyError)
+ENCODERS = {"auto": "Auto (CLIP if its weights are on disk, else MiniLM)", "minilm": "MiniLM (bundled, offline)",
+            "clip": "CLIP (needs local weights)"}
+TEMPLATE_LABELS = {"name": "{name}", "path": "{path}", "photo": "a photo of {name}, a kind of {parent}"}
+
+
+def guard(render: Callable[[], None]) -> None:
+    """Run a page body; a problem with the user's input becomes one clear message."""
+    try:
+        render()
+    except USER_ERRORS as exc:
+        st.error(str(exc))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def taxonomy_from_bytes(data: bytes, fmt: str | None, name: str) -> Taxonomy:
+    return load_taxonomy(data, format=fmt, filename=name)
+
+
+def taxonomy_key() -> str:
+    src = st.session_state.get("taxonomy_source")
+    data = src["bytes"] if src else SAMPLE_TAXONOMY.read_bytes()
+    return hashlib.sha1(data + str(src.get("format") if src else "").encode()).hexdigest()[:16]
+
+
+def current_taxonomy() -> tuple[Taxonomy, str]:
+    """The taxonomy chosen on the Taxonomy page, or the sample catalog's."""
+    src = st.session_state.get("taxonomy_source")
+    if src is None:
+        return taxonomy_from_bytes(SAMPLE_TAXONOMY.read_bytes(), None, "taxonomy.txt"), "Sample catalog"
+    return taxonomy_from_bytes(src["bytes"], src["format"], src["name"]), src["name"]
+
+
+def class_set(tax: Taxonomy) -> np.ndarray:
+    """The classes the analysis pages use: the leaves, in taxonomy (path) order."""
+    leaves = np.array(tax.leaves)
+    return leaves[np.argsort([tax.path_str(int(i)) for i in leaves], kind="stable")]
+
+
+@st.cache_resource(show_spinner="Loading the text encoder (first time only)…")
+def encoder(kind: str) -> EncoderChoice:
+    return load_encoder(kind)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def class_embeddings(tax_key: str, _tax: Taxonomy, kind: str, template: str) -> np.ndarray:
+    classes = class_set(_tax)
+    bar = st.progress(0.0, text=f"Embedding {len(classes)} category names…")
+    vecs = label_embeddings(_tax, classes, encoder(kind).encoder, template,
+                            progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Embedding category names: {d}/{t}"))
+    bar.empty()
+    return vecs
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def neighbours(tax_key: str, kind: str, template: str, _emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return topk_neighbors(embeddings=_emb, k=k)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def class_distances(tax_key: str, _tax: Taxonomy) -> np.ndarray:
+    return _tax.distance_matrix(class_set(_tax))
+
+
+def encoder_controls(key: str) -> tuple[str, str]:
+    """Encoder and prompt template pickers shared by the pages that embed category names."""
+    cols = st.columns(2)
+    kind = cols[0].selectbox("Text encoder", list(ENCODERS), format_func=ENCODERS.get, key=f"{key}_encoder",
+                             index=list(ENCODERS).index(st.session_state.get("encoder_kind", "auto")))
+    template = cols[1].selectbox("Prompt template", list(TEMPLATES), format_func=TEMPLATE_LABELS.get, key=f"{key}_template",
+                                 index=list(TEMPLATES).index(st.session_state.get("template", "name")))
+    st.session_state["encoder_kind"], st.session_state["template"] = kind, template
+    return kind, template
+
+
+def encoder_banner(choice: EncoderChoice) -> None:
+    """Always say which encoder produced the similarities, and how to get CLIP if it is missing."""
+    if choice.encoder.identity.startswith("clip"):
+        st.success(f"Active encoder: {choice.note}")
+    else:
+        st.info(f"Active encoder: {choice.note}  \nTo use CLIP, put an open_clip checkpoint on this machine and start the "
+                "app with `TAXOLENS_CLIP_CHECKPOINT=/path/to/open_clip_model.safetensors make run`.")
+
+
+def sample_config(**overrides: object) -> ExperimentConfig:
+    base = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title", "description"],
+                            id_column="id", taxonomy=str(SAMPLE_TAXONOMY), targets="semantic", epochs=8)
+    return ExperimentConfig.from_dict(base.to_dict() | overrides)
+
+
+def launch(config: ExperimentConfig, name: str | None = None) -> Path:
+    """Create a queued run and start it in a background process; the page can be left meanwhile."""
+    config.validate()
+    run_dir = runs.RunStore(RUNS_DIR).create(config.to_dict(), name=name)
+    runs.launch_background(run_dir, cwd=ROOT)
+    st.session_state["selected_run"] = run_dir.name
+    return run_dir
+
+
+def demo_run_offer(key: str) -> None:
+    """What a page shows instead of being empty when it needs a run and there is none."""
+    st.info("There are no finished training runs yet. A demo run trains a small categorizer on the sample catalog "
+            "(semantic label smoothing, about a minute on two CPU cores).")
+    if st.button("Start a demo run on the sample catalog", type="primary", key=key):
+        run_dir = launch(sample_config(), name="demo")
+        st.success(f"Demo run {run_dir.name} started. Follow it on the Training page; this page fills in when it is done.")
+
+
+def finished_runs() -> list[Path]:
+    return [p for p in runs.RunStore(RUNS_DIR).runs() if runs.status(p).get("state") == "done"]

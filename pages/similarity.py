@@ -1,0 +1,100 @@
+"""Similarity page: how the encoder sees the categories, next to how the taxonomy arranges them."""
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core.similarity import label_map, suspicious_pairs, tree_agreement
+from pages.shared import (
+    class_distances,
+    class_embeddings,
+    class_set,
+    current_taxonomy,
+    encoder,
+    encoder_banner,
+    encoder_controls,
+    guard,
+    neighbours,
+    taxonomy_key,
+)
+
+HEATMAP_MAX = 150
+
+
+@st.cache_data(show_spinner="Laying out the label map…", max_entries=8)
+def cached_map(key: str, kind: str, template: str, method: str, _emb: np.ndarray) -> np.ndarray:
+    return label_map(_emb, method)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_agreement(key: str, kind: str, template: str, _emb, _tax, _classes) -> tuple[dict, pd.DataFrame]:
+    return tree_agreement(_emb, _tax, _classes), suspicious_pairs(_emb, _tax, _classes, k=5, limit=30)
+
+
+def heatmap_rows(tax, classes, emb, key, kind, template) -> list[int]:
+    """Which classes the heatmap shows: all when few, else a branch or a category's neighbourhood."""
+    if len(classes) <= HEATMAP_MAX:
+        return list(range(len(classes)))
+    st.caption(f"{len(classes):,} categories are too many for one heatmap: choose a branch or a category's neighbourhood.")
+    mode = st.radio("Show", ["A branch", "A category's neighbourhood"], horizontal=True, key="hm_mode")
+    paths = [tax.path_str(int(c)) for c in classes]
+    if mode == "A branch":
+        branches = sorted({" > ".join(p.split(" > ")[:2]) for p in paths})
+        branch = st.selectbox("Branch", branches, key="hm_branch")
+        rows = [i for i, p in enumerate(paths) if p == branch or p.startswith(branch + " > ")]
+        return rows[:HEATMAP_MAX]
+    centre = st.selectbox("Category", range(len(classes)), format_func=paths.__getitem__, key="hm_centre")
+    idx, _ = neighbours(key, kind, template, emb, min(40, len(classes) - 1))
+    return sorted([centre, *idx[centre].tolist()])
+
+
+def page() -> None:
+    st.title("Similarity")
+    kind, template = encoder_controls("sim")
+    encoder_banner(encoder(kind))
+    tax, name = current_taxonomy()
+    key = taxonomy_key()
+    classes = class_set(tax)
+    if len(classes) < 3:
+        st.warning("This taxonomy has fewer than 3 leaf categories; there is nothing to compare.")
+        return
+    emb = class_embeddings(key, tax, kind, template)
+    paths = [tax.path_str(int(c)) for c in classes]
+    tops = [tax.path(int(c))[0] for c in classes]
+
+    st.subheader("Cosine similarity, ordered by the taxonomy")
+    rows = heatmap_rows(tax, classes, emb, key, kind, template)
+    sub = emb[rows] @ emb[rows].T
+    labels = [paths[i] for i in rows]
+    fig = px.imshow(sub, x=labels, y=labels, color_continuous_scale="Viridis", zmin=float(sub.min()), zmax=1.0, aspect="auto")
+    fig.update_xaxes(showticklabels=len(rows) <= 60)
+    fig.update_yaxes(showticklabels=len(rows) <= 60)
+    fig.update_layout(height=650, margin=dict(t=10, l=10, r=10, b=10))
+    st.plotly_chart(fig, key="heatmap")
+
+    st.subheader("Nearest neighbours of a category")
+    chosen = st.selectbox("Category", range(len(classes)), format_func=paths.__getitem__, key="nn_category")
+    k = min(10, len(classes) - 1)
+    idx, val = neighbours(key, kind, template, emb, k)
+    dist = class_distances(key, tax)
+    st.dataframe(pd.DataFrame({"neighbour": [paths[j] for j in idx[chosen]], "similarity": val[chosen].round(3),
+                               "tree distance": dist[chosen, idx[chosen]]}), hide_index=True)
+
+    st.subheader("Label map")
+    method = st.segmented_control("Layout", ["UMAP", "PCA"], default="UMAP", key="map_method") or "UMAP"
+    xy = cached_map(key, kind, template, method.lower(), emb)
+    map_frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "branch": tops, "path": paths})
+    fig = px.scatter(map_frame, x="x", y="y", color="branch", hover_name="path", hover_data={"x": False, "y": False})
+    fig.update_layout(height=560, margin=dict(t=10, l=10, r=10, b=10))
+    st.plotly_chart(fig, key="umap")
+
+    st.subheader("Agreement with the tree")
+    agreement, pairs = cached_agreement(key, kind, template, emb, tax, classes)
+    st.metric("Spearman correlation of similarity with closeness in the tree", f"{agreement['spearman']:.3f}",
+              help=f"over {agreement['pairs']:,} {'sampled ' if agreement['sampled'] else ''}category pairs; 1 would mean the encoder orders pairs exactly as the tree does")
+    st.caption("Suspicious pairs: close in meaning, far apart in the tree. Candidates for mis-filed or ambiguously named categories.")
+    st.dataframe(pairs, hide_index=True)
+
+
+guard(page)

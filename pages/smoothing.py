@@ -1,0 +1,105 @@
+"""Smoothing page: tune the soft targets and watch a category's target distribution change."""
+
+import io
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core.targets import build_targets, effective_neighbors, effective_neighbors_curve, targets_frame
+from pages.shared import (
+    class_distances,
+    class_embeddings,
+    class_set,
+    current_taxonomy,
+    encoder,
+    encoder_banner,
+    encoder_controls,
+    guard,
+    neighbours,
+    taxonomy_key,
+)
+
+KINDS = {"semantic": "Semantic (similarity-weighted neighbours)", "knn-uniform": "Top-k uniform",
+         "uniform": "Uniform (classic label smoothing)", "tree": "Tree soft labels"}
+TEMPERATURES = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
+SHOWN = 20
+
+
+@st.cache_resource(show_spinner="Building targets…", max_entries=16)
+def cached_targets(key, enc, template, kind, alpha, temperature, k, beta, _emb, _dist):
+    return build_targets(kind, embeddings=_emb, distance=_dist if kind == "tree" else None, alpha=alpha,
+                         temperature=temperature, k=k, beta=beta, n_classes=len(_emb))
+
+
+def bar(targets, chosen: int, paths: list[str], title: str, key: str):
+    idx, val = targets.sparse_row(chosen)
+    frame = pd.DataFrame({"category": [paths[i] for i in idx[:SHOWN]], "target": val[:SHOWN]})
+    frame["role"] = np.where(frame.category == paths[chosen], "true class", "neighbour")
+    fig = px.bar(frame, x="target", y="category", color="role", orientation="h", title=title,
+                 color_discrete_map={"true class": "#1f77b4", "neighbour": "#ff7f0e"})
+    fig.update_layout(yaxis={"categoryorder": "total ascending"}, height=120 + 24 * len(frame), margin=dict(l=10, r=10, t=40, b=10))
+    if targets.kind in ("uniform", "tree"):
+        fig.add_annotation(text=f"every other class: {float(targets.rows([chosen])[0].min()):.2e}", xref="paper", yref="paper",
+                           x=1, y=0, showarrow=False)
+    st.plotly_chart(fig, key=key)
+
+
+def page() -> None:
+    st.title("Smoothing")
+    enc, template = encoder_controls("smooth")
+    encoder_banner(encoder(enc))
+    tax, _ = current_taxonomy()
+    key = taxonomy_key()
+    classes = class_set(tax)
+    if len(classes) < 3:
+        st.warning("This taxonomy has fewer than 3 leaf categories; smoothing needs more.")
+        return
+    emb = class_embeddings(key, tax, enc, template)
+    paths = [tax.path_str(int(c)) for c in classes]
+    saved = st.session_state.get("smoothing", {})
+
+    c = st.columns([2, 1, 1, 1, 1])
+    kind = c[0].selectbox("Kind", list(KINDS), format_func=KINDS.get, index=list(KINDS).index(saved.get("targets", "semantic")))
+    alpha = c[1].slider("Smoothing mass α", 0.0, 1.0, float(saved.get("alpha", 0.1)), 0.01, disabled=kind == "tree")
+    temperature = c[2].select_slider("Temperature T", TEMPERATURES, value=saved.get("temperature", 0.1), disabled=kind != "semantic")
+    k_max = min(100, len(classes) - 1)
+    k = c[3].slider("Neighbours k", 1, k_max, min(int(saved.get("k", 20)), k_max), disabled=kind not in ("semantic", "knn-uniform"))
+    beta = c[4].slider("Tree β", 0.0, 50.0, float(saved.get("beta", 10.0)), 0.5, disabled=kind != "tree")
+    st.session_state["smoothing"] = {"targets": kind, "alpha": alpha, "temperature": temperature, "k": k, "beta": beta}
+
+    chosen = st.selectbox("Category", range(len(classes)), format_func=paths.__getitem__, key="smooth_category")
+    dist = class_distances(key, tax)
+    targets = cached_targets(key, enc, template, kind, alpha, temperature, k, beta, emb, dist)
+    bar(targets, chosen, paths, f"Target distribution when the true class is {tax.names[int(classes[chosen])]}", "target_bar")
+    st.caption(f"Effective number of neighbours sharing the mass: {effective_neighbors(targets, chosen):.2f}")
+
+    cols = st.columns(2)
+    nb_idx, nb_sim = neighbours(key, enc, template, emb, k)
+    curve = effective_neighbors_curve(nb_sim[chosen], TEMPERATURES)
+    fig = px.line(pd.DataFrame({"temperature": TEMPERATURES, "effective neighbours": curve}), x="temperature",
+                  y="effective neighbours", log_x=True, markers=True, title=f"Effective neighbours (exp entropy) vs temperature, k = {k}")
+    fig.add_vline(x=temperature, line_dash="dot")
+    cols[0].plotly_chart(fig, key="eff_curve")
+    with cols[1]:
+        st.markdown("**Semantic and tree targets side by side**")
+        side = st.columns(2)
+        semantic = cached_targets(key, enc, template, "semantic", alpha, temperature, k, beta, emb, None)
+        tree = cached_targets(key, enc, template, "tree", alpha, temperature, k, beta, emb, dist)
+        with side[0]:
+            bar(semantic, chosen, paths, "semantic", "side_semantic")
+        with side[1]:
+            bar(tree, chosen, paths, f"tree, β = {beta}", "side_tree")
+
+    st.subheader("Export these targets")
+    fmt = st.radio("Format", ["CSV", "Parquet"], horizontal=True)
+    if st.button("Prepare the export"):
+        frame = targets_frame(targets, paths, min_weight=1e-6, max_per_row=50)
+        buffer = io.BytesIO()
+        frame.to_csv(buffer, index=False) if fmt == "CSV" else frame.to_parquet(buffer, index=False)
+        st.download_button(f"Download {len(frame):,} rows ({fmt})", buffer.getvalue(), file_name=f"targets-{kind}.{fmt.lower()}",
+                           mime="text/csv" if fmt == "CSV" else "application/octet-stream")
+
+
+guard(page)

@@ -1,0 +1,136 @@
+"""Training page: launch runs in the background, follow them live, cancel them, compare them."""
+
+import hashlib
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core import runs
+from core.data import read_table
+from core.experiment import AUX_CODES, ExperimentConfig
+from core.targets import KINDS
+from pages.shared import RUNS_DIR, SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, demo_run_offer, guard, launch
+
+UPLOADS = RUNS_DIR / "uploads"
+
+
+def data_source() -> tuple[str, pd.DataFrame, str | None]:
+    """(path the run will read, a preview frame, taxonomy path or None)."""
+    choice = st.radio("Products", ["Sample catalog", "Upload a product table"], horizontal=True)
+    if choice == "Sample catalog":
+        return str(SAMPLE_PRODUCTS), read_table(SAMPLE_PRODUCTS, nrows=200), str(SAMPLE_TAXONOMY)
+    upload = st.file_uploader("Product table (.csv, .tsv, .parquet, .jsonl)", type=["csv", "tsv", "parquet", "jsonl"])
+    if upload is None:
+        st.stop()
+    data = upload.getvalue()
+    UPLOADS.mkdir(parents=True, exist_ok=True)
+    path = UPLOADS / f"{hashlib.sha1(data).hexdigest()[:12]}-{upload.name}"
+    if not path.exists():
+        path.write_bytes(data)
+    return str(path), read_table(path, nrows=200), None
+
+
+def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None) -> ExperimentConfig | None:
+    cols = list(preview.columns)
+    smooth = st.session_state.get("smoothing", {})
+    guess = lambda names, fallback=0: next((cols.index(n) for n in names if n in cols), fallback)  # noqa: E731
+    with st.form("launch"):
+        st.markdown("**Columns**")
+        c = st.columns(3)
+        label = c[0].multiselect("Label column(s), top level first", cols, default=[cols[guess(["category_path", "category", "label", "path"])]])
+        text = c[1].multiselect("Text column(s)", cols, default=[cols[guess(["title", "name", "product_name", "text"], 0)]])
+        id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + guess(["id", "sku", "uniq_id"]) if any(n in cols for n in ("id", "sku", "uniq_id")) else 0)
+        st.markdown("**Label representation** (defaults from the Smoothing page)")
+        c = st.columns(5)
+        kind = c[0].selectbox("Targets", KINDS, index=list(KINDS).index(smooth.get("targets", "semantic")))
+        alpha = c[1].number_input("α", 0.0, 1.0, float(smooth.get("alpha", 0.1)), 0.05)
+        temperature = c[2].number_input("T", 0.001, 100.0, float(smooth.get("temperature", 0.1)))
+        k = c[3].number_input("k", 1, 500, int(smooth.get("k", 20)))
+        beta = c[4].number_input("β (tree)", 0.0, 100.0, float(smooth.get("beta", 10.0)))
+        c = st.columns(4)
+        epochs = c[0].number_input("Epochs", 1, 200, 8)
+        curriculum = c[1].number_input("Curriculum epochs (0 = off)", 0, 200, 0)
+        aux = c[2].selectbox("Auxiliary codes", AUX_CODES)
+        seed = c[3].number_input("Seed", 0, 10_000, 0)
+        submitted = st.form_submit_button("Launch training run", type="primary")
+    if not submitted:
+        return None
+    if not label or not text:
+        st.error("Choose at least one label column and one text column.")
+        return None
+    return ExperimentConfig(data=data_path, label_columns=label, text_columns=text, id_column=None if id_col == "(none)" else id_col,
+                            taxonomy=taxonomy, targets=kind, alpha=alpha, temperature=temperature, k=int(k), beta=beta,
+                            epochs=int(epochs), curriculum_epochs=int(curriculum), aux_codes=aux, seed=int(seed),
+                            encoder=st.session_state.get("encoder_kind", "auto"), template=st.session_state.get("template", "name"))
+
+
+@st.fragment(run_every=2)
+def live_runs() -> None:
+    """Refreshes itself every 2 s: progress, per-epoch curves and a cancel button per active run."""
+    store = runs.RunStore(RUNS_DIR)
+    active = [p for p in store.runs() if runs.status(p).get("state") in ("queued", "running")]
+    if not active:
+        st.caption("No run in progress.")
+    for run_dir in active:
+        config = runs.read_json(run_dir / "config.json", {})
+        hist = runs.history(run_dir)
+        done = len(hist)
+        total = int(config.get("epochs", 1))
+        c = st.columns([4, 1])
+        state = runs.status(run_dir).get("state")
+        c[0].progress(min(done / total, 1.0), text=f"{run_dir.name}: {state}, epoch {done}/{total}"
+                      + ("" if done else " (embedding products and categories first)"))
+        if c[1].button("Cancel", key=f"cancel-{run_dir.name}"):
+            runs.request_cancel(run_dir)
+            st.toast(f"Cancelling {run_dir.name} after the current step")
+        if done:
+            curves = hist.melt(id_vars="epoch", value_vars=["train_loss", "val_top1", "val_semsim5"])
+            st.plotly_chart(px.line(curves, x="epoch", y="value", color="variable", markers=True, height=260),
+                            key=f"live-{run_dir.name}-{done}")
+
+
+def runs_table_and_compare() -> None:
+    table = runs.RunStore(RUNS_DIR).table()
+    if table.empty:
+        demo_run_offer("demo-training")
+        return
+    st.dataframe(table, hide_index=True)
+    failed = table[table.status == "failed"]
+    for row in failed.itertuples():
+        st.error(f"{row.run_id} failed: {row.error}")
+    done = table[table.status == "done"]
+    if done.empty:
+        return
+    st.subheader("Compare runs")
+    chosen = st.multiselect("Runs", done.run_id.tolist(), default=done.run_id.tolist()[:4])
+    if chosen:
+        st.dataframe(runs.compare([RUNS_DIR / r for r in chosen]), key="compare")
+        sub = done[done.run_id.isin(chosen)]
+        fig = px.scatter(sub, x="mistake_severity", y="top1", color="targets", hover_name="run_id", size_max=14,
+                         title="Accuracy against mistake severity (up and to the left is better)")
+        fig.update_traces(marker=dict(size=14))
+        st.plotly_chart(fig, key="acc_vs_sev")
+        for run_id in chosen[:4]:
+            hist = runs.history(RUNS_DIR / run_id)
+            if not hist.empty:
+                st.plotly_chart(px.line(hist, x="epoch", y=["val_top1", "val_semsim5"], title=run_id, height=240, markers=True),
+                                key=f"hist-{run_id}")
+
+
+def page() -> None:
+    st.title("Training")
+    st.caption(f"Runs are stored in `{RUNS_DIR}` and run in the background: leave this page and come back any time.")
+    with st.expander("New training run", expanded=not runs.RunStore(RUNS_DIR).runs()):
+        data_path, preview, taxonomy = data_source()
+        config = settings_form(data_path, preview, taxonomy)
+        if config is not None:
+            run_dir = launch(config)
+            st.success(f"Run {run_dir.name} started.")
+    st.subheader("In progress")
+    live_runs()
+    st.subheader("All runs")
+    runs_table_and_compare()
+
+
+guard(page)

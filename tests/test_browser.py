@@ -1,0 +1,73 @@
+"""Real-browser smoke test: the app served by `streamlit run`, each page opened in headless Chromium.
+Screenshots land in $TAXOLENS_SCREENSHOTS (default: a temporary folder); README's come from here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# page url -> text that appears once the page has rendered to its end
+PAGES = {"taxonomy": "Search a category", "similarity": "Agreement with the tree", "smoothing": "Export these targets",
+         "training": "All runs", "errors": "Start a demo run on the sample catalog"}
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium not installed (apt-get install chromium)")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    env = os.environ | {"TAXOLENS_RUNS": str(tmp_path_factory.mktemp("runs")), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.headless", "true", "--server.address", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_every_page_renders_in_chromium(server):
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(os.environ.get("TAXOLENS_SCREENSHOTS", ROOT / ".pytest_cache" / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                                     "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for path, last_text in PAGES.items():
+            page.goto(f"{server}/{path}")  # a deep link on a fresh server, as a bookmark would be
+            page.get_by_text(last_text).first.wait_for(timeout=240_000)
+            page.wait_for_timeout(2000)  # let the plots paint
+            assert page.locator('[data-testid="stException"]').count() == 0, f"{path} shows an exception"
+            nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+            assert "Similarity" in nav and "shared" not in nav, f"{path}: app.py's navigation is missing: {nav!r}"
+            page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
+            assert (shots / f"{path}.png").stat().st_size > 10_000
+        browser.close()
