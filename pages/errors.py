@@ -10,7 +10,7 @@ import streamlit as st
 from core import runs
 from core.data import csv_safe
 from core.metrics import rollup_from_predictions
-from pages.shared import RUNS_DIR, demo_run_offer, finished_runs, guard
+from pages.shared import demo_run_offer, finished_runs, guard, runs_dir
 
 ROWS_SHOWN = 100
 
@@ -48,7 +48,7 @@ def page() -> None:
     names = [p.name for p in done]
     default = names.index(st.session_state["selected_run"]) if st.session_state.get("selected_run") in names else 0
     run_id = st.selectbox("Run", names, index=default)
-    run_dir = RUNS_DIR / run_id
+    run_dir = runs_dir() / run_id
     metrics = runs.read_json(run_dir / "metrics.json", {})
     pred_path = run_dir / "predictions.parquet"
     frame = predictions(str(pred_path), pred_path.stat().st_mtime)

@@ -34,11 +34,15 @@ _leave_legacy_multipage_mode()
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_TAXONOMY = ROOT / "sample_data" / "taxonomy.txt"
 SAMPLE_PRODUCTS = ROOT / "sample_data" / "products.csv"
-RUNS_DIR = Path(os.environ.get("TAXOLENS_RUNS", ROOT / "runs"))
 USER_ERRORS = (TaxonomyError, DataError, ValueError, FileNotFoundError, EncoderUnavailable, OSError, KeyError)
 ENCODERS = {"auto": "Auto (CLIP if its weights are on disk, else MiniLM)", "minilm": "MiniLM (bundled, offline)",
             "clip": "CLIP (needs local weights)"}
 TEMPLATE_LABELS = {"name": "{name}", "path": "{path}", "photo": "a photo of {name}, a kind of {parent}"}
+
+
+def runs_dir() -> Path:
+    """The run store folder: $TAXOLENS_RUNS, or runs/ in the repository."""
+    return Path(os.environ.get("TAXOLENS_RUNS", ROOT / "runs"))
 
 
 def guard(render: Callable[[], None]) -> None:
@@ -99,14 +103,31 @@ def class_distances(tax_key: str, _tax: Taxonomy) -> np.ndarray:
     return _tax.distance_matrix(class_set(_tax))
 
 
-def encoder_controls(key: str) -> tuple[str, str]:
+def persistent(key: str, default: object) -> str:
+    """A widget key whose value survives reruns and page changes. Passing a changing `value=` would
+    give the widget a new identity on the next run and silently drop the user's last change."""
+    saved = st.session_state.setdefault("_persist", {})
+    if key not in st.session_state:
+        st.session_state[key] = saved.get(key, default)
+    return key
+
+
+def remember(*keys: str) -> None:
+    """Copy widget values out of widget state, which Streamlit clears when a page is left."""
+    st.session_state.setdefault("_persist", {}).update({k: st.session_state[k] for k in keys})
+
+
+def remembered(key: str, default: object) -> object:
+    return st.session_state.get("_persist", {}).get(key, default)
+
+
+def encoder_controls() -> tuple[str, str]:
     """Encoder and prompt template pickers shared by the pages that embed category names."""
     cols = st.columns(2)
-    kind = cols[0].selectbox("Text encoder", list(ENCODERS), format_func=ENCODERS.get, key=f"{key}_encoder",
-                             index=list(ENCODERS).index(st.session_state.get("encoder_kind", "auto")))
-    template = cols[1].selectbox("Prompt template", list(TEMPLATES), format_func=TEMPLATE_LABELS.get, key=f"{key}_template",
-                                 index=list(TEMPLATES).index(st.session_state.get("template", "name")))
-    st.session_state["encoder_kind"], st.session_state["template"] = kind, template
+    kind = cols[0].selectbox("Text encoder", list(ENCODERS), format_func=ENCODERS.get, key=persistent("encoder_kind", "auto"))
+    template = cols[1].selectbox("Prompt template", list(TEMPLATES), format_func=TEMPLATE_LABELS.get,
+                                 key=persistent("template", "name"))
+    remember("encoder_kind", "template")
     return kind, template
 
 
@@ -128,7 +149,7 @@ def sample_config(**overrides: object) -> ExperimentConfig:
 def launch(config: ExperimentConfig, name: str | None = None) -> Path:
     """Create a queued run and start it in a background process; the page can be left meanwhile."""
     config.validate()
-    run_dir = runs.RunStore(RUNS_DIR).create(config.to_dict(), name=name)
+    run_dir = runs.RunStore(runs_dir()).create(config.to_dict(), name=name)
     runs.launch_background(run_dir, cwd=ROOT)
     st.session_state["selected_run"] = run_dir.name
     return run_dir
@@ -144,4 +165,4 @@ def demo_run_offer(key: str) -> None:
 
 
 def finished_runs() -> list[Path]:
-    return [p for p in runs.RunStore(RUNS_DIR).runs() if runs.status(p).get("state") == "done"]
+    return [p for p in runs.RunStore(runs_dir()).runs() if runs.status(p).get("state") == "done"]

@@ -51,7 +51,7 @@ def heatmap_rows(tax, classes, emb, key, kind, template) -> list[int]:
 
 def page() -> None:
     st.title("Similarity")
-    kind, template = encoder_controls("sim")
+    kind, template = encoder_controls()
     encoder_banner(encoder(kind))
     tax, name = current_taxonomy()
     key = taxonomy_key()

@@ -18,6 +18,8 @@ from pages.shared import (
     encoder_controls,
     guard,
     neighbours,
+    persistent,
+    remember,
     taxonomy_key,
 )
 
@@ -48,7 +50,7 @@ def bar(targets, chosen: int, paths: list[str], title: str, key: str):
 
 def page() -> None:
     st.title("Smoothing")
-    enc, template = encoder_controls("smooth")
+    enc, template = encoder_controls()
     encoder_banner(encoder(enc))
     tax, _ = current_taxonomy()
     key = taxonomy_key()
@@ -58,16 +60,14 @@ def page() -> None:
         return
     emb = class_embeddings(key, tax, enc, template)
     paths = [tax.path_str(int(c)) for c in classes]
-    saved = st.session_state.get("smoothing", {})
-
     c = st.columns([2, 1, 1, 1, 1])
-    kind = c[0].selectbox("Kind", list(KINDS), format_func=KINDS.get, index=list(KINDS).index(saved.get("targets", "semantic")))
-    alpha = c[1].slider("Smoothing mass α", 0.0, 1.0, float(saved.get("alpha", 0.1)), 0.01, disabled=kind == "tree")
-    temperature = c[2].select_slider("Temperature T", TEMPERATURES, value=saved.get("temperature", 0.1), disabled=kind != "semantic")
     k_max = min(100, len(classes) - 1)
-    k = c[3].slider("Neighbours k", 1, k_max, min(int(saved.get("k", 20)), k_max), disabled=kind not in ("semantic", "knn-uniform"))
-    beta = c[4].slider("Tree β", 0.0, 50.0, float(saved.get("beta", 10.0)), 0.5, disabled=kind != "tree")
-    st.session_state["smoothing"] = {"targets": kind, "alpha": alpha, "temperature": temperature, "k": k, "beta": beta}
+    kind = c[0].selectbox("Kind", list(KINDS), format_func=KINDS.get, key=persistent("targets", "semantic"))
+    alpha = c[1].slider("Smoothing mass α", 0.0, 1.0, step=0.01, key=persistent("alpha", 0.1), disabled=kind == "tree")
+    temperature = c[2].select_slider("Temperature T", TEMPERATURES, key=persistent("temperature", 0.1), disabled=kind != "semantic")
+    k = c[3].slider("Neighbours k", 1, k_max, key=persistent("k", min(20, k_max)), disabled=kind not in ("semantic", "knn-uniform"))
+    beta = c[4].slider("Tree β", 0.0, 50.0, step=0.5, key=persistent("beta", 10.0), disabled=kind != "tree")
+    remember("targets", "alpha", "temperature", "k", "beta")
 
     chosen = st.selectbox("Category", range(len(classes)), format_func=paths.__getitem__, key="smooth_category")
     dist = class_distances(key, tax)

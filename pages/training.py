@@ -10,9 +10,7 @@ from core import runs
 from core.data import read_table
 from core.experiment import AUX_CODES, ExperimentConfig
 from core.targets import KINDS
-from pages.shared import RUNS_DIR, SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, demo_run_offer, guard, launch
-
-UPLOADS = RUNS_DIR / "uploads"
+from pages.shared import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, demo_run_offer, guard, launch, remembered, runs_dir
 
 
 def data_source() -> tuple[str, pd.DataFrame, str | None]:
@@ -24,8 +22,9 @@ def data_source() -> tuple[str, pd.DataFrame, str | None]:
     if upload is None:
         st.stop()
     data = upload.getvalue()
-    UPLOADS.mkdir(parents=True, exist_ok=True)
-    path = UPLOADS / f"{hashlib.sha1(data).hexdigest()[:12]}-{upload.name}"
+    uploads = runs_dir() / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    path = uploads / f"{hashlib.sha1(data).hexdigest()[:12]}-{upload.name}"
     if not path.exists():
         path.write_bytes(data)
     return str(path), read_table(path, nrows=200), None
@@ -33,7 +32,6 @@ def data_source() -> tuple[str, pd.DataFrame, str | None]:
 
 def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None) -> ExperimentConfig | None:
     cols = list(preview.columns)
-    smooth = st.session_state.get("smoothing", {})
     guess = lambda names, fallback=0: next((cols.index(n) for n in names if n in cols), fallback)  # noqa: E731
     with st.form("launch"):
         st.markdown("**Columns**")
@@ -43,11 +41,11 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None) -
         id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + guess(["id", "sku", "uniq_id"]) if any(n in cols for n in ("id", "sku", "uniq_id")) else 0)
         st.markdown("**Label representation** (defaults from the Smoothing page)")
         c = st.columns(5)
-        kind = c[0].selectbox("Targets", KINDS, index=list(KINDS).index(smooth.get("targets", "semantic")))
-        alpha = c[1].number_input("α", 0.0, 1.0, float(smooth.get("alpha", 0.1)), 0.05)
-        temperature = c[2].number_input("T", 0.001, 100.0, float(smooth.get("temperature", 0.1)))
-        k = c[3].number_input("k", 1, 500, int(smooth.get("k", 20)))
-        beta = c[4].number_input("β (tree)", 0.0, 100.0, float(smooth.get("beta", 10.0)))
+        kind = c[0].selectbox("Targets", KINDS, index=list(KINDS).index(remembered("targets", "semantic")))
+        alpha = c[1].number_input("α", 0.0, 1.0, float(remembered("alpha", 0.1)), 0.05)
+        temperature = c[2].number_input("T", 0.001, 100.0, float(remembered("temperature", 0.1)))
+        k = c[3].number_input("k", 1, 500, int(remembered("k", 20)))
+        beta = c[4].number_input("β (tree)", 0.0, 100.0, float(remembered("beta", 10.0)))
         c = st.columns(4)
         epochs = c[0].number_input("Epochs", 1, 200, 8)
         curriculum = c[1].number_input("Curriculum epochs (0 = off)", 0, 200, 0)
@@ -62,13 +60,13 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None) -
     return ExperimentConfig(data=data_path, label_columns=label, text_columns=text, id_column=None if id_col == "(none)" else id_col,
                             taxonomy=taxonomy, targets=kind, alpha=alpha, temperature=temperature, k=int(k), beta=beta,
                             epochs=int(epochs), curriculum_epochs=int(curriculum), aux_codes=aux, seed=int(seed),
-                            encoder=st.session_state.get("encoder_kind", "auto"), template=st.session_state.get("template", "name"))
+                            encoder=remembered("encoder_kind", "auto"), template=remembered("template", "name"))
 
 
 @st.fragment(run_every=2)
 def live_runs() -> None:
     """Refreshes itself every 2 s: progress, per-epoch curves and a cancel button per active run."""
-    store = runs.RunStore(RUNS_DIR)
+    store = runs.RunStore(runs_dir())
     active = [p for p in store.runs() if runs.status(p).get("state") in ("queued", "running")]
     if not active:
         st.caption("No run in progress.")
@@ -91,7 +89,7 @@ def live_runs() -> None:
 
 
 def runs_table_and_compare() -> None:
-    table = runs.RunStore(RUNS_DIR).table()
+    table = runs.RunStore(runs_dir()).table()
     if table.empty:
         demo_run_offer("demo-training")
         return
@@ -105,14 +103,14 @@ def runs_table_and_compare() -> None:
     st.subheader("Compare runs")
     chosen = st.multiselect("Runs", done.run_id.tolist(), default=done.run_id.tolist()[:4])
     if chosen:
-        st.dataframe(runs.compare([RUNS_DIR / r for r in chosen]), key="compare")
+        st.dataframe(runs.compare([runs_dir() / r for r in chosen]), key="compare")
         sub = done[done.run_id.isin(chosen)]
         fig = px.scatter(sub, x="mistake_severity", y="top1", color="targets", hover_name="run_id", size_max=14,
                          title="Accuracy against mistake severity (up and to the left is better)")
         fig.update_traces(marker=dict(size=14))
         st.plotly_chart(fig, key="acc_vs_sev")
         for run_id in chosen[:4]:
-            hist = runs.history(RUNS_DIR / run_id)
+            hist = runs.history(runs_dir() / run_id)
             if not hist.empty:
                 st.plotly_chart(px.line(hist, x="epoch", y=["val_top1", "val_semsim5"], title=run_id, height=240, markers=True),
                                 key=f"hist-{run_id}")
@@ -120,8 +118,8 @@ def runs_table_and_compare() -> None:
 
 def page() -> None:
     st.title("Training")
-    st.caption(f"Runs are stored in `{RUNS_DIR}` and run in the background: leave this page and come back any time.")
-    with st.expander("New training run", expanded=not runs.RunStore(RUNS_DIR).runs()):
+    st.caption(f"Runs are stored in `{runs_dir()}` and run in the background: leave this page and come back any time.")
+    with st.expander("New training run", expanded=not runs.RunStore(runs_dir()).runs()):
         data_path, preview, taxonomy = data_source()
         config = settings_form(data_path, preview, taxonomy)
         if config is not None:

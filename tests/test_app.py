@@ -1,0 +1,104 @@
+"""Each page through streamlit.testing.v1.AppTest, with real interactions on the sample catalog."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from tests.conftest import ROOT
+
+TIMEOUT = 300
+
+
+@pytest.fixture(autouse=True)
+def run_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_taxonomy_page_sample_then_upload():
+    at = page("taxonomy")
+    assert metric(at, "Leaf categories") == "104" and metric(at, "Depth") == "4"
+    at.radio[0].set_value("Upload a file").run()
+    at.file_uploader[0].upload("shop.txt", b"Shoes > Boots\nShoes > Sandals\nBags > Totes\n", "text/plain").run()
+    assert not at.exception and not at.error
+    assert metric(at, "Leaf categories") == "3" and metric(at, "Top-level branches") == "2"
+    assert any("created" in w.value for w in at.warning)  # "Shoes" and "Bags" have no line of their own
+    at.text_input[0].set_value("boot").run()
+    assert at.dataframe[-1].value["path"].tolist() == ["Shoes > Boots"]
+
+
+def test_bad_upload_shows_error_and_keeps_the_previous_taxonomy():
+    at = page("taxonomy")
+    at.radio[0].set_value("Upload a file").run()
+    at.file_uploader[0].upload("good.txt", b"A > B\nA > C\n", "text/plain").run()
+    assert metric(at, "Leaf categories") == "2"
+    at.file_uploader[0].upload("cycle.csv", b"id,parent_id,name\n1,2,A\n2,1,B\n", "text/csv").run()
+    assert not at.exception
+    assert any("cycle" in e.value for e in at.error)
+    assert metric(at, "Leaf categories") == "2"  # the good taxonomy is still active
+
+
+def test_similarity_page_neighbours_follow_the_chosen_category():
+    at = page("similarity")
+    assert any("Active encoder" in i.value for i in at.info)
+    at.selectbox(key="nn_category").select("Footwear > Boots > Rain Boots").run()
+    table = at.dataframe[0].value
+    assert "Footwear > Boots > Snow Boots" in table["neighbour"].head(5).tolist()
+    assert at.metric[0].label.startswith("Spearman")
+
+
+def test_smoothing_temperature_slider_changes_the_target():
+    at = page("smoothing")
+    at.selectbox(key="smooth_category").select("Footwear > Boots > Rain Boots").run()
+
+    def effective():
+        return float(next(c.value for c in at.caption if "Effective number" in c.value).split(":")[-1])
+
+    at.select_slider[0].set_value(0.01).run()
+    cold = effective()
+    at.select_slider[0].set_value(10.0).run()
+    hot = effective()
+    assert not at.exception
+    assert cold < 2 and hot > 15  # T -> 0: one neighbour; T large: close to k = 20
+    assert at.session_state["_persist"]["temperature"] == 10.0  # what the Training page starts from
+
+
+def test_training_launch_short_run_then_errors_page(run_store):
+    at = page("training")
+    next(n for n in at.number_input if n.label == "Epochs").set_value(2)
+    next(m for m in at.multiselect if m.label == "Text column(s)").set_value(["title"])
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception and any("started" in s.value for s in at.success)
+    (run_dir,) = runs.RunStore(run_store).runs()
+    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 2
+    assert runs.wait_for(run_dir, timeout=600)["state"] == "done", runs.status(run_dir)
+    at.run()
+    assert "done" in at.dataframe[0].value["status"].tolist()
+
+    errors = page("errors")
+    assert any("mistakes of" in s.value for s in errors.subheader)
+    plain = errors.metric[1].value
+    errors.toggle[0].set_value(True).run()
+    assert not errors.exception and errors.metric[1].value != "" and plain != ""
+    assert errors.get("download_button")
+
+
+def test_errors_page_offers_a_demo_run_when_there_are_none():
+    at = page("errors")
+    assert any("no finished training runs" in i.value for i in at.info)
+    assert at.button[0].label == "Start a demo run on the sample catalog"
