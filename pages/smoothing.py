@@ -39,7 +39,7 @@ def bar(targets, chosen: int, paths: list[str], title: str, key: str):
     idx, val = targets.sparse_row(chosen)
     frame = pd.DataFrame({"category": [paths[i] for i in idx[:SHOWN]], "target": val[:SHOWN]})
     frame["role"] = np.where(frame.category == paths[chosen], "true class", "neighbour")
-    fig = px.bar(frame, x="target", y="category", color="role", orientation="h", title=title,
+    fig = px.bar(frame, x="target", y="category", color="role", orientation="h", title=title, log_x=True,
                  color_discrete_map={"true class": "#1f77b4", "neighbour": "#ff7f0e"})
     fig.update_layout(yaxis={"categoryorder": "total ascending"}, height=120 + 24 * len(frame), margin=dict(l=10, r=10, t=40, b=10))
     if targets.kind in ("uniform", "tree"):

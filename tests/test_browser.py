@@ -4,6 +4,7 @@ Screenshots land in $TAXOLENS_SCREENSHOTS (default: a temporary folder); README'
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from tests.conftest import ROOT
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # page url -> text that appears once the page has rendered to its end
 PAGES = {"taxonomy": "Search a category", "similarity": "Agreement with the tree", "smoothing": "Export these targets",
-         "training": "All runs", "errors": "Start a demo run on the sample catalog"}
+         "training": "All runs", "errors": re.compile("Start a demo run on the sample catalog|Where the errors are")}
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium not installed (apt-get install chromium)")]
 
 
@@ -32,7 +33,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     port = free_port()
-    env = os.environ | {"TAXOLENS_RUNS": str(tmp_path_factory.mktemp("runs")), "HF_HUB_OFFLINE": "1"}
+    # an existing run store (e.g. for README screenshots) may be given; by default the app starts empty
+    runs_dir = os.environ.get("TAXOLENS_BROWSER_RUNS") or str(tmp_path_factory.mktemp("runs"))
+    env = os.environ | {"TAXOLENS_RUNS": runs_dir, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.headless", "true", "--server.address", "127.0.0.1"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
