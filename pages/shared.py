@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,33 @@ def encoder_banner(choice: EncoderChoice) -> None:
     else:
         st.info(f"Active encoder: {choice.note}  \nTo use CLIP, put an open_clip checkpoint on this machine and start the "
                 "app with `TAXOLENS_CLIP_CHECKPOINT=/path/to/open_clip_model.safetensors make run`.")
+
+
+@dataclass
+class LabelSpace:
+    """The active taxonomy's classes with their embeddings, as the analysis pages use them."""
+
+    tax: Taxonomy
+    key: str
+    encoder: str
+    template: str
+    classes: np.ndarray
+    emb: np.ndarray
+    paths: list[str]
+
+
+def label_space(too_few: str) -> LabelSpace | None:
+    """Encoder pickers, the active-encoder banner, and the embedded leaf classes (None if under 3)."""
+    kind, template = encoder_controls()
+    encoder_banner(encoder(kind))
+    tax, _ = current_taxonomy()
+    key = taxonomy_key()
+    classes = class_set(tax)
+    if len(classes) < 3:
+        st.warning(f"This taxonomy has fewer than 3 leaf categories; {too_few}")
+        return None
+    emb = class_embeddings(key, tax, kind, template)
+    return LabelSpace(tax, key, kind, template, classes, emb, [tax.path_str(int(c)) for c in classes])
 
 
 def sample_config(**overrides: object) -> ExperimentConfig:

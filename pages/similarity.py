@@ -6,18 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.similarity import label_map, suspicious_pairs, tree_agreement
-from pages.shared import (
-    class_distances,
-    class_embeddings,
-    class_set,
-    current_taxonomy,
-    encoder,
-    encoder_banner,
-    encoder_controls,
-    guard,
-    neighbours,
-    taxonomy_key,
-)
+from pages.shared import class_distances, guard, label_space, neighbours
 
 HEATMAP_MAX = 150
 
@@ -51,16 +40,11 @@ def heatmap_rows(tax, classes, emb, key, kind, template) -> list[int]:
 
 def page() -> None:
     st.title("Similarity")
-    kind, template = encoder_controls()
-    encoder_banner(encoder(kind))
-    tax, name = current_taxonomy()
-    key = taxonomy_key()
-    classes = class_set(tax)
-    if len(classes) < 3:
-        st.warning("This taxonomy has fewer than 3 leaf categories; there is nothing to compare.")
+    space = label_space("there is nothing to compare.")
+    if space is None:
         return
-    emb = class_embeddings(key, tax, kind, template)
-    paths = [tax.path_str(int(c)) for c in classes]
+    tax, key, kind, template, classes, emb, paths = (space.tax, space.key, space.encoder, space.template, space.classes,
+                                                     space.emb, space.paths)
     tops = [tax.path(int(c))[0] for c in classes]
 
     st.subheader("Cosine similarity, ordered by the taxonomy")

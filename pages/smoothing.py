@@ -8,20 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.targets import build_targets, effective_neighbors, effective_neighbors_curve, targets_frame
-from pages.shared import (
-    class_distances,
-    class_embeddings,
-    class_set,
-    current_taxonomy,
-    encoder,
-    encoder_banner,
-    encoder_controls,
-    guard,
-    neighbours,
-    persistent,
-    remember,
-    taxonomy_key,
-)
+from pages.shared import class_distances, guard, label_space, neighbours, persistent, remember
 
 KINDS = {"semantic": "Semantic (similarity-weighted neighbours)", "knn-uniform": "Top-k uniform",
          "uniform": "Uniform (classic label smoothing)", "tree": "Tree soft labels"}
@@ -50,16 +37,11 @@ def bar(targets, chosen: int, paths: list[str], title: str, key: str):
 
 def page() -> None:
     st.title("Smoothing")
-    enc, template = encoder_controls()
-    encoder_banner(encoder(enc))
-    tax, _ = current_taxonomy()
-    key = taxonomy_key()
-    classes = class_set(tax)
-    if len(classes) < 3:
-        st.warning("This taxonomy has fewer than 3 leaf categories; smoothing needs more.")
+    space = label_space("smoothing needs more.")
+    if space is None:
         return
-    emb = class_embeddings(key, tax, enc, template)
-    paths = [tax.path_str(int(c)) for c in classes]
+    tax, key, enc, template, classes, emb, paths = (space.tax, space.key, space.encoder, space.template, space.classes,
+                                                    space.emb, space.paths)
     c = st.columns([2, 1, 1, 1, 1])
     k_max = min(100, len(classes) - 1)
     kind = c[0].selectbox("Kind", list(KINDS), format_func=KINDS.get, key=persistent("targets", "semantic"))
