@@ -113,9 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").is_file():
         raise CliError(f"{run_dir} is not a run folder (no config.json)")
-    progress = Progress(quiet=True)
     summary = execute_run(run_dir, on_epoch=lambda log: print(f"epoch {log.epoch + 1} done", flush=True))
-    progress.close()
     print_result(run_dir, summary, as_json=False)
     return 0
 

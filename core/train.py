@@ -7,7 +7,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -164,7 +164,3 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
         model.load_state_dict(best_state)
     model.eval()
     return result
-
-
-def config_dict(config: TrainConfig) -> dict:
-    return asdict(config)
