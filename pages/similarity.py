@@ -9,6 +9,7 @@ from core.similarity import label_map, suspicious_pairs, tree_agreement
 from pages.shared import class_distances, guard, label_space, neighbours
 
 HEATMAP_MAX = 150
+UMAP_DEFAULT_MAX = 1000  # above this the map opens with PCA (instant); UMAP is one click away
 
 
 @st.cache_data(show_spinner="Laying out the label map…", max_entries=8)
@@ -66,7 +67,10 @@ def page() -> None:
                                "tree distance": dist[chosen, idx[chosen]]}), hide_index=True)
 
     st.subheader("Label map")
-    method = st.segmented_control("Layout", ["UMAP", "PCA"], default="UMAP", key="map_method") or "UMAP"
+    large = len(classes) > UMAP_DEFAULT_MAX
+    method = st.segmented_control("Layout", ["UMAP", "PCA"], default="PCA" if large else "UMAP", key="map_method") or "PCA"
+    if method == "UMAP":
+        st.caption("UMAP compiles its kernels on first use in a server process (up to a minute on two cores); later maps are quick.")
     xy = cached_map(key, kind, template, method.lower(), emb)
     map_frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "branch": tops, "path": paths})
     fig = px.scatter(map_frame, x="x", y="y", color="branch", hover_name="path", hover_data={"x": False, "y": False})
