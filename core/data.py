@@ -177,6 +177,7 @@ def prepare_dataset(frame: pd.DataFrame, *, label_columns: Sequence[str], text_c
     report.drop("duplicate id", ids[dup & keep].tolist())
     keep &= ~dup
     label_strings = [" > ".join(p) for p in paths]
+    _require_rows(keep, report)
     if taxonomy is None:
         taxonomy = taxonomy_from_labels([s for s, k in zip(label_strings, keep, strict=True) if k], sep=" > ")
         report.notes.append(f"taxonomy derived from the labels: {len(taxonomy)} nodes")
@@ -184,8 +185,7 @@ def prepare_dataset(frame: pd.DataFrame, *, label_columns: Sequence[str], text_c
     unknown = keep & np.array([n is None for n in nodes])
     report.drop("label not in the taxonomy", [label_strings[i] for i in np.flatnonzero(unknown)])
     keep &= ~unknown
-    if not keep.any():
-        raise DataError("no usable rows: " + "; ".join(report.lines()[1:]) if report.dropped else "no usable rows")
+    _require_rows(keep, report)
     node_ids = nodes[keep].astype(np.int64)
     classes, labels = np.unique(node_ids, return_inverse=True)
     image_paths = None
@@ -199,6 +199,11 @@ def prepare_dataset(frame: pd.DataFrame, *, label_columns: Sequence[str], text_c
             report.notes.append(f"{missing} images are missing; those items are kept with the text only")
     return Dataset(ids=ids[keep].to_numpy(), texts=texts[keep].tolist(), labels=labels.astype(np.int64), classes=classes,
                    taxonomy=taxonomy, image_paths=image_paths, report=report)
+
+
+def _require_rows(keep: np.ndarray, report: DropReport) -> None:
+    if not keep.any():
+        raise DataError("no usable rows: " + "; ".join(report.lines()[1:]))
 
 
 @dataclass

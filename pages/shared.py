@@ -15,7 +15,7 @@ import streamlit as st
 from core import runs
 from core.data import DataError
 from core.embeddings import TEMPLATES, EncoderChoice, EncoderUnavailable, label_embeddings, load_encoder
-from core.experiment import ExperimentConfig
+from core.experiment import ExperimentConfig, check_inputs
 from core.similarity import topk_neighbors
 from core.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 
@@ -175,8 +175,9 @@ def sample_config(**overrides: object) -> ExperimentConfig:
 
 
 def launch(config: ExperimentConfig, name: str | None = None) -> Path:
-    """Create a queued run and start it in a background process; the page can be left meanwhile."""
-    config.validate()
+    """Check the data, then create a queued run and start it in a background process; the page can be
+    left meanwhile. A problem with the data is raised here, before any run folder exists."""
+    check_inputs(config)
     run_dir = runs.RunStore(runs_dir()).create(config.to_dict(), name=name)
     runs.launch_background(run_dir, cwd=ROOT)
     st.session_state["selected_run"] = run_dir.name

@@ -1,6 +1,7 @@
 """Training page: launch runs in the background, follow them live, cancel them, compare them."""
 
 import hashlib
+from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
@@ -13,24 +14,35 @@ from core.targets import KINDS
 from pages.shared import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, demo_run_offer, guard, launch, remembered, runs_dir
 
 
-def data_source() -> tuple[str, pd.DataFrame, str | None]:
-    """(path the run will read, a preview frame, taxonomy path or None)."""
+def saved_upload(data: bytes, name: str) -> Path:
+    """Uploads are written into the run store so the background run process can read them."""
+    uploads = runs_dir() / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    path = uploads / f"{hashlib.sha1(data).hexdigest()[:12]}-{Path(name).name}"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def data_source() -> tuple[str, pd.DataFrame, str | None, str | None]:
+    """(path the run will read, a preview frame, taxonomy path or None, taxonomy format or None)."""
     choice = st.radio("Products", ["Sample catalog", "Upload a product table"], horizontal=True)
     if choice == "Sample catalog":
-        return str(SAMPLE_PRODUCTS), read_table(SAMPLE_PRODUCTS, nrows=200), str(SAMPLE_TAXONOMY)
+        return str(SAMPLE_PRODUCTS), read_table(SAMPLE_PRODUCTS, nrows=200), str(SAMPLE_TAXONOMY), None
     upload = st.file_uploader("Product table (.csv, .tsv, .parquet, .jsonl)", type=["csv", "tsv", "parquet", "jsonl"])
     if upload is None:
         st.stop()
-    data = upload.getvalue()
-    uploads = runs_dir() / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    path = uploads / f"{hashlib.sha1(data).hexdigest()[:12]}-{upload.name}"
-    if not path.exists():
-        path.write_bytes(data)
-    return str(path), read_table(path, nrows=200), None
+    path = saved_upload(upload.getvalue(), upload.name)
+    taxonomy, fmt = None, None
+    src = st.session_state.get("taxonomy_source")
+    if src and st.checkbox(f"Check the labels against the taxonomy from the Taxonomy page ({src['name']})", value=True):
+        taxonomy, fmt = str(saved_upload(src["bytes"], src["name"])), src["format"]
+    elif not src:
+        st.caption("The taxonomy will be derived from the label paths (upload one on the Taxonomy page to check them against it).")
+    return str(path), read_table(path, nrows=200), taxonomy, fmt
 
 
-def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None) -> ExperimentConfig | None:
+def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, taxonomy_format: str | None) -> ExperimentConfig | None:
     cols = list(preview.columns)
     guess = lambda names, fallback=0: next((cols.index(n) for n in names if n in cols), fallback)  # noqa: E731
     with st.form("launch"):
@@ -58,7 +70,7 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None) -
         st.error("Choose at least one label column and one text column.")
         return None
     return ExperimentConfig(data=data_path, label_columns=label, text_columns=text, id_column=None if id_col == "(none)" else id_col,
-                            taxonomy=taxonomy, targets=kind, alpha=alpha, temperature=temperature, k=int(k), beta=beta,
+                            taxonomy=taxonomy, taxonomy_format=taxonomy_format, targets=kind, alpha=alpha, temperature=temperature, k=int(k), beta=beta,
                             epochs=int(epochs), curriculum_epochs=int(curriculum), aux_codes=aux, seed=int(seed),
                             encoder=remembered("encoder_kind", "auto"), template=remembered("template", "name"))
 
@@ -120,8 +132,8 @@ def page() -> None:
     st.title("Training")
     st.caption(f"Runs are stored in `{runs_dir()}` and run in the background: leave this page and come back any time.")
     with st.expander("New training run", expanded=not runs.RunStore(runs_dir()).runs()):
-        data_path, preview, taxonomy = data_source()
-        config = settings_form(data_path, preview, taxonomy)
+        data_path, preview, taxonomy, taxonomy_format = data_source()
+        config = settings_form(data_path, preview, taxonomy, taxonomy_format)
         if config is not None:
             run_dir = launch(config)
             st.success(f"Run {run_dir.name} started.")

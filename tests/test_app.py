@@ -102,3 +102,13 @@ def test_errors_page_offers_a_demo_run_when_there_are_none():
     at = page("errors")
     assert any("no finished training runs" in i.value for i in at.info)
     assert at.button[0].label == "Start a demo run on the sample catalog"
+
+
+def test_uploaded_product_table_with_unusable_rows_is_refused_before_any_run(run_store):
+    at = page("training")
+    at.radio[0].set_value("Upload a product table").run()
+    at.file_uploader[0].upload("products.csv", b"id,title,category_path\n1,,Shoes > Boots\n2,,Shoes > Sandals\n", "text/csv").run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("no usable rows" in e.value and "empty text" in e.value for e in at.error)
+    assert runs.RunStore(run_store).runs() == []
