@@ -133,7 +133,7 @@ def label_map(embeddings: np.ndarray, method: str = "umap", seed: int = 0) -> np
         import umap
 
         # 200 epochs from a PCA start: the layout of 5,000 labels in ~2 s once numba has compiled
-        return umap.UMAP(n_neighbors=min(15, len(e) - 1), metric="cosine", random_state=seed, n_epochs=200,
+        return umap.UMAP(n_neighbors=min(15, len(e) - 1), metric="cosine", random_state=seed, n_jobs=1, n_epochs=200,
                          init="pca").fit_transform(e)
     from sklearn.decomposition import PCA
 
