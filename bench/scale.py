@@ -15,6 +15,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def m_encoders() -> dict:
 
     tax = load_taxonomy(GOOGLE)
     names = [tax.names[i] for i in range(len(tax))]
-    cache = WORK / "encoder-cache"
+    cache = Path(tempfile.mkdtemp(prefix="encoder-cache-"))  # empty, so the first embedding is really cold
     minilm = load_encoder("minilm").encoder
     t = time.perf_counter()
     label_embeddings(tax, range(len(tax)), minilm, "name", cache_dir=cache)
