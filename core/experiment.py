@@ -28,7 +28,7 @@ from core.data import (
     stratified_split,
 )
 from core.embeddings import EncoderChoice, label_embeddings, load_encoder
-from core.metrics import evaluate, jsonable, pairwise
+from core.metrics import evaluate, jsonable, pairwise, ranked_predictions
 from core.targets import KINDS, SoftTargets, build_targets, crm_rerank, feature_codes
 from core.train import EpochLog, TrainConfig, predict_proba, train_model
 
@@ -185,7 +185,7 @@ def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, c
     ds = prepared.dataset
     names = np.array(ds.class_names, dtype=object)
     y = ds.labels[rows]
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    order = ranked_predictions(probs, k)
     sims = np.einsum("nkd,nd->nk", prepared.label_emb[order], prepared.label_emb[y])
     frame = pd.DataFrame({"id": ds.ids[rows], "text": np.array(ds.texts, dtype=object)[rows], "true_label": names[y],
                           "true_index": y})

@@ -52,15 +52,14 @@ def hierarchical_f1(y_true: np.ndarray, y_pred: np.ndarray, ancestors: Sequence[
     return {"hier_precision": hp, "hier_recall": hr, "hier_f1": 2 * hp * hr / (hp + hr) if hp + hr else 0.0}
 
 
-def neighbor_sets(y_unique: np.ndarray, similarity: np.ndarray | None, embeddings: np.ndarray | None,
-                  neighbors: int) -> dict[int, np.ndarray]:
-    """N_n(y) for the true classes that occur, computed only for those rows."""
+def neighbor_table(y_unique: np.ndarray, similarity: np.ndarray | None, embeddings: np.ndarray | None,
+                   neighbors: int) -> np.ndarray:
+    """(len(y_unique), n) array: row r holds N_n(y_unique[r]), computed only for the classes that occur."""
     if similarity is not None:
         rows = np.asarray(similarity, dtype=np.float32)[y_unique]
     else:
         rows = embeddings[y_unique] @ embeddings.T
-    idx, _ = topk_from_rows(rows, neighbors, exclude=y_unique)
-    return {int(y): idx[n] for n, y in enumerate(y_unique)}
+    return topk_from_rows(rows, neighbors, exclude=y_unique)[0]
 
 
 def evaluate(probs: np.ndarray, y_true: Sequence[int], *, distance: Pairwise, similarity: np.ndarray | None = None,
@@ -102,9 +101,11 @@ def evaluate(probs: np.ndarray, y_true: Sequence[int], *, distance: Pairwise, si
         sims = pairwise(similarity, top, y[:, None])
     else:
         sims = np.einsum("nkd,nd->nk", embeddings[top], embeddings[y])
-    uniq = np.unique(y)
-    hood = neighbor_sets(uniq, similarity, embeddings, neighbors) if neighbors >= 1 else {}
-    hits = np.array([correct_at[i].sum() + np.isin(top[i], hood[int(y[i])]).sum() for i in range(n)]) if hood else correct_at.sum(1)
+    hits = correct_at.sum(axis=1)
+    if neighbors >= 1:  # a single class has no neighbours
+        uniq = np.unique(y)
+        hood = neighbor_table(uniq, similarity, embeddings, neighbors)[np.searchsorted(uniq, y)]
+        hits = hits + (top[:, :, None] == hood[:, None, :]).any(axis=2).sum(axis=1)
     confidence = p[np.arange(n), top[:, 0]]
     out = {
         "n": int(n),
@@ -123,14 +124,19 @@ def evaluate(probs: np.ndarray, y_true: Sequence[int], *, distance: Pairwise, si
     return out
 
 
-def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, distance: Pairwise, class_names: Sequence[str]) -> pd.DataFrame:
-    """One row per class that occurs: support, accuracy, and the mean severity of its mistakes."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    sev = pairwise(distance, y_pred, y_true)
-    frame = pd.DataFrame({"cls": y_true, "correct": y_true == y_pred, "severity": np.where(y_true != y_pred, sev, np.nan)})
+def _aggregate_per_class(cls: np.ndarray, correct: np.ndarray, severity: np.ndarray) -> pd.DataFrame:
+    """Per true class: support, accuracy, errors, and the mean severity over its mistakes only."""
+    frame = pd.DataFrame({"cls": cls, "correct": correct, "severity": np.where(correct, np.nan, severity)})
     grouped = frame.groupby("cls").agg(support=("correct", "size"), accuracy=("correct", "mean"),
                                        mean_severity=("severity", "mean")).reset_index()
     grouped["errors"] = (grouped.support * (1 - grouped.accuracy)).round().astype(int)
+    return grouped
+
+
+def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, distance: Pairwise, class_names: Sequence[str]) -> pd.DataFrame:
+    """One row per class that occurs: support, accuracy, and the mean severity of its mistakes."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    grouped = _aggregate_per_class(y_true, y_true == y_pred, pairwise(distance, y_pred, y_true))
     grouped.insert(1, "category", [class_names[i] for i in grouped.cls])
     return grouped.sort_values(["errors", "mean_severity"], ascending=False, ignore_index=True)
 
@@ -174,10 +180,7 @@ def rollup_from_predictions(predictions: pd.DataFrame, pred_column: str = "pred_
     taxonomy = taxonomy_from_labels(predictions["true_label"], sep=" > ")
     classes = np.array([taxonomy.resolve(p) for p in sorted(predictions["true_label"].unique())])
     index = {taxonomy.path_str(int(c)): n for n, c in enumerate(classes)}
-    wrong = predictions[pred_column] != predictions["true_label"]
-    frame = pd.DataFrame({"cls": predictions["true_label"].map(index), "correct": ~wrong,
-                          "severity": predictions[distance_column].where(wrong)})
-    per_class = frame.groupby("cls").agg(support=("correct", "size"), accuracy=("correct", "mean"),
-                                         mean_severity=("severity", "mean")).reset_index()
-    per_class["errors"] = (per_class.support * (1 - per_class.accuracy)).round().astype(int)
+    per_class = _aggregate_per_class(predictions["true_label"].map(index).to_numpy(),
+                                     (predictions[pred_column] == predictions["true_label"]).to_numpy(),
+                                     predictions[distance_column].to_numpy(dtype=float))
     return subtree_rollup(per_class, taxonomy, classes)
