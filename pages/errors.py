@@ -13,6 +13,8 @@ from core.metrics import rollup_from_predictions
 from pages.shared import demo_run_offer, finished_runs, guard, runs_dir
 
 ROWS_SHOWN = 100
+CARDS = [("top1", "Top-1 accuracy", False), ("mistake_severity", "Mistake severity (tree distance)", True),
+         ("hdist@5", "hdist@5", True), ("semsim@5", "semsim@5", False)]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -56,15 +58,13 @@ def page() -> None:
     crm = st.toggle("Re-rank answers by conditional risk (CRM)", help="Without retraining, answer the class with the lowest "
                     "expected tree distance under the model's probabilities.", disabled="crm_pred_1" not in frame)
     plain, rer = metrics.get("plain", {}), metrics.get("crm", {})
-    m = st.columns(4)
-    shown = rer if crm and rer else plain
-    m[0].metric("Top-1 accuracy", f"{shown.get('top1', 0):.3f}", delta=f"{shown['top1'] - plain['top1']:+.3f}" if crm and rer else None)
-    sev = shown.get("mistake_severity")
-    m[1].metric("Mistake severity (tree distance)", "n/a" if sev is None else f"{sev:.3f}",
-                delta=f"{sev - plain['mistake_severity']:+.3f}" if crm and rer and sev is not None else None, delta_color="inverse")
-    m[2].metric("hdist@5", f"{shown.get('hdist@5', 0):.3f}", delta=f"{shown['hdist@5'] - plain['hdist@5']:+.3f}" if crm and rer else None,
-                delta_color="inverse")
-    m[3].metric("semsim@5", f"{shown.get('semsim@5', 0):.3f}")
+    compared = bool(crm and rer)
+    shown = rer if compared else plain
+    for col, (key, label, lower_is_better) in zip(st.columns(len(CARDS)), CARDS, strict=True):
+        value, base = shown.get(key), plain.get(key)
+        delta = f"{value - base:+.3f}" if compared and value is not None and base is not None else None
+        col.metric(label, "n/a" if value is None else f"{value:.3f}", delta=delta,
+                   delta_color="inverse" if lower_is_better else "normal")
     st.caption(metrics.get("encoder", ""))
 
     pred_col, dist_col = ("crm_pred_1", "crm_tree_distance") if crm else ("pred_1", "tree_distance")
