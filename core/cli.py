@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from core.targets import KINDS
+from core import settings
 from core.taxonomy import FORMATS, TaxonomyError, load_taxonomy
 
 EXIT_BAD_INPUT = 2
@@ -80,18 +80,11 @@ def print_result(run_dir: object, summary: dict, as_json: bool) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.experiment import ExperimentConfig, check_inputs, execute_run
+    from core.experiment import check_inputs, execute_run
     from core.runs import RunStore
+    from core.settings import config_from_args
 
-    config = ExperimentConfig(
-        data=args.data, label_columns=args.label_column, text_columns=args.text_column, id_column=args.id_column,
-        image_column=args.image_column, image_dir=args.image_dir, image_pattern=args.image_pattern,
-        embeddings=args.embeddings, embedding_ids=args.embedding_ids, use_text=not args.no_text_features,
-        column_names=args.column_names.split(",") if args.column_names else None, max_rows=args.max_rows,
-        max_depth=args.max_depth, taxonomy=args.taxonomy, taxonomy_format=args.taxonomy_format, targets=args.targets,
-        alpha=args.alpha, temperature=args.temperature, k=args.k, beta=args.beta, curriculum_epochs=args.curriculum_epochs,
-        aux_codes=args.aux_codes, aux_weight=args.aux_weight, encoder=args.encoder, clip_checkpoint=args.clip_checkpoint,
-        template=args.template, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    config = config_from_args(args)
     dataset = check_inputs(config)
     run_dir = RunStore(args.out).create(config.to_dict())
     progress = Progress(quiet=args.quiet)
@@ -142,37 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_taxonomy)
 
     t = sub.add_parser("train", help="train a categorizer with the chosen label representation and evaluate it")
-    t.add_argument("--data", required=True, help="product table: .csv, .tsv, .parquet or .jsonl")
-    t.add_argument("--label-column", required=True, action="append", metavar="COL",
-                   help="category path (or id) column; repeat to build the path from several columns, top level first")
-    t.add_argument("--text-column", required=True, action="append", metavar="COL", help="text column; repeat for more")
-    t.add_argument("--id-column", metavar="COL", help="product id column (joins precomputed embeddings)")
-    t.add_argument("--image-column", metavar="COL", help="column holding image file names or paths")
-    t.add_argument("--image-dir", metavar="DIR", help="folder the image column is relative to")
-    t.add_argument("--image-pattern", default="{}", help="file name from the image column's value, e.g. '{}.jpg'")
-    t.add_argument("--embeddings", metavar="NPY", help="precomputed item embeddings (.npy) used as the image modality")
-    t.add_argument("--embedding-ids", metavar="CSV", help="ids for the rows of --embeddings")
-    t.add_argument("--no-text-features", action="store_true", help="train on the precomputed/image modality only")
-    t.add_argument("--column-names", metavar="A,B,C", help="column names for a header-less CSV/TSV")
-    t.add_argument("--max-rows", type=int, help="read only the first N rows")
-    t.add_argument("--max-depth", type=int, help="truncate category paths to this many levels")
-    t.add_argument("--taxonomy", metavar="FILE", help="taxonomy file; without it the taxonomy comes from the labels")
-    t.add_argument("--taxonomy-format", choices=FORMATS)
-    t.add_argument("--targets", required=True, choices=KINDS)
-    t.add_argument("--alpha", type=float, default=0.1, help="smoothing mass (default 0.1)")
-    t.add_argument("--temperature", type=float, default=0.1, help="semantic softmax temperature (default 0.1)")
-    t.add_argument("--k", type=int, default=20, help="neighbours that share the smoothing mass (default 20)")
-    t.add_argument("--beta", type=float, default=10.0, help="tree soft-label sharpness (default 10)")
-    t.add_argument("--curriculum-epochs", type=int, default=0, help="epochs over which smoothing decays to one-hot")
-    t.add_argument("--aux-codes", choices=("none", "taxonomy", "clusters"), default="none")
-    t.add_argument("--aux-weight", type=float, default=0.5)
-    t.add_argument("--encoder", choices=("auto", "clip", "minilm", "clip-random"), default="auto")
-    t.add_argument("--clip-checkpoint", metavar="PATH", help="local open_clip checkpoint file or folder")
-    t.add_argument("--template", default="name", help="category prompt: name, path, photo, or a format string")
-    t.add_argument("--epochs", type=int, default=15)
-    t.add_argument("--batch-size", type=int, default=256)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--seed", type=int, default=0)
+    settings.add_arguments(t, required=("data", "label_columns", "text_columns"))
     t.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
     t.add_argument("--json", action="store_true", help="print the run id, folder and metrics as JSON on the last line")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -187,8 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
     return parser
-
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,13 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.settings import TEMPLATES
+
 Progress = Callable[[int, int], None]  # (done, total)
 
-TEMPLATES = {
-    "name": "{name}",
-    "path": "{path}",
-    "photo": "a photo of {name}, a kind of {parent}",
-}
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
 CLIP_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors", "pytorch_model.bin")

@@ -29,80 +29,12 @@ from core.data import (
 )
 from core.embeddings import EncoderChoice, label_embeddings, load_encoder
 from core.metrics import evaluate, jsonable, pairwise, ranked_predictions
-from core.targets import KINDS, SoftTargets, build_targets, crm_rerank, feature_codes
-from core.train import EpochLog, TrainConfig, predict_proba, train_model
+from core.settings import ExperimentConfig
+from core.targets import SoftTargets, build_targets, crm_rerank, feature_codes
+from core.train import EpochLog, predict_proba, train_model
 
 Event = Callable[[str, int, int], None]  # (stage, done, total)
 DENSE_DISTANCE_LIMIT = 12_000  # classes; beyond this distances are computed per pair, not stored C x C
-AUX_CODES = ("none", "taxonomy", "clusters")
-
-
-@dataclass
-class ExperimentConfig:
-    data: str
-    label_columns: list[str]
-    text_columns: list[str]
-    id_column: str | None = None
-    image_column: str | None = None
-    image_dir: str | None = None
-    image_pattern: str = "{}"
-    embeddings: str | None = None
-    embedding_ids: str | None = None
-    use_text: bool = True
-    column_names: list[str] | None = None
-    max_rows: int | None = None
-    max_depth: int | None = None
-    taxonomy: str | None = None
-    taxonomy_format: str | None = None
-    targets: str = "semantic"
-    alpha: float = 0.1
-    temperature: float = 0.1
-    k: int = 20
-    beta: float = 10.0
-    curriculum_epochs: int = 0
-    aux_codes: str = "none"
-    aux_weight: float = 0.5
-    encoder: str = "auto"
-    clip_checkpoint: str | None = None
-    template: str = "name"
-    epochs: int = 15
-    batch_size: int = 256
-    lr: float = 2e-3
-    hidden: int = 512
-    patience: int = 4
-    seed: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.2
-
-    def validate(self) -> None:
-        if self.targets not in KINDS:
-            raise ValueError(f"targets must be one of {', '.join(KINDS)}; got {self.targets!r}")
-        if self.aux_codes not in AUX_CODES:
-            raise ValueError(f"aux_codes must be one of {', '.join(AUX_CODES)}; got {self.aux_codes!r}")
-        if not 0 <= self.alpha <= 1:
-            raise ValueError(f"alpha must be in [0, 1]; got {self.alpha}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0; got {self.temperature}")
-        if self.k < 1:
-            raise ValueError(f"k must be at least 1; got {self.k}")
-        if (self.embeddings is None) != (self.embedding_ids is None):
-            raise ValueError("--embeddings and --embedding-ids go together")
-        if not self.label_columns or not self.text_columns:
-            raise ValueError("at least one label column and one text column are needed")
-        self.train_config().validate()
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, hidden=self.hidden,
-                           patience=self.patience, curriculum_epochs=self.curriculum_epochs,
-                           aux_weight=self.aux_weight if self.aux_codes != "none" else 0.0, seed=self.seed)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ExperimentConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.settings import TARGET_KINDS
 from core.similarity import check_finite, topk_neighbors
 
-KINDS = ("onehot", "uniform", "knn-uniform", "semantic", "tree")
+KINDS = tuple(TARGET_KINDS)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import runs
+from core import runs, settings
 from core.data import DataError
-from core.embeddings import TEMPLATES, EncoderChoice, EncoderUnavailable, label_embeddings, load_encoder
-from core.experiment import ExperimentConfig, check_inputs
+from core.embeddings import EncoderChoice, EncoderUnavailable, label_embeddings, load_encoder
+from core.experiment import check_inputs
+from core.settings import ExperimentConfig
 from core.similarity import topk_neighbors
 from core.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 
@@ -36,9 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_TAXONOMY = ROOT / "sample_data" / "taxonomy.txt"
 SAMPLE_PRODUCTS = ROOT / "sample_data" / "products.csv"
 USER_ERRORS = (TaxonomyError, DataError, ValueError, FileNotFoundError, EncoderUnavailable, OSError, KeyError)
-ENCODERS = {"auto": "Auto (CLIP if its weights are on disk, else MiniLM)", "minilm": "MiniLM (bundled, offline)",
-            "clip": "CLIP (needs local weights)"}
-TEMPLATE_LABELS = {"name": "{name}", "path": "{path}", "photo": "a photo of {name}, a kind of {parent}"}
+APP_ENCODERS = ("auto", "minilm", "clip")  # clip-random is for tests and timing, not offered to people
 
 
 def runs_dir() -> Path:
@@ -122,12 +121,37 @@ def remembered(key: str, default: object) -> object:
     return st.session_state.get("_persist", {}).get(key, default)
 
 
+def setting_widget(name: str, where: object = st, *, key: str | None = None, value: object = None,
+                   slider: bool = False, options: list | None = None, hi: float | None = None, disabled: bool = False) -> object:
+    """A widget for a declared setting (core/settings.py): its label, help, choices and bounds come from
+    the declaration. With `key`, the value lives in session state (see `persistent`); else `value` or
+    the declared default is the starting value. `hi` narrows the upper bound (e.g. k below C)."""
+    s = settings.get(name)
+    start = value if value is not None else s.default
+    state = {"key": key} if key else {}
+    common = {"help": s.help, "disabled": disabled} | state
+    if s.choices:
+        opts = options or list(s.choices)
+        index = {} if key else {"index": opts.index(start) if start in opts else 0}
+        return where.selectbox(s.label, opts, format_func=lambda v: s.choices.get(v, str(v)), **index, **common)
+    is_int = s.type is int
+    step = s.step or (1 if is_int else 0.01)
+    lo = s.lo if s.lo is not None else (0 if is_int else 0.0)
+    lo = lo + step if s.lo_open else lo
+    top = min(v for v in (s.hi, hi) if v is not None) if (s.hi is not None or hi is not None) else None
+    cast = int if is_int else float
+    bounds = {"min_value": cast(lo)} | ({"max_value": cast(top)} if top is not None else {}) | {"step": cast(step)}
+    initial = {} if key else {"value": cast(min(max(start, lo), top) if top is not None else max(start, lo))}
+    if slider and top is not None:
+        return where.slider(s.label, **bounds, **initial, **common)
+    return where.number_input(s.label, **bounds, **initial, **common)
+
+
 def encoder_controls() -> tuple[str, str]:
     """Encoder and prompt template pickers shared by the pages that embed category names."""
     cols = st.columns(2)
-    kind = cols[0].selectbox("Text encoder", list(ENCODERS), format_func=ENCODERS.get, key=persistent("encoder_kind", "auto"))
-    template = cols[1].selectbox("Prompt template", list(TEMPLATES), format_func=TEMPLATE_LABELS.get,
-                                 key=persistent("template", "name"))
+    kind = setting_widget("encoder", cols[0], key=persistent("encoder_kind", "auto"), options=list(APP_ENCODERS))
+    template = setting_widget("template", cols[1], key=persistent("template", "name"))
     remember("encoder_kind", "template")
     return kind, template
 
@@ -170,8 +194,8 @@ def label_space(too_few: str) -> LabelSpace | None:
 
 def sample_config(**overrides: object) -> ExperimentConfig:
     base = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title", "description"],
-                            id_column="id", taxonomy=str(SAMPLE_TAXONOMY), targets="semantic", epochs=8)
-    return ExperimentConfig.from_dict(base.to_dict() | overrides)
+                            id_column="id", taxonomy=str(SAMPLE_TAXONOMY), epochs=8)
+    return base.replace(**overrides)
 
 
 def launch(config: ExperimentConfig, name: str | None = None) -> Path:

@@ -7,11 +7,12 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core import settings
+from core.settings import TARGET_KINDS
 from core.targets import build_targets, effective_neighbors, effective_neighbors_curve, targets_frame
-from pages.shared import class_distances, guard, label_space, neighbours, persistent, remember
+from pages.shared import class_distances, guard, label_space, neighbours, persistent, remember, setting_widget
 
-KINDS = {"semantic": "Semantic (similarity-weighted neighbours)", "knn-uniform": "Top-k uniform",
-         "uniform": "Uniform (classic label smoothing)", "tree": "Tree soft labels"}
+SHOWN_KINDS = [k for k in TARGET_KINDS if k != "onehot"]  # one-hot has no distribution worth drawing
 TEMPERATURES = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
 SHOWN = 20
 
@@ -44,11 +45,13 @@ def page() -> None:
                                                     space.emb, space.paths)
     c = st.columns([2, 1, 1, 1, 1])
     k_max = min(100, len(classes) - 1)
-    kind = c[0].selectbox("Kind", list(KINDS), format_func=KINDS.get, key=persistent("targets", "semantic"))
-    alpha = c[1].slider("Smoothing mass α", 0.0, 1.0, step=0.01, key=persistent("alpha", 0.1), disabled=kind == "tree")
-    temperature = c[2].select_slider("Temperature T", TEMPERATURES, key=persistent("temperature", 0.1), disabled=kind != "semantic")
-    k = c[3].slider("Neighbours k", 1, k_max, key=persistent("k", min(20, k_max)), disabled=kind not in ("semantic", "knn-uniform"))
-    beta = c[4].slider("Tree β", 0.0, 50.0, step=0.5, key=persistent("beta", 10.0), disabled=kind != "tree")
+    kind = setting_widget("targets", c[0], key=persistent("targets", "semantic"), options=SHOWN_KINDS)
+    alpha = setting_widget("alpha", c[1], key=persistent("alpha", 0.1), slider=True, disabled=kind == "tree")
+    temperature = c[2].select_slider("Temperature T", TEMPERATURES, key=persistent("temperature", 0.1), disabled=kind != "semantic",
+                                     help=settings.get("temperature").help)
+    k = setting_widget("k", c[3], key=persistent("k", min(20, k_max)), slider=True, hi=k_max,
+                       disabled=kind not in ("semantic", "knn-uniform"))
+    beta = setting_widget("beta", c[4], key=persistent("beta", 10.0), slider=True, hi=50.0, disabled=kind != "tree")
     remember("targets", "alpha", "temperature", "k", "beta")
 
     chosen = st.selectbox("Category", range(len(classes)), format_func=paths.__getitem__, key="smooth_category")

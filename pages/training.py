@@ -7,11 +7,19 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import runs
+from core import runs, settings
 from core.data import read_table
-from core.experiment import AUX_CODES, ExperimentConfig
-from core.targets import KINDS
-from pages.shared import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, demo_run_offer, guard, launch, remembered, runs_dir
+from core.settings import ExperimentConfig
+from pages.shared import (
+    SAMPLE_PRODUCTS,
+    SAMPLE_TAXONOMY,
+    demo_run_offer,
+    guard,
+    launch,
+    remembered,
+    runs_dir,
+    setting_widget,
+)
 
 
 def saved_upload(data: bytes, name: str) -> Path:
@@ -52,17 +60,13 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
         text = c[1].multiselect("Text column(s)", cols, default=[cols[guess(["title", "name", "product_name", "text"], 0)]])
         id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + guess(["id", "sku", "uniq_id"]) if any(n in cols for n in ("id", "sku", "uniq_id")) else 0)
         st.markdown("**Label representation** (defaults from the Smoothing page)")
+        chosen = {}
         c = st.columns(5)
-        kind = c[0].selectbox("Targets", KINDS, index=list(KINDS).index(remembered("targets", "semantic")))
-        alpha = c[1].number_input("α", 0.0, 1.0, float(remembered("alpha", 0.1)), 0.05)
-        temperature = c[2].number_input("T", 0.001, 100.0, float(remembered("temperature", 0.1)))
-        k = c[3].number_input("k", 1, 500, int(remembered("k", 20)))
-        beta = c[4].number_input("β (tree)", 0.0, 100.0, float(remembered("beta", 10.0)))
+        for col, name in zip(c, ("targets", "alpha", "temperature", "k", "beta"), strict=True):
+            chosen[name] = setting_widget(name, col, value=remembered(name, settings.get(name).default))
         c = st.columns(4)
-        epochs = c[0].number_input("Epochs", 1, 200, 8)
-        curriculum = c[1].number_input("Curriculum epochs (0 = off)", 0, 200, 0)
-        aux = c[2].selectbox("Auxiliary codes", AUX_CODES)
-        seed = c[3].number_input("Seed", 0, 10_000, 0)
+        for col, name in zip(c, ("epochs", "curriculum_epochs", "aux_codes", "seed"), strict=True):
+            chosen[name] = setting_widget(name, col, value=8 if name == "epochs" else None)
         submitted = st.form_submit_button("Launch training run", type="primary")
     if not submitted:
         return None
@@ -70,9 +74,8 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
         st.error("Choose at least one label column and one text column.")
         return None
     return ExperimentConfig(data=data_path, label_columns=label, text_columns=text, id_column=None if id_col == "(none)" else id_col,
-                            taxonomy=taxonomy, taxonomy_format=taxonomy_format, targets=kind, alpha=alpha, temperature=temperature, k=int(k), beta=beta,
-                            epochs=int(epochs), curriculum_epochs=int(curriculum), aux_codes=aux, seed=int(seed),
-                            encoder=remembered("encoder_kind", "auto"), template=remembered("template", "name"))
+                            taxonomy=taxonomy, taxonomy_format=taxonomy_format, encoder=remembered("encoder_kind", "auto"),
+                            template=remembered("template", "name"), **chosen)
 
 
 @st.fragment(run_every=2)

@@ -89,7 +89,8 @@ def test_rows_are_distributions(c, d, seed, alpha, temperature, data):
     for kind in ("uniform", "knn-uniform", "semantic"):
         dense = np.asarray(build_targets(kind, embeddings=e, alpha=alpha, temperature=temperature, k=k))
         assert (dense >= 0).all() and np.allclose(dense.sum(1), 1, atol=1e-5)
-        assert (dense.argmax(1) == np.arange(c)).all() or alpha > 0.5 or kind == "uniform"
+        if alpha <= 0.5 or kind == "uniform":  # the true class keeps the largest mass (a neighbour may tie at 0.5)
+            assert (np.diagonal(dense) >= dense.max(1) - 1e-6).all()
     dist = np.random.default_rng(seed).integers(1, 5, size=(c, c))
     dist = np.triu(dist, 1) + np.triu(dist, 1).T
     tree = np.asarray(build_targets("tree", distance=dist, beta=data.draw(st.floats(0, 50))))

@@ -1,0 +1,91 @@
+"""Ray, the engine for sweeps (Ray Tune) and batch embedding and scoring (Ray Data).
+
+Without an address a local Ray is started inside the process, sized to the machine, with the
+dashboard off, listening on loopback only and sending no usage statistics. With an address
+(`--ray-address` or RAY_ADDRESS) the same work runs on an existing cluster; an address that does not
+answer fails within seconds, naming it, instead of hanging."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+CONNECT_TIMEOUT_S = 5.0
+
+
+class ClusterError(RuntimeError):
+    """Ray could not be started or reached; the message names the address and what to check."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where the work ran: 'ray-local' (in-process) or 'ray-cluster', and the address used."""
+
+    kind: str
+    address: str
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    addr = address.removeprefix("ray://")
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host or "127.0.0.1", int(port)
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast (seconds, not Ray's minutes of retries) when nothing listens at `address`."""
+    hp = _host_port(address)
+    if hp is None:
+        raise ClusterError(f"Ray address {address!r} is not of the form HOST:PORT (e.g. 127.0.0.1:6379)")
+    try:
+        with socket.create_connection(hp, timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ClusterError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+                           f"`ray start --head --node-ip-address=127.0.0.1 --port={hp[1]}` or check the address") from None
+
+
+def resolve_address(address: str | None) -> str | None:
+    """The cluster address to use: the argument, else RAY_ADDRESS, else None (a local Ray)."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    return None if address in (None, "", "local") else address
+
+
+def init(address: str | None = None, num_cpus: int | None = None) -> Engine:
+    """Connect to `address`, or start (once per process) a local, loopback-only Ray."""
+    import ray
+
+    address = resolve_address(address)
+    if ray.is_initialized():
+        ctx = ray.get_runtime_context()
+        return Engine("ray-cluster" if address else "ray-local", address or ctx.gcs_address)
+    if address:
+        check_reachable(address)
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        except Exception as exc:  # Ray raises several types for a refused or mismatched cluster
+            raise ClusterError(f"could not join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
+        return Engine("ray-cluster", address)
+    os.environ.update(LOCAL_ENV)
+    ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR", configure_logging=True, _node_ip_address="127.0.0.1")
+    return Engine("ray-local", ray.get_runtime_context().gcs_address)
+
+
+@contextmanager
+def session(address: str | None = None, num_cpus: int | None = None) -> Iterator[Engine]:
+    """A Ray connection for one command; a Ray this call started is shut down afterwards."""
+    import ray
+
+    started = not ray.is_initialized()
+    engine = init(address, num_cpus)
+    try:
+        yield engine
+    finally:
+        if started:
+            ray.shutdown()
