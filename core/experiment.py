@@ -92,14 +92,14 @@ def make_targets(config: ExperimentConfig, prepared: Prepared) -> tuple[SoftTarg
     c = len(prepared.dataset.classes)
     notes = []
     k = config.k
-    if config.targets in ("knn-uniform", "semantic") and k >= c:
+    if config.targets in ("knn-uniform", "semantic", "hybrid") and k >= c:
         k = c - 1
         notes.append(f"k lowered from {config.k} to {k}: there are only {c} classes")
     distance = prepared.distance if isinstance(prepared.distance, np.ndarray) else None
-    if config.targets == "tree" and distance is None:
-        raise ValueError(f"tree targets need a dense distance matrix; {c} classes is above {DENSE_DISTANCE_LIMIT}")
+    if config.targets in ("tree", "hybrid") and distance is None:
+        raise ValueError(f"{config.targets} targets need a dense distance matrix; {c} classes is above {DENSE_DISTANCE_LIMIT}")
     targets = build_targets(config.targets, embeddings=prepared.label_emb, distance=distance, alpha=config.alpha,
-                            temperature=config.temperature, k=k, beta=config.beta, n_classes=c)
+                            temperature=config.temperature, k=k, beta=config.beta, mix=config.mix, n_classes=c)
     return targets, notes
 
 
