@@ -165,13 +165,15 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     ancestors = ds.taxonomy.ancestor_sets(ds.classes)
     common = {"distance": prepared.distance, "embeddings": prepared.label_emb, "ancestors": ancestors}
     plain = evaluate(probs, y[s.test], **common)
+    # validation metrics: what sweeps score trials on, so model selection never sees the test split
+    val = evaluate(predict_proba(result.model, f.matrix, f.mask, s.val), y[s.val], **common) if len(s.val) else {}
     crm_order = None
     crm: dict = {}
     if isinstance(prepared.distance, np.ndarray):
         crm_order = crm_rerank(probs, prepared.distance)
         crm = evaluate(probs, y[s.test], ranking=crm_order, **common)
     summary = {
-        "plain": jsonable(plain), "crm": jsonable(crm), "encoder": prepared.encoder_note,
+        "plain": jsonable(plain), "crm": jsonable(crm), "val": jsonable(val), "encoder": prepared.encoder_note,
         "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)),
         "n_train": int(len(s.train)), "n_val": int(len(s.val)), "n_test": int(len(s.test)),
         "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
@@ -188,13 +190,14 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
 
 
 def execute_run(run_dir: Path, on_epoch: Callable[[EpochLog], None] | None = None, on_event: Event | None = None,
-                dataset: Dataset | None = None) -> dict:
-    """Run a queued run folder to completion; any failure is recorded as 'failed' with its message."""
+                dataset: Dataset | None = None, prepared: Prepared | None = None) -> dict:
+    """Run a queued run folder to completion; any failure is recorded as 'failed' with its message.
+    `prepared` skips the data preparation (a sweep prepares once and shares it with every trial)."""
     run_dir = Path(run_dir)
     config = ExperimentConfig.from_dict(runs.read_json(run_dir / "config.json", {}))
     runs.set_status(run_dir, "running")
     try:
-        prepared = prepare(config, on_event, dataset)
+        prepared = prepared or prepare(config, on_event, dataset)
         runs.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
         return train_and_evaluate(config, prepared, run_dir, on_epoch, on_event)
     except (DataError, ValueError, FileNotFoundError, OSError) as exc:

@@ -10,7 +10,16 @@ import streamlit as st
 from core import settings
 from core.settings import TARGET_KINDS
 from core.targets import build_targets, effective_neighbors, effective_neighbors_curve, targets_frame
-from pages.shared import class_distances, guard, label_space, neighbours, persistent, remember, setting_widget
+from pages.shared import (
+    class_distances,
+    guard,
+    label_space,
+    neighbours,
+    persistent,
+    remember,
+    remembered,
+    setting_widget,
+)
 
 SHOWN_KINDS = [k for k in TARGET_KINDS if k != "onehot"]  # one-hot has no distribution worth drawing
 TEMPERATURES = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
@@ -47,7 +56,8 @@ def page() -> None:
     k_max = min(100, len(classes) - 1)
     kind = setting_widget("targets", c[0], key=persistent("targets", "semantic"), options=SHOWN_KINDS)
     alpha = setting_widget("alpha", c[1], key=persistent("alpha", 0.1), slider=True, disabled=kind == "tree")
-    temperature = c[2].select_slider("Temperature T", TEMPERATURES, key=persistent("temperature", 0.1), disabled=kind not in ("semantic", "hybrid"),
+    temperatures = sorted(set(TEMPERATURES) | {float(st.session_state.get("temperature", remembered("temperature", 0.1)))})
+    temperature = c[2].select_slider("Temperature T", temperatures, key=persistent("temperature", 0.1), disabled=kind not in ("semantic", "hybrid"),
                                      help=settings.get("temperature").help)
     k = setting_widget("k", c[3], key=persistent("k", min(20, k_max)), slider=True, hi=k_max,
                        disabled=kind not in ("semantic", "knn-uniform", "hybrid"))
