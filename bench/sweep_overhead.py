@@ -6,15 +6,17 @@ sweep throughput (trials per hour) on the sample catalog. Writes bench/results/s
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from core import sweep
-from core.experiment import prepare, train_and_evaluate
-from core.settings import ExperimentConfig
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core import sweep  # noqa: E402
+from core.experiment import prepare, train_and_evaluate  # noqa: E402
+from core.settings import ExperimentConfig  # noqa: E402
 
 
 def main() -> None:
