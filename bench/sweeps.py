@@ -1,0 +1,162 @@
+"""Defaults from evidence: a sweep on each benchmark dataset, its Pareto front, the seed report, and
+the product's current label defaults re-trained beside them.
+
+For every dataset of bench/label_representations.py (fashion text, image, text+image; Flipkart):
+  1. `core.sweep.sweep`: N trials (Optuna NSGA-II) over the default space, scored on the validation
+     split, objectives top1:max, hdist@5:min;
+  2. `core.sweep.report`: the Pareto settings, one-hot and one-hot + CRM re-trained over S seeds on the
+     sweep's split and scored on the test split (mean, 95% interval), with the report's recommendation;
+  3. the current defaults of core/settings.py re-trained the same way (same split, same seeds), so a
+     change of defaults is judged against what the product ships.
+One local Ray serves the whole benchmark (started once). Writes bench/results/sweeps.json and the
+tables between the markers in BENCHMARKS.md.
+
+    .venv/bin/python bench/sweeps.py                     # 8 trials, 8 epochs, 3 seeds, four datasets
+    .venv/bin/python bench/sweeps.py --datasets fashion-text --trials 4 --epochs 3 --no-write   # a quick look
+    .venv/bin/python bench/sweeps.py --render            # tables again from bench/results/sweeps.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from label_representations import DATASETS, SHARED  # noqa: E402
+
+from core import cluster, sweep  # noqa: E402
+from core.experiment import load_dataset  # noqa: E402
+from core.settings import ExperimentConfig  # noqa: E402
+
+LABEL_SETTINGS = ("targets", "alpha", "temperature", "k", "beta", "mix", "template", "curriculum_epochs", "aux_codes")
+SHOWN = ("top1", "mistake_severity", "hdist@5", "semsim@5", "ece")
+START, END = "<!-- sweeps:start -->", "<!-- sweeps:end -->"
+
+
+def current_defaults() -> dict:
+    """The label settings a new run gets today (core/settings.py)."""
+    config = ExperimentConfig()
+    return {name: getattr(config, name) for name in LABEL_SETTINGS}
+
+
+def defaults_arm(base: ExperimentConfig, store: Path, sweep_id: str, seeds: int) -> dict:
+    """The current defaults over the report's seeds, on the sweep's split: {metric: interval}."""
+    from ray import tune
+
+    chosen = current_defaults()
+    arms = [{"name": "defaults", "settings": chosen, "seed": base.seed + j} for j in range(seeds)]
+    shared = sweep.share(base, [chosen["template"]])
+    results = sweep.run_trials({"arm": tune.grid_search(arms)}, search="grid", num_samples=1, objectives=[], base=base,
+                               shared=shared, store=store, tag={"id": sweep_id, "phase": "bench-defaults"},
+                               folder=sweep.sweeps_root(store) / sweep_id)
+    return {"name": "current defaults", "settings": chosen, "runs": [r["run_id"] for r in results],
+            "test": {m: sweep.interval([(r.get("test") or {}).get(m) for r in results]) for m in sweep.REPORT_METRICS}}
+
+
+def run_dataset(name: str, store: Path, trials: int, epochs: int, seeds: int) -> dict:
+    base = ExperimentConfig(**DATASETS[name], encoder="minilm", epochs=epochs)
+    dataset = load_dataset(base)
+    dims = sweep.parse_space(sweep.DEFAULT_SPACE, base)
+    objectives = sweep.parse_objectives(sweep.DEFAULT_OBJECTIVES)
+    started = time.perf_counter()
+    record = sweep.sweep(base, dims, objectives, trials=trials, store=store, dataset=dataset)
+    searched = time.perf_counter() - started
+    rep = sweep.report(store, record["sweep_id"], seeds=seeds)
+    defaults = defaults_arm(base, store, record["sweep_id"], seeds)
+    took = time.perf_counter() - started
+    print(sweep.format_report(rep), flush=True)
+    return {"dataset": name, "classes": len(dataset.classes), "items": len(dataset.labels), "epochs": epochs,
+            "sweep_id": record["sweep_id"], "objectives": record["objectives"], "trials": record["trials"],
+            "pareto": record["pareto"], "report": rep, "defaults": defaults,
+            "search_seconds": round(searched, 1), "seconds": round(took, 1)}
+
+
+def fmt(s: dict) -> str:
+    if s["mean"] is None:
+        return "n/a"
+    return f"{s['mean']:.3f}" + ("" if s["lo"] is None else f" [{s['lo']:.3f}, {s['hi']:.3f}]")
+
+
+def settings_text(s: dict) -> str:
+    """Only the settings the target kind reads (sweep.USED_BY), so a row says what was trained."""
+    kind = s.get("targets", "onehot")
+    keep = [k for k in LABEL_SETTINGS if k in s and (k not in sweep.USED_BY or kind in sweep.USED_BY[k])]
+    return ", ".join(f"{k}={s[k]:.3g}" if isinstance(s[k], float) else f"{k}={s[k]}" for k in keep)
+
+
+def markdown(results: list[dict], command: str) -> str:
+    lines = [START, f"Generated by `{command}`. Label embeddings: MiniLM (`all-MiniLM-L6-v2`).", ""]
+    for res in results:
+        rep = res["report"]
+        lines += [f"**{res['dataset']}** ({res['classes']} classes, {res['items']} items; {len(res['trials'])} trials, "
+                  f"{res['epochs']} epochs; search {res['search_seconds']:.0f} s, all {res['seconds']:.0f} s)", "",
+                  "Trials, validation split (`*` = Pareto front on top1:max, hdist@5:min):", "",
+                  "| | run | settings | val top1 | val hdist@5 | val severity |", "|---|---|---|---|---|---|"]
+        for t in sorted(res["trials"], key=lambda t: -(t["val"].get("top1") or 0)):
+            v = t["val"]
+            lines.append(f"| {'*' if t['run_id'] in res['pareto'] else ''} | {t['run_id'][-12:]} | {settings_text(t['config'])} | "
+                         f"{v['top1']:.3f} | {v['hdist@5']:.3f} | {v['mistake_severity']:.3f} |")
+        lines += ["", f"Test split, {rep['seeds']} seeds (mean [95% interval]); recommended: **{rep['recommended']['arm']}**", "",
+                  "| arm | settings | " + " | ".join(SHOWN) + " |", "|---|---|" + "---|" * len(SHOWN)]
+        for arm in [*rep["arms"], res["defaults"]]:
+            mark = " (recommended)" if arm["name"] == rep["recommended"]["arm"] else ""
+            lines.append(f"| {arm['name']}{mark} | {settings_text(arm['settings'])} | "
+                         + " | ".join(fmt(arm["test"][m]) for m in SHOWN) + " |")
+        lines.append("")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_into_benchmarks(block: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text()
+    if START in text and END in text:
+        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        text += "\n" + block + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md and bench/results alone")
+    parser.add_argument("--render", action="store_true", help="rewrite BENCHMARKS.md from bench/results/sweeps.json only")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        sys.exit(f"real data not found at {SHARED}; this benchmark needs ../shared/data")
+    out = ROOT / "bench/results/sweeps.json"
+    command = ("python bench/sweeps.py " + " ".join(sys.argv[1:])).strip()
+    if args.render:
+        saved = json.loads(out.read_text())
+        block = markdown(saved["results"], saved["command"])
+    else:
+        results = []
+        with tempfile.TemporaryDirectory(prefix="taxolens-bench-sweeps-") as store, \
+                cluster.session(None, runtime_env=cluster.worker_env()):  # one local Ray for every sweep and report
+            for name in args.datasets:
+                results.append(run_dataset(name, Path(store), args.trials, args.epochs, args.seeds))
+                if not args.no_write:  # kept after each dataset, so a late failure loses nothing
+                    out.parent.mkdir(exist_ok=True)
+                    out.write_text(json.dumps({"command": command, "results": results}, indent=1))
+        block = markdown(results, command)
+    print(block)
+    if not args.no_write:
+        write_into_benchmarks(block)
+
+
+if __name__ == "__main__":
+    main()
