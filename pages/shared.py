@@ -121,6 +121,11 @@ def remembered(key: str, default: object) -> object:
     return st.session_state.get("_persist", {}).get(key, default)
 
 
+def default(name: str) -> object:
+    """A setting's declared default (core/settings.py), the one place defaults are written."""
+    return settings.get(name).default
+
+
 def setting_widget(name: str, where: object = st, *, key: str | None = None, value: object = None,
                    slider: bool = False, options: list | None = None, hi: float | None = None, disabled: bool = False) -> object:
     """A widget for a declared setting (core/settings.py): its label, help, choices and bounds come from
@@ -151,7 +156,7 @@ def encoder_controls() -> tuple[str, str]:
     """Encoder and prompt template pickers shared by the pages that embed category names."""
     cols = st.columns(2)
     kind = setting_widget("encoder", cols[0], key=persistent("encoder_kind", "auto"), options=list(APP_ENCODERS))
-    template = setting_widget("template", cols[1], key=persistent("template", "name"))
+    template = setting_widget("template", cols[1], key=persistent("template", default("template")))
     remember("encoder_kind", "template")
     return kind, template
 

@@ -12,6 +12,7 @@ from core.settings import TARGET_KINDS
 from core.targets import build_targets, effective_neighbors, effective_neighbors_curve, targets_frame
 from pages.shared import (
     class_distances,
+    default,
     guard,
     label_space,
     neighbours,
@@ -54,15 +55,15 @@ def page() -> None:
                                                     space.emb, space.paths)
     c = st.columns([2, 1, 1, 1, 1, 1])
     k_max = min(100, len(classes) - 1)
-    kind = setting_widget("targets", c[0], key=persistent("targets", "semantic"), options=SHOWN_KINDS)
-    alpha = setting_widget("alpha", c[1], key=persistent("alpha", 0.1), slider=True, disabled=kind == "tree")
-    temperatures = sorted(set(TEMPERATURES) | {float(st.session_state.get("temperature", remembered("temperature", 0.1)))})
-    temperature = c[2].select_slider("Temperature T", temperatures, key=persistent("temperature", 0.1), disabled=kind not in ("semantic", "hybrid"),
+    kind = setting_widget("targets", c[0], key=persistent("targets", default("targets")), options=SHOWN_KINDS)
+    alpha = setting_widget("alpha", c[1], key=persistent("alpha", default("alpha")), slider=True, disabled=kind == "tree")
+    temperatures = sorted(set(TEMPERATURES) | {float(st.session_state.get("temperature", remembered("temperature", default("temperature"))))})
+    temperature = c[2].select_slider("Temperature T", temperatures, key=persistent("temperature", default("temperature")), disabled=kind not in ("semantic", "hybrid"),
                                      help=settings.get("temperature").help)
-    k = setting_widget("k", c[3], key=persistent("k", min(20, k_max)), slider=True, hi=k_max,
+    k = setting_widget("k", c[3], key=persistent("k", min(default("k"), k_max)), slider=True, hi=k_max,
                        disabled=kind not in ("semantic", "knn-uniform", "hybrid"))
-    beta = setting_widget("beta", c[4], key=persistent("beta", 10.0), slider=True, hi=50.0, disabled=kind not in ("tree", "hybrid"))
-    mix = setting_widget("mix", c[5], key=persistent("mix", settings.get("mix").default), slider=True, disabled=kind != "hybrid")
+    beta = setting_widget("beta", c[4], key=persistent("beta", default("beta")), slider=True, hi=50.0, disabled=kind not in ("tree", "hybrid"))
+    mix = setting_widget("mix", c[5], key=persistent("mix", default("mix")), slider=True, disabled=kind != "hybrid")
     remember("targets", "alpha", "temperature", "k", "beta", "mix")
 
     chosen = st.selectbox("Category", range(len(classes)), format_func=paths.__getitem__, key="smooth_category")

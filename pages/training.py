@@ -13,6 +13,7 @@ from core.settings import ExperimentConfig
 from pages.shared import (
     SAMPLE_PRODUCTS,
     SAMPLE_TAXONOMY,
+    default,
     demo_run_offer,
     guard,
     launch,
@@ -75,7 +76,7 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
         return None
     return ExperimentConfig(data=data_path, label_columns=label, text_columns=text, id_column=None if id_col == "(none)" else id_col,
                             taxonomy=taxonomy, taxonomy_format=taxonomy_format, encoder=remembered("encoder_kind", "auto"),
-                            template=remembered("template", "name"), **chosen)
+                            template=remembered("template", default("template")), **chosen)
 
 
 @st.fragment(run_every=2)
