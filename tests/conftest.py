@@ -101,5 +101,50 @@ def ray_head():
     try:
         yield {"address": f"127.0.0.1:{port}", "env": env}
     finally:
-        subprocess.run([str(ray), "stop"], env=env, capture_output=True, timeout=120)
+        stop_ray_node(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def stop_ray_node(temp_dir: str, grace_s: float = 20.0) -> None:
+    """Stop the Ray node whose files live in `temp_dir` and nothing else: `ray stop` ends every Ray
+    process of the machine, other people's sweeps and test sessions included. The node is the
+    processes naming `temp_dir` on their command line plus all their descendants (the agents rename
+    themselves `ray::...`), collected before any is signalled so none is orphaned."""
+    import signal
+    import time
+
+    def procs() -> dict[int, tuple[int, bytes]]:  # pid -> (parent pid, command line)
+        out = {}
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit():
+                    stat = (d / "stat").read_text()
+                    out[int(d.name)] = (int(stat[stat.rindex(")") + 2:].split()[1]), (d / "cmdline").read_bytes())
+            except (OSError, ValueError):
+                continue
+        return out
+
+    table = procs()
+    node = {pid for pid, (_, cmd) in table.items() if temp_dir.encode() in cmd}
+    while True:
+        more = {pid for pid, (ppid, _) in table.items() if ppid in node} - node
+        if not more:
+            break
+        node |= more
+    for sig in (signal.SIGTERM, signal.SIGKILL):  # SIGKILL only for what outlived the grace period
+        for pid in node:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while (node := {pid for pid in node if _running(pid)}) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
