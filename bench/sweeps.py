@@ -8,7 +8,7 @@ For every dataset of bench/label_representations.py (fashion text, image, text+i
      sweep's split and scored on the test split (mean, 95% interval), with the report's recommendation;
   3. the current defaults of core/settings.py re-trained the same way (same split, same seeds), so a
      change of defaults is judged against what the product ships.
-One local Ray serves the whole benchmark (started once). Writes bench/results/sweeps.json and the
+One local Ray per dataset serves its sweep, report and defaults. Writes bench/results/sweeps.json and the
 tables between the markers in BENCHMARKS.md.
 
     .venv/bin/python bench/sweeps.py                     # 8 trials, 8 epochs, 3 seeds, four datasets
@@ -104,7 +104,7 @@ def markdown(results: list[dict], command: str) -> str:
                   "| | run | settings | val top1 | val hdist@5 | val severity |", "|---|---|---|---|---|---|"]
         for t in sorted(res["trials"], key=lambda t: -(t["val"].get("top1") or 0)):
             v = t["val"]
-            lines.append(f"| {'*' if t['run_id'] in res['pareto'] else ''} | {t['run_id'][-12:]} | {settings_text(t['config'])} | "
+            lines.append(f"| {'*' if t['run_id'] in res['pareto'] else ''} | {t['run_id'].split('-', 1)[-1]} | {settings_text(t['config'])} | "
                          f"{v['top1']:.3f} | {v['hdist@5']:.3f} | {v['mistake_severity']:.3f} |")
         lines += ["", f"Test split, {rep['seeds']} seeds (mean [95% interval]); recommended: **{rep['recommended']['arm']}**", "",
                   "| arm | settings | " + " | ".join(SHOWN) + " |", "|---|---|" + "---|" * len(SHOWN)]
@@ -134,6 +134,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md and bench/results alone")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the datasets bench/results/sweeps.json already holds for the same budget")
     parser.add_argument("--render", action="store_true", help="rewrite BENCHMARKS.md from bench/results/sweeps.json only")
     args = parser.parse_args()
     if not SHARED.is_dir():
@@ -144,11 +146,18 @@ def main() -> None:
         saved = json.loads(out.read_text())
         block = markdown(saved["results"], saved["command"])
     else:
+        same = dict(trials=args.trials, epochs=args.epochs, seeds=args.seeds)
+        kept = {r["dataset"]: r for r in json.loads(out.read_text())["results"] if r.get("budget") == same} \
+            if args.resume and out.is_file() else {}
         results = []
-        with tempfile.TemporaryDirectory(prefix="taxolens-bench-sweeps-") as store, \
-                cluster.session(None, runtime_env=cluster.worker_env()):  # one local Ray for every sweep and report
+        with tempfile.TemporaryDirectory(prefix="taxolens-bench-sweeps-") as store:
             for name in args.datasets:
-                results.append(run_dataset(name, Path(store), args.trials, args.epochs, args.seeds))
+                if name not in kept:
+                    # one local Ray per dataset (its sweep, report and defaults share it): a Ray killed from
+                    # outside (e.g. another user's `ray stop`) costs one dataset, and --resume redoes only that
+                    with cluster.session(None, runtime_env=cluster.worker_env()):
+                        kept[name] = run_dataset(name, Path(store), args.trials, args.epochs, args.seeds) | {"budget": same}
+                results.append(kept[name])
                 if not args.no_write:  # kept after each dataset, so a late failure loses nothing
                     out.parent.mkdir(exist_ok=True)
                     out.write_text(json.dumps({"command": command, "results": results}, indent=1))
