@@ -1,0 +1,66 @@
+"""Catalog audit: out-of-fold probabilities for every product, so every label can be doubted.
+
+K-fold, stratified: each product is scored by the one model that never saw it (confident learning
+needs out-of-sample probabilities). Each fold's model trains on the other folds, minus a stratified
+validation slice for early stopping. The data is loaded and embedded once (`experiment.prepare`)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.data import _try_stratified
+from core.experiment import Event, Prepared, make_codes, make_targets
+from core.settings import ExperimentConfig
+from core.train import predict_proba, train_model
+
+
+@dataclass(frozen=True)
+class Fold:
+    train: np.ndarray
+    val: np.ndarray
+    score: np.ndarray  # the items this fold's model scores; never in train or val
+
+
+def fold_plan(labels: np.ndarray, folds: int, val_fraction: float, seed: int) -> list[Fold]:
+    """K stratified folds over all items; classes with fewer items than folds are spread as they can."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(labels)
+    if not 2 <= folds <= len(labels):
+        raise ValueError(f"folds must be between 2 and the number of items ({len(labels)}); got {folds}")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    plan = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "the least populated class has only n members": expected on catalogs
+        for rest, score in splitter.split(np.zeros(len(labels)), labels):
+            train, val = _try_stratified(rest, labels[rest], val_fraction, seed)
+            plan.append(Fold(np.sort(train), np.sort(val), np.sort(score)))
+    return plan
+
+
+def out_of_fold(config: ExperimentConfig, prepared: Prepared, folds: int, on_event: Event | None = None,
+                should_stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(N, C) out-of-fold probabilities and the fold of each item; None when cancelled."""
+    targets, _ = make_targets(config, prepared)
+    codes = make_codes(config, prepared)
+    f, y = prepared.features, prepared.dataset.labels
+    probs = np.zeros((len(y), len(prepared.dataset.classes)), dtype=np.float32)
+    fold_of = np.full(len(y), -1, dtype=np.int64)
+    plan = fold_plan(y, folds, config.val_fraction, config.seed)
+    for k, fold in enumerate(plan):
+        if on_event is not None:
+            on_event("audit folds", k, len(plan))
+        result = train_model(f.matrix, f.mask, f.slices, y, fold.train, fold.val, targets, config.train_config(),
+                             label_embeddings=prepared.label_emb, codes=codes, should_stop=should_stop,
+                             step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None)
+        if result.cancelled:
+            return None
+        probs[fold.score] = predict_proba(result.model, f.matrix, f.mask, fold.score)
+        fold_of[fold.score] = k
+    if on_event is not None:
+        on_event("audit folds", len(plan), len(plan))
+    return probs, fold_of
