@@ -124,6 +124,40 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Import another categorizer's predictions as a run (see core/importer.py)."""
+    import numpy as np
+
+    from core.data import read_table
+    from core.importer import ImportSpec, import_run, read_class_list
+
+    if (args.probabilities is None) != (args.classes is None):
+        raise CliError("--probabilities and --classes go together")
+    if bool(args.pred_columns) == (args.probabilities is not None):
+        raise CliError("give either --pred-columns or --probabilities with --classes")
+    frame = read_table(args.predictions)
+    matrix = None
+    if args.probabilities is not None:
+        try:
+            matrix = np.load(args.probabilities, allow_pickle=False)
+        except ValueError as exc:
+            raise CliError(f"{args.probabilities} is not a .npy array: {exc}") from None
+    spec = ImportSpec(args.true_column, args.pred_columns or [], args.score_columns or [], args.id_column,
+                      args.text_columns or [])
+    progress = Progress(quiet=args.quiet)
+    try:
+        run_dir, summary = import_run(args.out, frame, spec, source=args.predictions, taxonomy_path=args.taxonomy,
+                                      taxonomy_format=args.taxonomy_format, probabilities=matrix,
+                                      class_list=read_class_list(args.classes) if args.classes else None,
+                                      encoder=args.encoder or settings.get("encoder").default,
+                                      template=args.template or settings.get("template").default,
+                                      clip_checkpoint=args.clip_checkpoint, name=args.name, on_event=progress.event)
+    finally:
+        progress.close()
+    print_result(run_dir, summary, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Taxolens: taxonomy-aware categorization tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -144,6 +178,24 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="execute a queued run folder (used by the app)")
     r.add_argument("run_dir")
     r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("evaluate", help="import another categorizer's predictions as a run and evaluate them")
+    e.add_argument("--predictions", required=True, metavar="FILE", help="predictions file: .csv, .tsv, .parquet or .jsonl")
+    e.add_argument("--true-column", required=True, metavar="COL", help="the given category (a path or a taxonomy id)")
+    e.add_argument("--pred-columns", nargs="+", metavar="COL", help="ranked answers, best first")
+    e.add_argument("--score-columns", nargs="+", metavar="COL", help="a score in [0, 1] per answer, same order")
+    e.add_argument("--probabilities", metavar="NPY", help="(items x classes) probability matrix, rows in file order")
+    e.add_argument("--classes", metavar="FILE", help="the matrix's classes, one per line")
+    e.add_argument("--id-column", metavar="COL", help="item id column (row number without it)")
+    e.add_argument("--text-column", dest="text_columns", action="append", metavar="COL", help="item text; repeat for more")
+    e.add_argument("--name", help="a name for the run")
+    settings.add_arguments(e, ("encoder",))
+    settings.add_arguments(e, ("data",), skip=[s.name for s in settings.settings(["data"])
+                                               if s.name not in ("taxonomy", "taxonomy_format")])
+    e.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
+    e.add_argument("--json", action="store_true", help="print the run id, folder and metrics as JSON on the last line")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser("compare", help="compare finished runs side by side")
     c.add_argument("run_dirs", nargs="+")

@@ -28,10 +28,12 @@ from core.data import (
     stratified_split,
 )
 from core.embeddings import EncoderChoice, label_embeddings, load_encoder
+from core.label_issues import with_label_issues
 from core.metrics import evaluate, jsonable, pairwise, ranked_predictions
 from core.settings import ExperimentConfig
 from core.targets import SoftTargets, build_targets, crm_rerank, feature_codes
 from core.train import EpochLog, predict_proba, train_model
+from core.triage import with_triage
 
 Event = Callable[[str, int, int], None]  # (stage, done, total)
 DENSE_DISTANCE_LIMIT = 12_000  # classes; beyond this distances are computed per pair, not stored C x C
@@ -113,7 +115,8 @@ def make_codes(config: ExperimentConfig, prepared: Prepared) -> np.ndarray | Non
 
 def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, crm_order: np.ndarray | None, k: int = 5) -> pd.DataFrame:
     """What the errors page reads: per test item the truth, the top-k with probabilities, the severity
-    of the top answer and each answer's similarity to the truth."""
+    of the top answer, each answer's similarity to the truth, the mistake's triage class and whether
+    the label itself looks wrong (`probs` are out-of-sample: the test split, or out-of-fold)."""
     ds = prepared.dataset
     names = np.array(ds.class_names, dtype=object)
     y = ds.labels[rows]
@@ -134,7 +137,7 @@ def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, c
     if crm_order is not None:
         frame["crm_pred_1"] = names[crm_order[:, 0]]
         frame["crm_tree_distance"] = pairwise(prepared.distance, crm_order[:, 0], y).astype(int)
-    return frame
+    return with_label_issues(with_triage(frame, ds.taxonomy), probs, y)
 
 
 def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Path | None = None,

@@ -67,6 +67,11 @@ def issue_columns(probs: np.ndarray, labels: np.ndarray, max_quality: float = MA
                          "label_quality": label_quality(probs, labels)})
 
 
+def with_label_issues(frame: pd.DataFrame, probs: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """The predictions table with `label_issue` and `label_quality` added (probs and labels row-aligned)."""
+    return pd.concat([frame.reset_index(drop=True), issue_columns(probs, labels)], axis=1)
+
+
 def audit_priority(label_quality: np.ndarray, tree_distance: np.ndarray) -> np.ndarray:
     """Review order for an audit, highest first: how sure the model is that the label is wrong,
     times how far its answer is from the label, so a confident cross-department disagreement comes

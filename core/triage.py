@@ -63,3 +63,11 @@ def counts(frame: pd.DataFrame) -> pd.Series:
     """Mistakes per triage class, every class listed (0 when absent), in METHOD.md's order."""
     wrong = frame.loc[frame["triage"] != CORRECT, "triage"]
     return wrong.value_counts().reindex(list(CLASSES), fill_value=0)
+
+
+def with_triage(frame: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
+    """The predictions table with its `triage` column (after `correct`, where the reader looks)."""
+    out = frame.drop(columns=["triage"], errors="ignore")
+    out.insert(out.columns.get_loc("correct") + 1 if "correct" in out.columns else len(out.columns), "triage",
+               triage_column(out, taxonomy))
+    return out
