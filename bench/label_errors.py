@@ -27,20 +27,22 @@ from core.experiment import make_targets, prepare  # noqa: E402
 from core.settings import ExperimentConfig  # noqa: E402
 from core.train import predict_proba, train_model  # noqa: E402
 
-BOUNDS = (1.0, 0.2, 0.1, 0.05, 0.02)
+RULES = {  # (max_quality, max_share)
+    "cleanlab default": (1.0, 1.0),
+    "cleanlab & quality < 0.1": (0.1, 1.0),
+    "cleanlab & quality < 0.05": (0.05, 1.0),
+    "cleanlab & quality < 0.05, at most 2%": (0.05, 0.02),
+    "cleanlab & quality < 0.05, at most 3% (stated rule)": (label_issues.MAX_QUALITY, label_issues.MAX_SHARE),
+    "cleanlab & quality < 0.05, at most 5%": (0.05, 0.05),
+}
 
 
 def rows_for(ids: np.ndarray, probs: np.ndarray, labels: np.ndarray, noisy: pd.Series, what: str) -> list[dict]:
-    quality = label_issues.label_quality(probs, labels)
     out = []
-    for bound in BOUNDS:
-        flagged = label_issues.find_issues(probs, labels, max_quality=bound)
+    for rule, (max_quality, max_share) in RULES.items():
+        flagged = label_issues.find_issues(probs, labels, max_quality=max_quality, max_share=max_share)
         pr = label_issues.precision_recall(pd.Series(ids[flagged]), noisy, pd.Series(ids))
-        rule = "cleanlab default" if bound == 1.0 else f"cleanlab & quality < {bound:g}"
-        out.append({"items": what, "rule": rule + (" (stated rule)" if bound == label_issues.MAX_QUALITY else "")} | pr)
-    order = np.argsort(quality)[: int(round(0.03 * len(ids)))]
-    pr = label_issues.precision_recall(pd.Series(ids[order]), noisy, pd.Series(ids))
-    out.append({"items": what, "rule": "lowest 3% quality (ranking only)"} | pr)
+        out.append({"items": what, "rule": rule} | pr)
     return out
 
 

@@ -10,7 +10,7 @@ from core import label_issues
 
 
 def planted(seed: int = 0):
-    """120 items over 4 classes. The model is right and sure on most; 6 labels are planted wrong (the
+    """120 items over 4 classes. The model is right and sure on most; 4 labels are planted wrong (the
     model gives the given label 2%); 10 are model mistakes that cleanlab alone would also list (the
     model prefers another class, but still gives the right label 9%)."""
     rng = np.random.default_rng(seed)
@@ -18,7 +18,7 @@ def planted(seed: int = 0):
     probs = np.full((120, 4), 0.02)
     probs[np.arange(120), real] = 0.94
     given = real.copy()
-    wrong = np.array([3, 33, 63, 93, 10, 70])
+    wrong = np.array([3, 33, 63, 93])
     given[wrong] = (real[wrong] + 1 + rng.integers(0, 3, size=len(wrong))) % 4
     hesitant = np.array([5, 15, 35, 45, 65, 75, 95, 105, 110, 25])
     other = (real[hesitant] + 1) % 4
@@ -39,10 +39,23 @@ def test_planted_errors_are_flagged_and_honest_mistakes_are_not():
 
 def test_quality_bound_narrows_cleanlab():
     probs, given, wrong, hesitant = planted()
-    loose = label_issues.find_issues(probs, given, max_quality=1.0)  # cleanlab's own selection
+    loose = label_issues.find_issues(probs, given, max_quality=1.0, max_share=1.0)  # cleanlab's own selection
     assert set(np.flatnonzero(loose)) >= set(wrong)
     assert loose[hesitant].any()  # cleanlab alone also lists hesitant mistakes: the bound removes them
     assert not label_issues.find_issues(probs, given)[hesitant].any()
+
+
+def test_the_share_caps_the_list_lowest_quality_first():
+    """10 confident disagreements in 120 items: the 3% budget keeps ceil(3.6) = 4, the four the model
+    doubts most (given label at 1%) before the six it doubts a little less (2%)."""
+    probs, given, _, _ = planted()
+    extra = np.array([10, 40, 70, 100, 11, 41, 71, 101, 12, 42])
+    given[extra] = (given[extra] + 2) % 4
+    doubt_most = extra[:4]
+    probs[doubt_most, given[doubt_most]] = 0.01
+    flags = label_issues.find_issues(probs, given)
+    assert flags.sum() == 4 and set(np.flatnonzero(flags)) == set(doubt_most)
+    assert label_issues.find_issues(probs, given, max_share=1.0).sum() == 14
 
 
 def test_classes_absent_from_the_labels_are_handled():
