@@ -9,12 +9,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from core.data import _try_stratified
-from core.experiment import Event, Prepared, make_codes, make_targets
+from core import runs
+from core.data import Dataset, _try_stratified
+from core.experiment import Event, Prepared, make_codes, make_targets, predictions_frame, prepare
+from core.label_issues import audit_priority
+from core.metrics import evaluate, jsonable
 from core.settings import ExperimentConfig
+from core.targets import crm_rerank
 from core.train import predict_proba, train_model
 
 
@@ -64,3 +69,43 @@ def out_of_fold(config: ExperimentConfig, prepared: Prepared, folds: int, on_eve
     if on_event is not None:
         on_event("audit folds", len(plan), len(plan))
     return probs, fold_of
+
+
+def run_audit(config: ExperimentConfig, folds: int, run_dir: Path, on_event: Event | None = None,
+              dataset: Dataset | None = None) -> dict:
+    """Out-of-fold predictions for every product written to `run_dir` as a run the app opens: the
+    predictions table (with `fold` and `audit_priority`, highest first = review first) and metrics
+    in a trained run's shape, computed on the out-of-fold probabilities."""
+    runs.set_status(run_dir, "running")
+    try:
+        prepared = prepare(config, on_event, dataset)
+        result = out_of_fold(config, prepared, folds, on_event, should_stop=lambda: runs.cancel_requested(run_dir))
+        if result is None:
+            runs.set_status(run_dir, "cancelled")
+            return {"cancelled": True}
+        probs, fold_of = result
+        ds = prepared.dataset
+        rows = np.arange(len(ds.labels))
+        common = {"distance": prepared.distance, "embeddings": prepared.label_emb,
+                  "ancestors": ds.taxonomy.ancestor_sets(ds.classes)}
+        plain = evaluate(probs, ds.labels, **common)
+        crm_order, crm = None, {}
+        if isinstance(prepared.distance, np.ndarray):
+            crm_order = crm_rerank(probs, prepared.distance)
+            crm = evaluate(probs, ds.labels, ranking=crm_order, **common)
+        frame = predictions_frame(prepared, rows, probs, crm_order)
+        frame["fold"] = fold_of
+        frame["audit_priority"] = audit_priority(frame["label_quality"].to_numpy(),
+                                                 frame["tree_distance"].where(~frame["correct"], 0).to_numpy())
+        summary = {"plain": jsonable(plain), "crm": jsonable(crm), "encoder": prepared.encoder_note,
+                   "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)), "n_train": 0,
+                   "n_val": 0, "n_test": int(len(rows)), "folds": folds, "label_issues": int(frame["label_issue"].sum()),
+                   "modalities": [name for name, _, _ in prepared.features.slices], "notes": prepared.notes}
+        runs.write_parquet(run_dir / "predictions.parquet", frame)
+        runs.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
+        runs.write_json(run_dir / "metrics.json", summary)
+        runs.set_status(run_dir, "done")
+        return summary
+    except Exception as exc:
+        runs.set_status(run_dir, "failed", error=str(exc))
+        raise

@@ -158,6 +158,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """K-fold out-of-fold predictions for every product, label issues ranked for review."""
+    from core.audit import run_audit
+    from core.experiment import check_inputs
+    from core.runs import RunStore
+    from core.settings import config_from_args
+
+    config = config_from_args(args)
+    dataset = check_inputs(config)
+    if not 2 <= args.folds <= len(dataset.labels):
+        raise CliError(f"--folds must be between 2 and the number of products ({len(dataset.labels)}); got {args.folds}")
+    run_dir = RunStore(args.out).create(config.to_dict() | {"kind": "audit", "folds": args.folds}, name="audit")
+    progress = Progress(quiet=args.quiet)
+    print(f"audit {run_dir.name} started in {run_dir}", file=sys.stderr)
+    try:
+        summary = run_audit(config, args.folds, run_dir, on_event=progress.event, dataset=dataset)
+    finally:
+        progress.close()
+    if not summary.get("cancelled"):
+        print(f"{summary['label_issues']} likely label errors among {summary['n_test']} products "
+              "(review them on the Errors page, audit view)")
+    print_result(run_dir, summary, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Taxolens: taxonomy-aware categorization tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the run id, folder and metrics as JSON on the last line")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_evaluate)
+
+    a = sub.add_parser("audit", help="K-fold out-of-fold predictions for every product: find likely label errors")
+    settings.add_arguments(a, required=("data", "label_columns", "text_columns"))
+    a.add_argument("--folds", type=int, default=5, metavar="K", help="folds (K models; default 5)")
+    a.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
+    a.add_argument("--json", action="store_true", help="print the run id, folder and metrics as JSON on the last line")
+    a.add_argument("--quiet", action="store_true", help="no progress bars")
+    a.set_defaults(func=cmd_audit)
 
     c = sub.add_parser("compare", help="compare finished runs side by side")
     c.add_argument("run_dirs", nargs="+")
