@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from core import settings
+from core.comparison import RESAMPLES
 from core.taxonomy import FORMATS, TaxonomyError, load_taxonomy
 
 EXIT_BAD_INPUT = 2
@@ -116,12 +117,67 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from core.runs import compare
 
+    if args.baseline:
+        return compare_with_baseline(args)
     table = compare(args.run_dirs)
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 40):
         print(table.to_string())
     if args.json:
         print(table.to_json())
     return 0
+
+
+def _signed(value: object) -> str:
+    return "n/a" if value is None else f"{value:+.4f}"
+
+
+def compare_with_baseline(args: argparse.Namespace) -> int:
+    """Each run against the baseline on the same items: differences with 95% paired-bootstrap
+    intervals (METHOD.md, 'Comparing two runs') and the branches that got better or worse."""
+    from pathlib import Path
+
+    from core import predictions
+    from core.comparison import compare_runs
+
+    def table_of(run: str) -> object:
+        path = Path(run) / "predictions.parquet"
+        if not path.is_file():
+            raise CliError(f"{run} has no predictions (not a finished run)")
+        return predictions.read(path)
+
+    if args.resamples < 1000:
+        raise CliError(f"--resamples must be at least 1000 (METHOD.md); got {args.resamples}")
+    base = table_of(args.baseline)
+    report = {"baseline": Path(args.baseline).name, "resamples": args.resamples, "runs": {}}
+    for run in args.run_dirs:
+        metrics, subtrees = compare_runs(base, table_of(run), resamples=args.resamples)
+        name = Path(run).name
+        print(f"{name} against {report['baseline']} ({len(base)} items; 95% paired-bootstrap intervals, {args.resamples} resamples)")
+        for key, row in metrics.iterrows():
+            interval = "" if row["diff"] is None else f"  [{row['lo']:+.4f}, {row['hi']:+.4f}]"
+            values = " -> ".join("n/a" if v is None else f"{v:.4f}" for v in (row["baseline"], row["candidate"]))
+            print(f"  {key:<18}{values:<20}{_signed(row['diff'])}{interval}")
+        changed = subtrees[subtrees["verdict"] != "same"]
+        print(f"  branches: {(subtrees['verdict'] == 'better').sum()} better, {(subtrees['verdict'] == 'worse').sum()} worse, "
+              f"{(subtrees['verdict'] == 'same').sum()} same (error rate, then mistake severity)")
+        for _, row in pd_concat_ends(changed, args.show_branches).iterrows():
+            print(f"    {row['verdict']:<7}{row['path']:<50} error rate {row['error_rate_baseline']:.3f} -> "
+                  f"{row['error_rate_candidate']:.3f}  severity {row['mean_severity_baseline']:.2f} -> {row['mean_severity_candidate']:.2f}"
+                  f"  ({int(row['support'])} items)")
+        report["runs"][name] = {"metrics": metrics.to_dict(orient="index"),
+                                "subtrees": subtrees.to_dict(orient="records")}
+    if args.json:
+        print(json.dumps(report, default=float))
+    return 0
+
+
+def pd_concat_ends(frame: object, n: int) -> object:
+    """The n most improved and the n most worsened rows of a table sorted best first."""
+    import pandas as pd
+
+    if len(frame) <= 2 * n:
+        return frame
+    return pd.concat([frame.head(n), frame.tail(n)])
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -230,8 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no progress bars")
     a.set_defaults(func=cmd_audit)
 
-    c = sub.add_parser("compare", help="compare finished runs side by side")
+    c = sub.add_parser("compare", help="compare finished runs side by side, or against a baseline with intervals")
     c.add_argument("run_dirs", nargs="+")
+    c.add_argument("--baseline", metavar="RUN", help="compare each run to this one on the same items: differences with "
+                   "95%% paired-bootstrap intervals and per-branch changes")
+    c.add_argument("--resamples", type=int, default=RESAMPLES, help=f"bootstrap resamples (default {RESAMPLES}; at least 1000)")
+    c.add_argument("--show-branches", type=int, default=5, metavar="N", help="list the N most improved and N most worsened branches")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
     return parser

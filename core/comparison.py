@@ -14,7 +14,7 @@ import pandas as pd
 
 from core.metrics import rollup_from_predictions
 from core.predictions import ranked
-from core.taxonomy import Taxonomy
+from core.taxonomy import Taxonomy, taxonomy_from_labels
 
 BOOTSTRAP_METRICS = ("top1", "mistake_severity", "hdist@5")
 RESAMPLES = 2000
@@ -89,6 +89,23 @@ def paired_bootstrap(baseline: np.ndarray, candidate: np.ndarray, resamples: int
     lo, hi = np.percentile(d, [2.5, 97.5]) if len(d) else (np.nan, np.nan)
     return {"baseline": float(statistic(a)), "candidate": float(statistic(b)), "diff": diff,
             "lo": float(lo), "hi": float(hi)}
+
+
+def paths_taxonomy(*frames: pd.DataFrame) -> Taxonomy:
+    """The tree spanned by the full paths in predictions tables: tree distances between those paths
+    are the taxonomy's own (they depend only on depths and shared prefixes)."""
+    labels = set()
+    for frame in frames:
+        for column in ["true_label", *ranked(frame, "pred")]:
+            labels.update(frame[column].astype(str))
+    return taxonomy_from_labels(labels, sep=" > ")
+
+
+def compare_runs(baseline: pd.DataFrame, candidate: pd.DataFrame, resamples: int = RESAMPLES,
+                 seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The metric differences with intervals and the per-branch table of two predictions tables."""
+    taxonomy = paths_taxonomy(baseline, candidate)
+    return compare_metrics(baseline, candidate, taxonomy, resamples, seed), compare_subtrees(baseline, candidate)
 
 
 def compare_metrics(baseline: pd.DataFrame, candidate: pd.DataFrame, taxonomy: Taxonomy,
