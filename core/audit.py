@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from core import runs
 from core.data import Dataset, _try_stratified
@@ -109,3 +110,12 @@ def run_audit(config: ExperimentConfig, folds: int, run_dir: Path, on_event: Eve
     except Exception as exc:
         runs.set_status(run_dir, "failed", error=str(exc))
         raise
+
+
+def corrections(issues: pd.DataFrame, decisions: pd.Series) -> pd.DataFrame:
+    """The relabel decisions (a 'keep'/'relabel' Series indexed by id) as a CSV-ready table:
+    id, current label, corrected label (the model's answer), one row per product to change."""
+    chosen = decisions[decisions == "relabel"].index
+    rows = issues[issues["id"].isin(chosen)]
+    return pd.DataFrame({"id": rows["id"].to_numpy(), "current_label": rows["true_label"].to_numpy(),
+                         "corrected_label": rows["pred_1"].to_numpy()})
