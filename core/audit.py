@@ -2,7 +2,9 @@
 
 K-fold, stratified: each product is scored by the one model that never saw it (confident learning
 needs out-of-sample probabilities). Each fold's model trains on the other folds, minus a stratified
-validation slice for early stopping. The data is loaded and embedded once (`experiment.prepare`)."""
+validation slice for early stopping and its own temperature (METHOD.md, 'Calibration'), so the
+out-of-fold probabilities are calibrated like a trained run's test probabilities. The data is loaded
+and embedded once (`experiment.prepare`)."""
 
 from __future__ import annotations
 
@@ -15,13 +17,14 @@ import numpy as np
 import pandas as pd
 
 from core import runs
+from core.calibration import calibrated_probabilities, fit_temperature
 from core.data import Dataset, _try_stratified
 from core.experiment import Event, Prepared, make_codes, make_targets, predictions_frame, prepare
 from core.label_issues import audit_priority
 from core.metrics import evaluate, jsonable
 from core.settings import ExperimentConfig
 from core.targets import crm_rerank
-from core.train import predict_proba, train_model
+from core.train import predict_logits, train_model
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def fold_plan(labels: np.ndarray, folds: int, val_fraction: float, seed: int) ->
 
 def out_of_fold(config: ExperimentConfig, prepared: Prepared, folds: int, on_event: Event | None = None,
                 should_stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """(N, C) out-of-fold probabilities and the fold of each item; None when cancelled."""
+    """(N, C) calibrated out-of-fold probabilities and the fold of each item; None when cancelled."""
     targets, _ = make_targets(config, prepared)
     codes = make_codes(config, prepared)
     f, y = prepared.features, prepared.dataset.labels
@@ -65,7 +68,8 @@ def out_of_fold(config: ExperimentConfig, prepared: Prepared, folds: int, on_eve
                              step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None)
         if result.cancelled:
             return None
-        probs[fold.score] = predict_proba(result.model, f.matrix, f.mask, fold.score)
+        tau = fit_temperature(predict_logits(result.model, f.matrix, f.mask, fold.val), y[fold.val])
+        probs[fold.score] = calibrated_probabilities(predict_logits(result.model, f.matrix, f.mask, fold.score), tau)
         fold_of[fold.score] = k
     if on_event is not None:
         on_event("audit folds", len(plan), len(plan))
@@ -103,6 +107,9 @@ def run_audit(config: ExperimentConfig, folds: int, run_dir: Path, on_event: Eve
                    "n_val": 0, "n_test": int(len(rows)), "folds": folds, "label_issues": int(frame["label_issue"].sum()),
                    "modalities": [name for name, _, _ in prepared.features.slices], "notes": prepared.notes}
         runs.write_parquet(run_dir / "predictions.parquet", frame)
+        run = runs.Run(run_dir)
+        run.save_taxonomy(ds.taxonomy)
+        run.save_classes(ds.class_names, ds.classes)
         runs.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
         runs.write_json(run_dir / "metrics.json", summary)
         runs.set_status(run_dir, "done")

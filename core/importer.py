@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -256,7 +257,7 @@ def import_run(store_root: str, frame: pd.DataFrame, spec: ImportSpec, *, source
                taxonomy_format: str | None = None, probabilities: np.ndarray | None = None,
                class_list: Sequence[str] | None = None, encoder: str = "auto", template: str = "name",
                clip_checkpoint: str | None = None, name: str | None = None,
-               on_event: Callable[[str, int, int], None] | None = None) -> tuple[object, dict]:
+               on_event: Callable[[str, int, int], None] | None = None) -> tuple[Path, dict]:
     """Everything `evaluate` and the app's import do: check, build, embed the class names, compute the
     metrics, then create the imported run (only once all of that succeeded, so a bad file leaves the
     run store untouched). Returns (run folder, summary as a trained run's metrics.json)."""
@@ -281,20 +282,13 @@ def import_run(store_root: str, frame: pd.DataFrame, spec: ImportSpec, *, source
               "pred_columns": spec.pred_columns, "score_columns": spec.score_columns, "id_column": spec.id_column,
               "text_columns": spec.text_columns, "taxonomy": taxonomy_path, "taxonomy_format": taxonomy_format,
               "probabilities": probabilities is not None, "encoder": encoder, "template": template}
-    run_dir = runs.RunStore(store_root).create(config, name=name or "imported")
+    run = runs.RunStore(store_root).create(config, name=name or "imported")
+    run_dir = run.path
     runs.write_parquet(run_dir / "predictions.parquet", table)
-    _save_taxonomy(run_dir, imported.taxonomy)
+    run.save_taxonomy(imported.taxonomy)
+    run.save_classes([imported.taxonomy.path_str(int(c)) for c in imported.classes], imported.classes)
     runs.write_json(run_dir / "report.json", {"notes": summary["notes"], "encoder": choice.note} | imported.report.to_dict())
     runs.write_json(run_dir / "metrics.json", summary)
     runs.set_status(run_dir, "done")
     return run_dir, summary
 
-
-def _save_taxonomy(run_dir: object, taxonomy: Taxonomy) -> None:
-    """taxonomy.csv (id, name, parent): the run's own copy, read back with load_taxonomy."""
-    from pathlib import Path
-
-    from core.runs import atomic_path
-
-    with atomic_path(Path(run_dir) / "taxonomy.csv") as tmp:
-        taxonomy.to_frame()[["id", "name", "parent"]].to_csv(tmp, index=False)
