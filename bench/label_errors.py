@@ -23,9 +23,10 @@ sys.path.insert(0, str(ROOT))
 
 from core import label_issues  # noqa: E402
 from core.audit import out_of_fold  # noqa: E402
+from core.calibration import calibrated_probabilities, fit_temperature  # noqa: E402
 from core.experiment import make_targets, prepare  # noqa: E402
 from core.settings import ExperimentConfig  # noqa: E402
-from core.train import predict_proba, train_model  # noqa: E402
+from core.train import predict_logits, train_model  # noqa: E402
 
 RULES = {  # (max_quality, max_share)
     "cleanlab default": (1.0, 1.0),
@@ -83,11 +84,12 @@ def measure(name: str, config: ExperimentConfig, noisy: pd.Series, folds: int) -
     targets, _ = make_targets(config, prepared)
     result = train_model(f.matrix, f.mask, f.slices, ds.labels, s.train, s.val, targets, config.train_config(),
                          label_embeddings=prepared.label_emb)
-    test_probs = predict_proba(result.model, f.matrix, f.mask, s.test)
+    tau = fit_temperature(predict_logits(result.model, f.matrix, f.mask, s.val), ds.labels[s.val])  # as a trained run
+    test_probs = calibrated_probabilities(predict_logits(result.model, f.matrix, f.mask, s.test), tau)
     top1 = float((test_probs.argmax(1) == ds.labels[s.test]).mean())
     rows = rows_for(ds.ids[s.test], test_probs, ds.labels[s.test], noisy, f"{name}: test split (top1 {top1:.2f})")
     oof, _ = out_of_fold(config, prepared, folds)
-    top1 = float((oof.argmax(1) == ds.labels).mean())
+    top1 = float((oof.argmax(1) == ds.labels).mean())  # out-of-fold probabilities are calibrated per fold
     rows += rows_for(ds.ids, oof, ds.labels, noisy, f"{name}: audit, {folds} folds (top1 {top1:.2f})")
     return rows
 

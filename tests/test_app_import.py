@@ -63,3 +63,21 @@ def test_import_page_asks_for_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
     at = AppTest.from_file(str(ROOT / "pages" / "import.py"), default_timeout=60).run()
     assert not at.exception and at.title[0].value == "Import predictions"
+
+
+def test_training_page_compares_two_runs_against_a_baseline(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
+    store = runs.RunStore(tmp_path / "runs")
+    true = ["A > a", "A > b", "B > c", "B > d"] * 10
+    for name, pred in (("base", ["A > b", "A > b", "B > c", "A > a"] * 10), ("cand", ["A > a", "A > b", "B > c", "A > a"] * 10)):
+        run = store.create({"targets": name}, name=name)
+        frame = pd.DataFrame({"id": [f"i{n}" for n in range(40)], "true_label": true, "pred_1": pred,
+                              "correct": [t == p for t, p in zip(true, pred, strict=True)],
+                              "tree_distance": [0 if t == p else (1 if t[0] == p[0] else 2) for t, p in zip(true, pred, strict=True)]})
+        runs.write_parquet(run / "predictions.parquet", frame)
+        runs.write_json(run / "metrics.json", {"plain": {"top1": float(frame.correct.mean())}, "crm": {}})
+        runs.set_status(run.path, "done")
+    at = AppTest.from_file(str(ROOT / "pages" / "training.py"), default_timeout=60).run()
+    assert not at.exception
+    at.selectbox(key="compare_baseline").set_value(sorted(p.name for p in store.runs())[0]).run()
+    assert not at.exception and any("2 better" in m.value and "0 worse" in m.value for m in at.markdown)
