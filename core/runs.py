@@ -118,6 +118,8 @@ class Run:
     def __fspath__(self) -> str:
         return str(self.path)
 
+    __str__ = __fspath__  # a Run passed where a path string is expected (argv, messages) reads as its folder
+
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
