@@ -1,4 +1,4 @@
-"""Command line: `python -m core taxonomy|train|compare ...`. Bad input exits 2 with one readable message."""
+"""Command line: `python -m core taxonomy|train|sweep|compare ...`. Bad input exits 2 with one readable message."""
 
 from __future__ import annotations
 
@@ -241,6 +241,95 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from core import cluster, sweep
+    from core.experiment import check_inputs
+
+    config = settings.config_from_args(args)
+    space = sweep.load_space(args.space)
+    dims = sweep.parse_space(space, config)
+    objectives = sweep.parse_objectives(args.objectives)
+    if args.trials < 1:
+        raise CliError(f"--trials must be at least 1; got {args.trials}")
+    if args.seeds == 1:
+        raise CliError("--seeds must be 0 (no report) or at least 2 (a 95% interval needs two seeds)")
+    if args.search == "grid" and sweep.grid_size(dims) > args.trials:
+        raise CliError(f"the grid has {sweep.grid_size(dims)} points but --trials is {args.trials}; raise --trials or narrow the space")
+    address = cluster.resolve_address(args.ray_address)
+    if address:
+        cluster.check_reachable(address)
+    dataset = check_inputs(config)
+    record = run_sweep(config, dims, space, objectives, trials=args.trials, seeds=args.seeds, search=args.search,
+                       address=address, out=args.out, quiet=args.quiet, dataset=dataset)
+    if args.json:
+        print(json.dumps(sweep.public(record)))
+    return 0
+
+
+def run_sweep(config: settings.ExperimentConfig, dims: list, space: object, objectives: list[tuple[str, str]], *, trials: int,
+              seeds: int, search: str, address: str | None, out: str, quiet: bool, dataset: object = None,
+              sweep_id: str | None = None) -> dict:
+    """The search, its table, then (seeds >= 2) the test-split report; progress on stderr."""
+    from core import sweep
+
+    progress = Progress(quiet=quiet)
+    bar = None if quiet else progress.tqdm(total=sweep.grid_size(dims) if search == "grid" else trials, desc="trials",
+                                           file=sys.stderr)
+    try:
+        record = sweep.sweep(config, dims, objectives, trials=trials, store=out, search=search, address=address,
+                             raw_space=space, on_event=progress.event, dataset=dataset, sweep_id=sweep_id,
+                             on_trial=(lambda _: bar.update(1)) if bar is not None else None)
+        print(f"sweep {record['sweep_id']} on {record['engine']} ({record['address']}): {len(record['trials'])} trials, "
+              f"scored on the validation split")
+        print_trials(record, objectives)
+        if seeds >= 2 and record["pareto"] and record["state"] == "done":
+            record["report"] = sweep.report(out, record["sweep_id"], seeds=seeds, address=address, on_event=progress.event)
+            print(sweep.format_report(record["report"]))
+    finally:
+        if bar is not None:
+            bar.close()
+        progress.close()
+    return record
+
+
+def cmd_sweep_run(args: argparse.Namespace) -> int:
+    """Execute a sweep the app requested (RUNS/_sweeps/ID/request.json); what the Tune page launches."""
+    from pathlib import Path
+
+    from core import sweep
+
+    folder = Path(args.folder)
+    asked = json.loads((folder / "request.json").read_text())
+    config = settings.ExperimentConfig.from_dict(asked["base"])
+    run_sweep(config, sweep.parse_space(asked["space"], config), asked["space"], sweep.parse_objectives(asked["objectives"]),
+              trials=asked["trials"], seeds=asked["seeds"], search=asked["search"], address=None, out=str(folder.parents[1]),
+              quiet=True, sweep_id=folder.name)
+    return 0
+
+
+def print_trials(record: dict, objectives: list[tuple[str, str]]) -> None:
+    pareto = set(record["pareto"])
+    for t in record["trials"]:
+        scores = "  ".join(f"{m} {t['val'].get(m) if t['val'].get(m) is None else round(t['val'][m], 4)}" for m, _ in objectives)
+        settings_text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["config"].items())
+        print(f"{'*' if t['run_id'] in pareto else ' '} {t['run_id']}  {scores}  {settings_text}")
+    print("* = on the Pareto front of " + ", ".join(f"{m} ({d})" for m, d in objectives))
+
+
+def cmd_sweep_report(args: argparse.Namespace) -> int:
+    from core import runs, sweep
+
+    folder = sweep.sweep_dir(args.out, args.sweep_id)
+    rep = runs.read_json(folder / "report.json")
+    if rep is None or (args.seeds is not None and rep.get("seeds") != args.seeds):
+        rep = sweep.report(args.out, args.sweep_id, seeds=args.seeds or 3, address=args.ray_address,
+                           on_event=Progress(quiet=args.quiet).event)
+    print(sweep.format_report(rep))
+    if args.json:
+        print(json.dumps(rep))
+    return 0
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     """Every run in a store with its state as readers derive it; damaged runs say why."""
     from pathlib import Path
@@ -341,6 +430,37 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no progress bars")
     a.set_defaults(func=cmd_audit)
 
+    w = sub.add_parser("sweep", help="search label representations with Ray Tune, scored on the validation split; "
+                       "`sweep report SWEEP` re-evaluates the Pareto front over seeds")
+    settings.add_arguments(w, required=("data", "label_columns", "text_columns"))
+    g = w.add_argument_group("Sweep")
+    g.add_argument("--space", metavar="FILE", help="search space, JSON or YAML (default: core/sweep.py DEFAULT_SPACE)")
+    g.add_argument("--trials", type=int, default=20, metavar="N", help="trials to run (default 20)")
+    g.add_argument("--objectives", default="top1:max,hdist@5:min", metavar="M:DIR,...",
+                   help="validation metrics to optimise with max or min (default top1:max,hdist@5:min)")
+    g.add_argument("--search", choices=["nsga2", "grid"], default="nsga2", help="Optuna NSGA-II (default) or a grid")
+    g.add_argument("--seeds", type=int, default=3, metavar="N",
+                   help="seeds for the test-split report on the Pareto front and one-hot (0 = no report; default 3)")
+    g.add_argument("--ray-address", metavar="HOST:PORT", help="an existing Ray cluster (default: RAY_ADDRESS, else a local Ray)")
+    g.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
+    g.add_argument("--json", action="store_true", help="print the sweep as JSON on the last line")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    w.set_defaults(func=cmd_sweep)
+
+    wr = sub.add_parser("sweep-report", prog="python -m core sweep report",
+                        help="(also `sweep report`) test-split report of a sweep: mean and 95%% interval over seeds")
+    wr.add_argument("sweep_id", metavar="SWEEP")
+    wr.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
+    wr.add_argument("--seeds", type=int, metavar="N", help="re-run the report with N seeds (default: the stored report, else 3)")
+    wr.add_argument("--ray-address", metavar="HOST:PORT")
+    wr.add_argument("--json", action="store_true")
+    wr.add_argument("--quiet", action="store_true")
+    wr.set_defaults(func=cmd_sweep_report)
+
+    sr = sub.add_parser("sweep-run", help="execute a sweep requested by the app (RUNS/_sweeps/ID)")
+    sr.add_argument("folder")
+    sr.set_defaults(func=cmd_sweep_run)
+
     pr = sub.add_parser("predict", help="categorize new products with a finished run")
     pr.add_argument("run_dir", metavar="RUN_DIR")
     settings.add_arguments(pr, ("data",), required=("data",), skip=NOT_PREDICT_SETTINGS)
@@ -371,12 +491,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from core.cluster import ClusterError
+
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["sweep", "report"]:
+        argv = ["sweep-report", *argv[2:]]
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (CliError, TaxonomyError, ValueError, FileNotFoundError, KeyError, OSError, EncoderUnavailable) as exc:
+    except (CliError, TaxonomyError, ClusterError, ValueError, FileNotFoundError, KeyError, OSError, EncoderUnavailable) as exc:
         message = str(exc).strip("'\"")
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

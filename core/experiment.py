@@ -96,14 +96,14 @@ def make_targets(config: ExperimentConfig, prepared: Prepared) -> tuple[SoftTarg
     c = len(prepared.dataset.classes)
     notes = []
     k = config.k
-    if config.targets in ("knn-uniform", "semantic") and k >= c:
+    if config.targets in ("knn-uniform", "semantic", "hybrid") and k >= c:
         k = c - 1
         notes.append(f"k lowered from {config.k} to {k}: there are only {c} classes")
     distance = prepared.distance if isinstance(prepared.distance, np.ndarray) else None
-    if config.targets == "tree" and distance is None:
-        raise ValueError(f"tree targets need a dense distance matrix; {c} classes is above {DENSE_DISTANCE_LIMIT}")
+    if config.targets in ("tree", "hybrid") and distance is None:
+        raise ValueError(f"{config.targets} targets need a dense distance matrix; {c} classes is above {DENSE_DISTANCE_LIMIT}")
     targets = build_targets(config.targets, embeddings=prepared.label_emb, distance=distance, alpha=config.alpha,
-                            temperature=config.temperature, k=k, beta=config.beta, n_classes=c)
+                            temperature=config.temperature, k=k, beta=config.beta, mix=config.mix, n_classes=c)
     return targets, notes
 
 
@@ -230,14 +230,15 @@ def save_run(run: runs.Run, config: ExperimentConfig, prepared: Prepared, model:
 
 
 def execute_run(run_dir: Path, on_epoch: Callable[[EpochLog], None] | None = None, on_event: Event | None = None,
-                dataset: Dataset | None = None) -> dict:
-    """Run a queued run folder to completion; any failure is recorded as 'failed' with its message."""
+                dataset: Dataset | None = None, prepared: Prepared | None = None) -> dict:
+    """Run a queued run folder to completion; any failure is recorded as 'failed' with its message.
+    `prepared` skips the data preparation (a sweep prepares once and shares it with every trial)."""
     run_dir = Path(run_dir)
     config = runs.Run.open(run_dir).experiment_config()
     runs.claim(run_dir)
     runs.set_status(run_dir, "running")
     try:
-        prepared = prepare(config, on_event, dataset)
+        prepared = prepared or prepare(config, on_event, dataset)
         runs.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
         return train_and_evaluate(config, prepared, run_dir, on_epoch, on_event)
     except (DataError, ValueError, FileNotFoundError, OSError) as exc:

@@ -62,12 +62,12 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
         id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + guess(["id", "sku", "uniq_id"]) if any(n in cols for n in ("id", "sku", "uniq_id")) else 0)
         st.markdown("**Label representation** (defaults from the Smoothing page)")
         chosen = {}
-        c = st.columns(5)
-        for col, name in zip(c, ("targets", "alpha", "temperature", "k", "beta"), strict=True):
+        c = st.columns(6)
+        for col, name in zip(c, ("targets", "alpha", "temperature", "k", "beta", "mix"), strict=True):
             chosen[name] = setting_widget(name, col, value=remembered(name, settings.get(name).default))
         c = st.columns(4)
         for col, name in zip(c, ("epochs", "curriculum_epochs", "aux_codes", "seed"), strict=True):
-            chosen[name] = setting_widget(name, col, value=8 if name == "epochs" else None)
+            chosen[name] = setting_widget(name, col, value=8 if name == "epochs" else remembered(name, None))
         submitted = st.form_submit_button("Launch training run", type="primary")
     if not submitted:
         return None
