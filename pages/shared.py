@@ -14,6 +14,7 @@ import streamlit as st
 
 from core import runs, settings
 from core.data import DataError
+from core.display import plain
 from core.embeddings import EncoderChoice, EncoderUnavailable, label_embeddings, load_encoder
 from core.experiment import check_inputs
 from core.settings import ExperimentConfig
@@ -50,7 +51,7 @@ def guard(render: Callable[[], None]) -> None:
     try:
         render()
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

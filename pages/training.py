@@ -10,6 +10,7 @@ import streamlit as st
 from core import runs, settings
 from core.comparison import DifferentItems, compare_runs
 from core.data import read_table
+from core.display import plain
 from core.settings import ExperimentConfig
 from pages.shared import (
     SAMPLE_PRODUCTS,
@@ -110,7 +111,7 @@ def runs_table_and_compare() -> None:
         return
     st.dataframe(table, hide_index=True)
     for row in table[table.status.isin(["failed", "interrupted", "damaged"])].itertuples():
-        st.error(f"{row.run_id} {row.status}: {row.error}")
+        st.error(plain(f"{row.run_id} {row.status}: {row.error}"))
     done = table[table.status == "done"]
     if done.empty:
         return
@@ -149,7 +150,7 @@ def baseline_comparison(chosen: list[str]) -> None:
     try:
         metrics, subtrees = paired_comparison(str(a.path), str(b.path), (a.predictions_mtime(), b.predictions_mtime()))
     except DifferentItems as exc:
-        st.warning(f"Not compared: {exc}")
+        st.warning(plain(f"Not compared: {exc}"))
         return
     st.dataframe(metrics.rename(columns={"diff": "difference", "lo": "95% low", "hi": "95% high"}), key="compare_paired")
     st.caption("Difference = run - baseline; an interval that excludes 0 is a real change on these items.")

