@@ -71,3 +71,47 @@ def test_user_text_in_an_error_is_shown_as_text_not_markdown():
     at = upload_taxonomy(page("taxonomy"), "cycle.csv", bad.encode())
     (error,) = at.error
     assert "cycle" in error.value and "![t](" not in error.value and r"\!\[t\]" in error.value
+
+
+@pytest.fixture(scope="module")
+def google_similarity():
+    """The Similarity page on the Google taxonomy (5,595 categories), embedded once for these tests."""
+    from tests.conftest import shared_file
+
+    data = shared_file("taxonomies/google-product-taxonomy-with-ids.en-US.txt").read_bytes()
+    at = AppTest.from_file(str(ROOT / "pages" / "similarity.py"), default_timeout=TIMEOUT)
+    at.session_state["taxonomy_source"] = {"bytes": data, "format": None, "name": "google.txt"}
+    at.session_state["encoder_kind"] = "minilm"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_similarity_opens_on_the_largest_branch_that_fits_and_never_a_single_leaf(google_similarity):
+    at = google_similarity
+    branch = at.selectbox(key="hm_branch")
+    assert branch.value != "Animals & Pet Supplies > Live Animals"
+    assert "Animals & Pet Supplies > Live Animals" not in branch.options  # one leaf: a 1x1 heatmap
+    heat = chart(at, "heatmap")["data"][0]
+    assert 100 <= len(heat["y"]) <= 150 and heat["z"]["shape"] == f"{len(heat['y'])}, {len(heat['y'])}"
+
+
+def test_a_branch_too_large_says_what_is_shown_and_how_to_see_the_rest(google_similarity):
+    at = google_similarity
+    at.selectbox(key="hm_branch").set_value("Sporting Goods > Outdoor Recreation").run()
+    note = next(i.value for i in at.info if "Outdoor Recreation" in i.value)
+    assert "376" in note and "first 150" in note and "sub\\-branches" in note
+    assert len(chart(at, "heatmap")["data"][0]["y"]) == 150
+
+
+def test_neighbourhood_heatmap_uses_short_names_and_is_sized_to_its_rows(google_similarity):
+    at = google_similarity
+    at.radio(key="hm_mode").set_value("A category's neighbourhood").run()
+    ski = next(o for o in at.selectbox(key="hm_centre").options if o.endswith("> Ski Boots"))
+    at.selectbox(key="hm_centre").set_value(at.selectbox(key="hm_centre").options.index(ski)).run()
+    spec = chart(at, "heatmap")
+    assert len(spec["data"][0]["y"]) == 41 and spec["layout"]["height"] >= 41 * 15
+    ticks = spec["layout"]["yaxis"]["ticktext"]
+    assert "Ski Boots" in ticks and max(map(len, ticks)) < 60 and all(" > " in y for y in spec["data"][0]["y"])
+    assert "similarity" in spec["data"][0]["hovertemplate"]
+    assert spec["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "similarity"
