@@ -1,14 +1,14 @@
 """Errors page: a run's mistakes, worst first, and where in the taxonomy they concentrate."""
 
 import base64
-from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from core import runs
-from core.data import csv_safe
+from core.export import write_csv
+from core.images import read_thumbnail
 from core.metrics import rollup_from_predictions
 from pages.shared import demo_run_offer, finished_runs, guard, runs_dir
 
@@ -28,13 +28,11 @@ def rollup(path: str, mtime: float, crm: bool) -> pd.DataFrame:
     return rollup_from_predictions(frame, "crm_pred_1" if crm else "pred_1", "crm_tree_distance" if crm else "tree_distance")
 
 
-def thumbnail(path: object) -> str | None:
-    """A small image as a data URI (the browser cannot read the server's files)."""
-    try:
-        data = Path(str(path)).read_bytes()
-    except (OSError, TypeError, ValueError):
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+def thumbnail(path: object, image_root: str | None) -> str | None:
+    """A small image as a data URI (the browser cannot read the server's files); only real images
+    inside the run's image folder are shown."""
+    data = read_thumbnail(path, image_root)
+    return None if data is None else "data:image/jpeg;base64," + base64.b64encode(data).decode()
 
 
 def branch(path: str) -> str:
@@ -97,14 +95,14 @@ def page() -> None:
     })
     config = {}
     if "image_path" in wrong:
-        view.insert(0, "image", [thumbnail(p) for p in wrong.image_path.head(ROWS_SHOWN)])
+        image_root = (runs.read_json(run_dir / "config.json", {}) or {}).get("image_dir")
+        view.insert(0, "image", [thumbnail(p, image_root) for p in wrong.image_path.head(ROWS_SHOWN)])
         config["image"] = st.column_config.ImageColumn("image", width="small")
     st.dataframe(view, hide_index=True, column_config=config)
     if len(wrong) > ROWS_SHOWN:
         st.caption(f"Showing the {ROWS_SHOWN} worst; the export holds all {len(wrong):,}.")
-    export = csv_safe(wrong.drop(columns=[c for c in ("image_path",) if c in wrong]))
-    st.download_button("Export these mistakes (CSV)", export.to_csv(index=False).encode(), file_name=f"mistakes-{run_id}.csv",
-                       mime="text/csv")
+    export = write_csv(wrong.drop(columns=[c for c in ("image_path",) if c in wrong]))
+    st.download_button("Export these mistakes (CSV)", export, file_name=f"mistakes-{run_id}.csv", mime="text/csv")
 
     st.subheader("Where the errors are")
     roll = rollup(str(pred_path), pred_path.stat().st_mtime, crm)
