@@ -76,6 +76,8 @@ def test_smoothing_temperature_slider_changes_the_target():
     assert not at.exception
     assert cold < 2 and hot > 15  # T -> 0: one neighbour; T large: close to k = 20
     assert at.session_state["_persist"]["temperature"] == 10.0  # what the Training page starts from
+    next(b for b in at.button if b.label == "Prepare the export").click().run()
+    assert not at.exception and at.get("download_button")  # the CSV export goes through core.export.write_csv
 
 
 def test_training_launch_short_run_then_errors_page(run_store):
