@@ -11,6 +11,7 @@ PAGES = [
     st.Page("pages/smoothing.py", title="Smoothing", icon=":material/tune:"),
     st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
     st.Page("pages/errors.py", title="Errors", icon=":material/troubleshoot:"),
+    st.Page("pages/categorize.py", title="Categorize", icon=":material/label:"),
 ]
 page = st.navigation(PAGES)
 with st.sidebar:

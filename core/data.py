@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,10 +172,9 @@ def prepare_dataset(frame: pd.DataFrame, *, label_columns: Sequence[str], text_c
             raise DataError(f"image folder not found: {image_dir}")
     report = DropReport(rows_in=len(frame))
     frame = frame.reset_index(drop=True)
-    ids = scalar_column(frame, id_column, "id").str.strip() if id_column else pd.Series([str(i) for i in range(len(frame))])
-    text_frame = pd.DataFrame({c: scalar_column(frame, c, "text") for c in text_columns})
-    texts = text_frame.agg(lambda r: " . ".join(x.strip() for x in r if x.strip()), axis=1)
-    titles = text_frame[text_columns[0]]
+    ids = item_ids(frame, id_column)
+    texts = compose_texts(frame, text_columns)
+    titles = scalar_column(frame, text_columns[0], "text")
     raw = pd.DataFrame({c: scalar_column(frame, c, "label", segments=len(label_columns) == 1) for c in label_columns})
     stripped = 0
     paths = []
@@ -214,8 +213,7 @@ def prepare_dataset(frame: pd.DataFrame, *, label_columns: Sequence[str], text_c
     classes, labels = np.unique(node_ids, return_inverse=True)
     image_paths = None
     if image_column:
-        base = Path(image_dir) if image_dir else Path(".")
-        image_paths = [str(base / image_pattern.format(v.strip())) for v in scalar_column(frame, image_column, "image")[keep]]
+        image_paths = resolve_image_paths(scalar_column(frame, image_column, "image")[keep], image_dir, image_pattern)
         missing = sum(not Path(p).is_file() for p in image_paths)
         if missing == len(image_paths):
             raise DataError(f"none of the {len(image_paths)} images exist (first looked for {image_paths[0]}); check the image folder and pattern")
@@ -223,6 +221,73 @@ def prepare_dataset(frame: pd.DataFrame, *, label_columns: Sequence[str], text_c
             report.notes.append(f"{missing} images are missing; those items are kept with the text only")
     return Dataset(ids=ids[keep].to_numpy(), texts=texts[keep].tolist(), labels=labels.astype(np.int64), classes=classes,
                    taxonomy=taxonomy, image_paths=image_paths, report=report)
+
+
+def item_ids(frame: pd.DataFrame, id_column: str | None, offset: int = 0) -> pd.Series:
+    """The id column as stripped strings, or row numbers (from `offset`) when there is none."""
+    if id_column:
+        return scalar_column(frame, id_column, "id").str.strip().reset_index(drop=True)
+    return pd.Series([str(i) for i in range(offset, offset + len(frame))])
+
+
+def compose_texts(frame: pd.DataFrame, text_columns: Sequence[str]) -> pd.Series:
+    """One text per row: the non-empty text columns joined with ' . ', as training and prediction see it."""
+    texts = pd.DataFrame({c: scalar_column(frame, c, "text") for c in text_columns})
+    return texts.agg(lambda r: " . ".join(x.strip() for x in r if x.strip()), axis=1).reset_index(drop=True)
+
+
+def resolve_image_paths(values: pd.Series, image_dir: str | Path | None, image_pattern: str = "{}") -> list[str]:
+    base = Path(image_dir) if image_dir else Path(".")
+    return [str(base / image_pattern.format(v.strip())) for v in values.astype(str)]
+
+
+@dataclass
+class Items:
+    """Products to featurise without labels (what `build_features` needs of a Dataset)."""
+
+    ids: np.ndarray
+    texts: list[str]
+    image_paths: list[str] | None = None
+
+
+def iter_table(path: str | Path, column_names: Sequence[str] | None = None, chunk_rows: int = 50_000,
+               max_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """A product table in chunks of `chunk_rows` (memory stays flat on any size); same readers and
+    messages as `read_table`. An empty table raises DataError before the first chunk."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    kind = READERS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"unsupported data file type {path.suffix!r}; use .csv, .tsv, .parquet or .jsonl")
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            chunks: Iterator[pd.DataFrame] = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows))
+        elif kind == "jsonl":
+            chunks = iter(pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows))
+        else:
+            chunks = iter(pd.read_csv(path, sep="," if kind == "csv" else "\t", dtype=str, keep_default_na=False,
+                                      header=None if column_names else "infer",
+                                      names=list(column_names) if column_names else None, chunksize=chunk_rows))
+        seen = 0
+        for chunk in chunks:
+            if max_rows is not None and seen >= max_rows:
+                break
+            chunk = chunk.head(max_rows - seen) if max_rows is not None else chunk
+            if chunk.empty:
+                continue
+            chunk.columns = [str(c).strip() for c in chunk.columns]
+            chunk.index = range(seen, seen + len(chunk))
+            seen += len(chunk)
+            yield chunk
+    except UnicodeDecodeError:
+        raise DataError(f"{path.name} is not UTF-8 text; save it as UTF-8 CSV") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
+        raise DataError(f"{path.name} could not be read as {kind.upper()}: {str(exc).splitlines()[0]}") from None
+    if seen == 0:
+        raise DataError(f"{path.name} holds no rows")
 
 
 def _require_rows(keep: np.ndarray, report: DropReport) -> None:
@@ -296,28 +361,31 @@ def image_features(paths: Sequence[str], encoder: Encoder, cache_dir: str | Path
     return vecs, ok
 
 
-def precomputed_block(item_ids: Sequence[str], npy_path: str | Path, ids_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+def precomputed_block(item_ids: Sequence[str], npy_path: str | Path, ids_path: str | Path,
+                      allow_missing: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Precomputed embeddings joined on the item ids: an (N, D) block (zeros where an item has no row)
-    and its (N,) mask. Files that cannot be used (see `load_precomputed`) or share no id are refused."""
+    and its (N,) mask. Files that cannot be used (see `load_precomputed`) are refused, and so is a join
+    that finds no id at all unless `allow_missing` (scoring new items)."""
     try:
         ids, matrix = load_precomputed(npy_path, ids_path)
     except (ValueError, FileNotFoundError) as exc:
         raise DataError(str(exc)) from None
     row = {i: r for r, i in enumerate(ids)}
-    where = np.array([row.get(str(i), -1) for i in item_ids])
+    where = np.array([row.get(str(i), -1) for i in item_ids], dtype=np.int64)
     found = where >= 0
-    if not found.any():
+    if not found.any() and not allow_missing:
         raise DataError("none of the product ids appear in the embedding id list; check --embedding-ids and --id-column")
     block = np.zeros((len(where), matrix.shape[1]), dtype=np.float32)
     block[found] = matrix[where[found]]
     return block, found
 
 
-def build_features(dataset: Dataset, text_encoder: Encoder, *, precomputed: tuple[str, str] | None = None,
+def build_features(dataset: Dataset | Items, text_encoder: Encoder, *, precomputed: tuple[str, str] | None = None,
                    image_encoder: Encoder | None = None, cache_dir: str | Path | None = None,
-                   progress: Progress | None = None, use_text: bool = True) -> Features:
+                   progress: Progress | None = None, use_text: bool = True, allow_missing: bool = False) -> Features:
     """Text embeddings (unless `use_text` is False); image embeddings from a precomputed .npy (joined
-    on id) or from CLIP. Items without an image get zeros and mask False, never a crash."""
+    on id) or from CLIP. Items without an image get zeros and mask False, never a crash; with
+    `allow_missing` (scoring new items) even none of them having a precomputed embedding is no error."""
     blocks, masks, names, notes = [], [], [], []
     if use_text:
         text = cached_text_embeddings(text_encoder, dataset.texts, cache_dir, progress)
@@ -325,7 +393,7 @@ def build_features(dataset: Dataset, text_encoder: Encoder, *, precomputed: tupl
         masks.append(np.ones(len(text), dtype=bool))
         names.append("text")
     if precomputed is not None:
-        block, found = precomputed_block(dataset.ids, *precomputed)
+        block, found = precomputed_block(dataset.ids, *precomputed, allow_missing=allow_missing)
         blocks.append(block)
         masks.append(found)
         names.append("image")

@@ -292,6 +292,32 @@ def load_encoder(kind: str = "auto", *, clip_model: str = DEFAULT_CLIP_MODEL,
     return EncoderChoice(enc, kind, f"Using {enc.description} (auto: {reason}).")
 
 
+def encoder_from_identity(identity: str, clip_checkpoint: str | Path | None = None, device: str = "cpu") -> EncoderChoice:
+    """The exact encoder a run was trained with, or EncoderUnavailable saying which one and how to
+    provide it. Never falls back to another encoder: its embeddings would mean nothing to the model."""
+    kind, _, rest = identity.partition(":")
+    if kind == "minilm":
+        enc = MiniLMEncoder.load(device)
+    elif kind == "clip":
+        model_name, _, source = rest.partition(":")
+        if source.startswith("random-seed"):
+            enc = ClipEncoder.load(model_name, pretrained=None, device=device, seed=int(source.removeprefix("random-seed")))
+        elif source.startswith("file:"):
+            checkpoint = clip_checkpoint or os.environ.get("TAXOLENS_CLIP_CHECKPOINT")
+            if not checkpoint:
+                raise EncoderUnavailable(f"this run was trained with CLIP {model_name} from a local checkpoint ({identity}); "
+                                         "pass the same checkpoint file with --clip-checkpoint or TAXOLENS_CLIP_CHECKPOINT")
+            enc = ClipEncoder.load(model_name, checkpoint=checkpoint, device=device)
+        else:
+            enc = ClipEncoder.load(model_name, pretrained=source, device=device)
+    else:
+        raise EncoderUnavailable(f"this run's encoder {identity!r} is unknown to this version of Taxolens")
+    if enc.identity != identity:
+        raise EncoderUnavailable(f"this run was trained with encoder {identity}, but the checkpoint given is {enc.identity} "
+                                 "(a different file); pass the checkpoint the run was trained with")
+    return EncoderChoice(enc, kind, f"Using {enc.description} (the encoder this run was trained with).")
+
+
 # ----- prompts ---------------------------------------------------------------------------------
 def render_prompts(taxonomy: object, classes: Sequence[int], template: str = "name") -> list[str]:
     """Category prompts: `template` is a key of TEMPLATES or a format string with {name} {path} {parent}."""

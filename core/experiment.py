@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from core import runs
+from core.calibration import calibrated_probabilities, fit_temperature
 from core.data import (
     DataError,
     Dataset,
@@ -35,10 +37,10 @@ from core.embeddings import (
     label_embeddings,
     load_encoder,
 )
-from core.metrics import evaluate, jsonable, pairwise, ranked_predictions
+from core.metrics import evaluate, expected_calibration_error, jsonable, pairwise, ranked_predictions
 from core.settings import ExperimentConfig
 from core.targets import SoftTargets, build_targets, crm_rerank, feature_codes
-from core.train import EpochLog, predict_proba, train_model
+from core.train import EpochLog, predict_logits, train_model
 
 Event = Callable[[str, int, int], None]  # (stage, done, total)
 DENSE_DISTANCE_LIMIT = 12_000  # classes; beyond this distances are computed per pair, not stored C x C
@@ -118,9 +120,15 @@ def make_codes(config: ExperimentConfig, prepared: Prepared) -> np.ndarray | Non
     return feature_codes("clusters", embeddings=prepared.label_emb, ks=(8, 32, 128), seed=config.seed).codes
 
 
+def answer_risk(probs: np.ndarray, answers: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """METHOD.md's R_k for each row's answer: the expected tree distance sum_j p_j d(answer, j)."""
+    return np.einsum("nc,nc->n", probs.astype(np.float64), np.asarray(distance)[answers].astype(np.float64))
+
+
 def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, crm_order: np.ndarray | None, k: int = 5) -> pd.DataFrame:
-    """What the errors page reads: per test item the truth, the top-k with probabilities, the severity
-    of the top answer and each answer's similarity to the truth."""
+    """What the errors page reads (schema: core/predictions.py): per test item the truth, the top-k
+    with calibrated probabilities, the severity and risk of the top answer and each answer's
+    similarity to the truth."""
     ds = prepared.dataset
     names = np.array(ds.class_names, dtype=object)
     y = ds.labels[rows]
@@ -138,6 +146,8 @@ def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, c
     frame["correct"] = order[:, 0] == y
     frame["tree_distance"] = pairwise(prepared.distance, order[:, 0], y).astype(int)
     frame["semantic_distance"] = 1.0 - sims[:, 0]
+    if isinstance(prepared.distance, np.ndarray):
+        frame["risk"] = answer_risk(probs, order[:, 0], prepared.distance)
     if crm_order is not None:
         frame["crm_pred_1"] = names[crm_order[:, 0]]
         frame["crm_tree_distance"] = pairwise(prepared.distance, crm_order[:, 0], y).astype(int)
@@ -167,18 +177,25 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
         if run_dir is not None:
             runs.set_status(run_dir, "cancelled", epochs_completed=len(result.history))
         return {"cancelled": True}
-    probs = predict_proba(result.model, f.matrix, f.mask, s.test)
     ds = prepared.dataset
+    val_logits = predict_logits(result.model, f.matrix, f.mask, s.val)
+    tau = fit_temperature(val_logits, y[s.val])
+    test_logits = predict_logits(result.model, f.matrix, f.mask, s.test)
+    probs = calibrated_probabilities(test_logits, tau)
+    raw = calibrated_probabilities(test_logits, 1.0)
     ancestors = ds.taxonomy.ancestor_sets(ds.classes)
     common = {"distance": prepared.distance, "embeddings": prepared.label_emb, "ancestors": ancestors}
     plain = evaluate(probs, y[s.test], **common)
+    plain["ece_raw"] = expected_calibration_error(raw.max(axis=1), raw.argmax(axis=1) == y[s.test])
+    plain["temperature"] = tau
+    val = evaluate(calibrated_probabilities(val_logits, tau), y[s.val], **common) if len(s.val) else {}
     crm_order = None
     crm: dict = {}
     if isinstance(prepared.distance, np.ndarray):
         crm_order = crm_rerank(probs, prepared.distance)
         crm = evaluate(probs, y[s.test], ranking=crm_order, **common)
     summary = {
-        "plain": jsonable(plain), "crm": jsonable(crm), "encoder": prepared.encoder_note,
+        "plain": jsonable(plain), "crm": jsonable(crm), "val": jsonable(val), "encoder": prepared.encoder_note,
         "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)),
         "n_train": int(len(s.train)), "n_val": int(len(s.val)), "n_test": int(len(s.test)),
         "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
@@ -186,19 +203,42 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     if run_dir is not None:
-        runs.write_parquet(run_dir / "predictions.parquet", predictions_frame(prepared, s.test, probs, crm_order))
-        runs.save_weights(run_dir / "model.safetensors", result.model.state_dict())
-        runs.write_json(run_dir / "classes.json", {"classes": ds.class_names, "slices": f.slices})
-        runs.write_json(run_dir / "metrics.json", summary)
-        runs.set_status(run_dir, "done")
+        save_run(runs.Run(run_dir), config, prepared, result.model, tau, predictions_frame(prepared, s.test, probs, crm_order),
+                 summary)
     return summary
+
+
+def image_source(config: ExperimentConfig, features: Features) -> str | None:
+    """Where the image modality came from: 'precomputed' embeddings, 'clip' on image files, or None."""
+    if not any(name == "image" for name, _, _ in features.slices):
+        return None
+    return "precomputed" if config.embeddings else "clip"
+
+
+def save_run(run: runs.Run, config: ExperimentConfig, prepared: Prepared, model: torch.nn.Module, tau: float,
+             predictions: pd.DataFrame, summary: dict) -> None:
+    """Everything a Predictor needs to score new items, then the results; `done` is written last."""
+    ds, f = prepared.dataset, prepared.features
+    runs.write_parquet(run / "predictions.parquet", predictions)
+    runs.save_weights(run / "model.safetensors", model.state_dict())
+    runs.write_json(run / "model.json", {
+        "slices": f.slices, "n_classes": int(len(ds.classes)), "hidden": config.hidden, "fusion": config.fusion,
+        "dropout": config.dropout, "aux_dim": int(model.aux_head.out_features) if model.aux_head is not None else 0,
+        "temperature": tau, "encoder_identity": prepared.encoder_identity, "encoder_note": prepared.encoder_note,
+        "template": config.template, "image_source": image_source(config, f),
+    })
+    run.save_classes(ds.class_names, ds.classes, slices=f.slices)
+    run.save_taxonomy(ds.taxonomy)
+    runs.write_json(run / "metrics.json", summary)
+    runs.set_status(run, "done")
 
 
 def execute_run(run_dir: Path, on_epoch: Callable[[EpochLog], None] | None = None, on_event: Event | None = None,
                 dataset: Dataset | None = None) -> dict:
     """Run a queued run folder to completion; any failure is recorded as 'failed' with its message."""
     run_dir = Path(run_dir)
-    config = ExperimentConfig.from_dict(runs.read_json(run_dir / "config.json", {}))
+    config = runs.Run.open(run_dir).experiment_config()
+    runs.claim(run_dir)
     runs.set_status(run_dir, "running")
     try:
         prepared = prepare(config, on_event, dataset)

@@ -13,17 +13,18 @@ from core.data import csv_safe
 from core.runs import atomic_path
 
 
-def write_csv(frame: pd.DataFrame, target: str | Path | IO | None = None) -> bytes | None:
+def write_csv(frame: pd.DataFrame, target: str | Path | IO | None = None, header: bool = True) -> bytes | None:
     """`frame` as formula-safe CSV without the index: returned as bytes when `target` is None, written
-    to an open file or buffer, or to a path atomically (a failed write leaves no partial file)."""
+    to an open file or buffer (`header=False` to append a chunk), or to a path atomically (a failed
+    write leaves no partial file)."""
     safe = csv_safe(frame)
     if target is None:
         buffer = io.BytesIO()
-        safe.to_csv(buffer, index=False)
+        safe.to_csv(buffer, index=False, header=header)
         return buffer.getvalue()
     if isinstance(target, str | Path):
         with atomic_path(Path(target)) as tmp:
-            safe.to_csv(tmp, index=False)
+            safe.to_csv(tmp, index=False, header=header)
         return None
-    safe.to_csv(target, index=False)
+    safe.to_csv(target, index=False, header=header)
     return None

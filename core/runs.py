@@ -6,7 +6,14 @@
     metrics.json         final test metrics, plain and with CRM re-ranking
     predictions.parquet  id, true label, top-k labels and probabilities
     model.safetensors    the weights
+    model.json           the model's architecture, calibration temperature and encoder identity
+    classes.json         the class paths (and taxonomy node of each) in model output order
+    taxonomy.json        the taxonomy the run used (ids, names, parents), so a run stands on its own
     report.json          what the data preparation dropped and noted
+
+A `Run` reads all of it. Readers check the shape of what they read: a damaged file marks that run
+as damaged (with the reason), never breaks the store. A `running` run whose process is gone reads
+as `interrupted`.
 
 Every file except the append-only log is written to a temporary name and renamed, so a crash
 leaves the previous version or nothing, never half a file."""
@@ -26,10 +33,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+if TYPE_CHECKING:
+    from core.settings import ExperimentConfig
+    from core.taxonomy import Taxonomy
+
 STATES = ("queued", "running", "done", "failed", "cancelled")
+DERIVED_STATES = ("interrupted", "damaged")  # never written: read from a dead owner process or a broken file
 SUMMARY_KEYS = ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1")
 
 
@@ -77,7 +90,7 @@ def write_json(path: Path, data: object) -> None:
 def read_json(path: Path, default: object = None) -> object:
     try:
         return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing, unreadable, not UTF-8 or not JSON
         return default
 
 
@@ -89,7 +102,7 @@ class RunStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def create(self, config: dict, name: str | None = None) -> Path:
+    def create(self, config: dict, name: str | None = None) -> Run:
         """A new queued run folder holding config.json."""
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         run_id = f"{stamp}-{_slug(name or config.get('targets', 'run'))}-{secrets.token_hex(2)}"
@@ -97,24 +110,226 @@ class RunStore:
         run_dir.mkdir(parents=True, exist_ok=False)
         write_json(run_dir / "config.json", config)
         set_status(run_dir, "queued")
-        return run_dir
+        return Run(run_dir)
 
-    def runs(self) -> list[Path]:
+    def runs(self) -> list[Run]:
+        """Every run folder (one holding config.json), newest first; damaged ones included."""
         if not self.root.is_dir():
             return []
-        return sorted((p for p in self.root.iterdir() if (p / "config.json").is_file()), reverse=True)
+        return [Run(p) for p in sorted((p for p in self.root.iterdir() if (p / "config.json").is_file()), reverse=True)]
+
+    def finished(self) -> list[Run]:
+        return [r for r in self.runs() if r.state == "done" and not r.problems()]
 
     def table(self) -> pd.DataFrame:
-        """One row per run, newest first: status, the main settings and the headline test metrics."""
-        rows = [run_summary(p) for p in self.runs()]
+        """One row per run, newest first: state, the main settings and the headline test metrics."""
+        rows = [r.summary() for r in self.runs()]
         return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run_id", "status", "targets"])
+
+
+class RunError(ValueError):
+    """A folder is not a run, or a run's file is damaged; the message names the file and the fault."""
+
+
+class Run:
+    """One run folder. Every reader validates the shape of what it reads, so one damaged run raises
+    RunError naming its fault (and `problems()` lists them) while the rest of the store stays usable."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    id = name
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        """A run folder given by a user: refuse anything that is not one, saying why."""
+        path = Path(path)
+        if not path.is_dir():
+            raise RunError(f"{path} is not a run folder (no such folder)")
+        if not (path / "config.json").is_file():
+            raise RunError(f"{path} is not a run folder (no config.json); pass a folder inside the run store")
+        run = cls(path)
+        if not isinstance(read_json(path / "config.json"), dict):
+            raise RunError(f"{path.name}: config.json is damaged (not a JSON object)")
+        return run
+
+    # ----- the files ---------------------------------------------------------------------------
+    @property
+    def config(self) -> dict:
+        data = read_json(self.path / "config.json")
+        if not isinstance(data, dict):
+            raise RunError(f"{self.name}: config.json is damaged (not a JSON object)")
+        return data
+
+    def experiment_config(self) -> ExperimentConfig:
+        from core.settings import ExperimentConfig
+
+        return ExperimentConfig.from_dict(self.config)
+
+    @property
+    def kind(self) -> str:
+        """'trained' (by Taxolens) or 'imported' (another model's predictions)."""
+        try:
+            return str(self.config.get("kind", "trained"))
+        except RunError:
+            return "trained"
+
+    def status(self) -> dict:
+        return status(self.path)
+
+    @property
+    def state(self) -> str:
+        return self.status()["state"]
+
+    def history(self) -> pd.DataFrame:
+        return history(self.path)
+
+    def metrics(self) -> dict:
+        """metrics.json: {"plain": {metric: value}, "crm": {...}, ...}; RunError if absent or malformed."""
+        data = read_json(self.path / "metrics.json")
+        if not isinstance(data, dict):
+            raise RunError(f"{self.name}: metrics.json is missing or damaged")
+        for part in ("plain", "crm"):
+            block = data.get(part, {})
+            if not isinstance(block, dict) or not all(v is None or isinstance(v, int | float) for v in block.values()):
+                raise RunError(f"{self.name}: metrics.json's {part!r} block is damaged (expected metric: number)")
+        if not data.get("plain"):
+            raise RunError(f"{self.name}: metrics.json holds no metrics")
+        return data
+
+    def predictions(self) -> pd.DataFrame:
+        from core.predictions import PredictionsError, read
+
+        path = self.path / "predictions.parquet"
+        if not path.is_file():
+            raise RunError(f"{self.name}: predictions.parquet is missing")
+        try:
+            return read(str(path))
+        except PredictionsError as exc:
+            raise RunError(f"{self.name}: {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise RunError(f"{self.name}: predictions.parquet is damaged ({str(exc).splitlines()[0]})") from None
+
+    def predictions_mtime(self) -> float:
+        """For caches keyed on the predictions file's version."""
+        path = self.path / "predictions.parquet"
+        return path.stat().st_mtime if path.is_file() else 0.0
+
+    def classes(self) -> list[str]:
+        data = read_json(self.path / "classes.json")
+        if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
+            raise RunError(f"{self.name}: classes.json is missing or damaged")
+        return [str(c) for c in data["classes"]]
+
+    def class_nodes(self) -> list[int]:
+        """Taxonomy node index of each class, in model output order."""
+        data = read_json(self.path / "classes.json")
+        nodes = data.get("nodes") if isinstance(data, dict) else None
+        if not isinstance(nodes, list):
+            raise RunError(f"{self.name}: classes.json lacks the taxonomy nodes (written by an older version?)")
+        return [int(n) for n in nodes]
+
+    def taxonomy(self) -> Taxonomy:
+        from core.taxonomy import Taxonomy
+
+        data = read_json(self.path / "taxonomy.json")
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("ids", "names", "parent")):
+            raise RunError(f"{self.name}: taxonomy.json is missing or damaged")
+        return Taxonomy(data["ids"], data["names"], data["parent"], source_format="run")
+
+    def model_info(self) -> dict:
+        data = read_json(self.path / "model.json")
+        if not isinstance(data, dict):
+            raise RunError(f"{self.name}: model.json is missing or damaged (a run from an older version cannot be loaded)")
+        return data
+
+    def report(self) -> dict:
+        data = read_json(self.path / "report.json", {})
+        return data if isinstance(data, dict) else {}
+
+    # ----- writing -----------------------------------------------------------------------------
+    def save_taxonomy(self, taxonomy: Taxonomy) -> None:
+        write_json(self.path / "taxonomy.json", {"ids": taxonomy.ids, "names": taxonomy.names,
+                                                 "parent": [int(p) for p in taxonomy.parent]})
+
+    def save_classes(self, names: Sequence[str], nodes: Sequence[int], **extra: object) -> None:
+        write_json(self.path / "classes.json", {"classes": list(names), "nodes": [int(n) for n in nodes]} | extra)
+
+    # ----- health and summary -----------------------------------------------------------------
+    def problems(self) -> list[str]:
+        """What is wrong with this run's files (empty when healthy); finished runs need their metrics."""
+        out = []
+        st = self.status()
+        if st["state"] == "damaged":
+            out.append(f"{self.name}: {st['error']}")
+        try:
+            self.config  # noqa: B018 - validates config.json
+        except RunError as exc:
+            out.append(str(exc))
+        if st["state"] == "done":
+            try:
+                self.metrics()
+            except RunError as exc:
+                out.append(str(exc))
+        return out
+
+    def summary(self) -> dict:
+        """One row for tables: state (damaged runs say why), main settings, headline test metrics."""
+        problems = self.problems()
+        st = self.status()
+        config: dict = {}
+        metrics: dict = {}
+        if not problems:
+            config = self.config
+            metrics = self.metrics() if st["state"] == "done" else {}
+        plain, crm = metrics.get("plain", {}), metrics.get("crm", {})
+        row = {
+            "run_id": self.name,
+            "status": "damaged" if problems else st.get("state"),
+            "kind": config.get("kind", "trained"),
+            "data": Path(str(config.get("data", ""))).name,
+            "targets": config.get("targets"),
+            "alpha": config.get("alpha"),
+            "temperature": config.get("temperature"),
+            "k": config.get("k"),
+            "curriculum_epochs": config.get("curriculum_epochs"),
+            "aux_codes": config.get("aux_codes"),
+            "encoder": metrics.get("encoder", ""),
+            "epochs_run": len(self.history()),
+        }
+        row.update({key: plain.get(key) for key in SUMMARY_KEYS})
+        row["ece_raw"] = plain.get("ece_raw")
+        row["calibration_temperature"] = plain.get("temperature")
+        row["crm_mistake_severity"] = crm.get("mistake_severity")
+        row["error"] = "; ".join(problems) if problems else st.get("error", "")
+        return row
 
 
 def set_status(run_dir: Path, state: str, **extra: object) -> None:
     if state not in STATES:
         raise ValueError(f"unknown run state {state!r}")
     previous = read_json(run_dir / "status.json", {}) or {}
-    record = {"state": state, "updated": datetime.now(UTC).isoformat(timespec="seconds"), "pid": os.getpid()}
+    record = {"state": state, "updated": datetime.now(UTC).isoformat(timespec="seconds"), "pid": os.getpid(),
+              "pid_started": process_start_time(os.getpid())}
     if "started" in previous:
         record["started"] = previous["started"]
     if state == "running" and "started" not in record:
@@ -122,8 +337,42 @@ def set_status(run_dir: Path, state: str, **extra: object) -> None:
     write_json(run_dir / "status.json", record | extra)
 
 
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of a process (ticks since boot), which tells a live owner from a reused pid."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owner_alive(record: dict) -> bool:
+    """Whether the process that wrote a status record still runs (same pid, same start time)."""
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    started = record.get("pid_started")
+    return started is None or started == process_start_time(pid)
+
+
 def status(run_dir: Path) -> dict:
-    return read_json(Path(run_dir) / "status.json", {"state": "unknown"}) or {"state": "unknown"}
+    """The status record with the state as readers must see it: a damaged file is `damaged`, a
+    `running` run whose process is gone is `interrupted`."""
+    path = Path(run_dir) / "status.json"
+    record = read_json(path, None)
+    if record is None and not path.exists():
+        return {"state": "damaged", "error": "status.json is missing"}
+    if not isinstance(record, dict) or record.get("state") not in STATES:
+        return {"state": "damaged", "error": "status.json is not a status record (expected a JSON object with a known state)"}
+    if record["state"] == "running" and not owner_alive(record):
+        return record | {"state": "interrupted", "error": f"the training process (pid {record.get('pid')}) is gone; "
+                         "it was killed or the machine restarted. Start a new run with the same settings."}
+    return record
 
 
 def append_epoch(run_dir: Path, record: dict) -> None:
@@ -169,6 +418,21 @@ def save_weights(path: Path, state_dict: dict) -> None:
             raise write_failed(path, exc) from exc
 
 
+def claim(run_dir: Path) -> None:
+    """Take a queued run for execution, once: `run` never re-executes a started or finished run,
+    so finished results cannot be overwritten and a killed run is not silently restarted."""
+    state = status(run_dir)["state"]
+    if state != "queued":
+        raise RunError(f"run {Path(run_dir).name} is {state}, not queued: `run` only executes queued runs. "
+                       "Start a new run with the same settings instead (`train`, or the Training page).")
+    try:
+        fd = os.open(Path(run_dir) / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        raise RunError(f"run {Path(run_dir).name} was already taken by another process") from None
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+
+
 def request_cancel(run_dir: Path) -> None:
     (Path(run_dir) / "cancel.request").touch()
 
@@ -177,38 +441,15 @@ def cancel_requested(run_dir: Path) -> bool:
     return (Path(run_dir) / "cancel.request").exists()
 
 
-def run_summary(run_dir: Path) -> dict:
-    config = read_json(run_dir / "config.json", {}) or {}
-    metrics = read_json(run_dir / "metrics.json", {}) or {}
-    st = status(run_dir)
-    plain = metrics.get("plain", {})
-    row = {
-        "run_id": run_dir.name,
-        "status": st.get("state"),
-        "data": Path(str(config.get("data", ""))).name,
-        "targets": config.get("targets"),
-        "alpha": config.get("alpha"),
-        "temperature": config.get("temperature"),
-        "k": config.get("k"),
-        "curriculum_epochs": config.get("curriculum_epochs"),
-        "aux_codes": config.get("aux_codes"),
-        "encoder": metrics.get("encoder", ""),
-        "epochs_run": len(history(run_dir)),
-    }
-    row.update({key: plain.get(key) for key in SUMMARY_KEYS})
-    row["crm_mistake_severity"] = metrics.get("crm", {}).get("mistake_severity")
-    row["error"] = st.get("error", "")
-    return row
-
-
 def compare(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
-    """Metrics side by side, one column per run."""
+    """Metrics side by side, one column per run; a folder that is not a run or a damaged run is refused."""
     frames = {}
     for d in run_dirs:
-        d = Path(d)
-        if not (d / "config.json").is_file():
-            raise FileNotFoundError(f"not a run folder (no config.json): {d}")
-        frames[d.name] = pd.Series(run_summary(d)).drop("run_id")
+        run = Run.open(d)
+        problems = run.problems()
+        if problems:
+            raise RunError("; ".join(problems))
+        frames[run.name] = pd.Series(run.summary()).drop("run_id")
     return pd.DataFrame(frames)
 
 
@@ -226,7 +467,7 @@ def wait_for(run_dir: Path, timeout: float = 600, poll: float = 0.5) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         st = status(run_dir)
-        if st.get("state") in ("done", "failed", "cancelled"):
+        if st.get("state") not in ("queued", "running"):
             return st
         time.sleep(poll)
     raise TimeoutError(f"run {run_dir.name} still {status(run_dir).get('state')} after {timeout:.0f} s")

@@ -43,6 +43,9 @@ TEMPLATES = {
     "photo": "a photo of {name}, a kind of {parent}",
 }
 AUX_CODES = {"none": "None", "taxonomy": "Taxonomy levels", "clusters": "Embedding clusters (k-means)"}
+# `predict` flags an answer for review when its expected tree distance (METHOD.md's R_k under the
+# calibrated probabilities) is above this: half a level of expected error (README: "Categorizing").
+DEFAULT_REVIEW_RISK = 0.5
 FUSIONS = {"concat": "Concatenate modalities", "gated": "Learned gate"}
 CURRICULUM_SHAPES = {"linear": "Linear", "cosine": "Cosine"}
 

@@ -77,9 +77,9 @@ def iterate_batches(n: int, batch_size: int, rng: np.random.Generator | None) ->
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def predict_proba(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None,
-                  batch_size: int = 2048) -> np.ndarray:
-    """Softmax probabilities for the given rows (all rows by default), batched, in float32."""
+def predict_logits(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None,
+                   batch_size: int = 2048) -> np.ndarray:
+    """Raw class scores for the given rows (all rows by default), batched, in float32."""
     rows = np.arange(len(x)) if rows is None else np.asarray(rows)
     model.eval()
     out = []
@@ -87,9 +87,14 @@ def predict_proba(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, rows
         for batch in iterate_batches(len(rows), batch_size, None):
             r = np.sort(rows[batch])  # sorted reads are friendlier to memory-mapped features
             logits, _ = model(torch.from_numpy(np.asarray(x[r])), torch.from_numpy(np.asarray(mask[r])))
-            probs = torch.softmax(logits, dim=1).numpy()
-            out.append(probs[np.argsort(np.argsort(rows[batch]))])
+            out.append(logits.numpy()[np.argsort(np.argsort(rows[batch]))])
     return np.concatenate(out) if out else np.zeros((0, model.head.out_features), dtype=np.float32)
+
+
+def predict_proba(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None,
+                  batch_size: int = 2048) -> np.ndarray:
+    """Softmax probabilities (uncalibrated) for the given rows, in float32."""
+    return torch.softmax(torch.from_numpy(predict_logits(model, x, mask, rows, batch_size)), dim=1).numpy()
 
 
 def validation_scores(probs: np.ndarray, y: np.ndarray, label_embeddings: np.ndarray) -> tuple[float, float]:

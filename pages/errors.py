@@ -10,7 +10,7 @@ from core import runs
 from core.export import write_csv
 from core.images import read_thumbnail
 from core.metrics import rollup_from_predictions
-from pages.shared import demo_run_offer, finished_runs, guard, runs_dir
+from pages.shared import damaged_runs_notice, demo_run_offer, finished_runs, guard, runs_dir
 
 ROWS_SHOWN = 100
 CARDS = [("top1", "Top-1 accuracy", False), ("mistake_severity", "Mistake severity (tree distance)", True),
@@ -19,7 +19,7 @@ CARDS = [("top1", "Top-1 accuracy", False), ("mistake_severity", "Mistake severi
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def predictions(path: str, mtime: float) -> pd.DataFrame:
-    return pd.read_parquet(path)
+    return runs.Run(path).predictions()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -42,16 +42,16 @@ def branch(path: str) -> str:
 def page() -> None:
     st.title("Errors")
     done = finished_runs()
+    damaged_runs_notice()
     if not done:
         demo_run_offer("demo-errors")
         return
     names = [p.name for p in done]
     default = names.index(st.session_state["selected_run"]) if st.session_state.get("selected_run") in names else 0
     run_id = st.selectbox("Run", names, index=default)
-    run_dir = runs_dir() / run_id
-    metrics = runs.read_json(run_dir / "metrics.json", {})
-    pred_path = run_dir / "predictions.parquet"
-    frame = predictions(str(pred_path), pred_path.stat().st_mtime)
+    run = runs.Run(runs_dir() / run_id)
+    metrics = run.metrics()
+    frame = predictions(str(run.path), run.predictions_mtime())
 
     crm = st.toggle("Re-rank answers by conditional risk (CRM)", help="Without retraining, answer the class with the lowest "
                     "expected tree distance under the model's probabilities.", disabled="crm_pred_1" not in frame)
@@ -95,7 +95,7 @@ def page() -> None:
     })
     config = {}
     if "image_path" in wrong:
-        image_root = (runs.read_json(run_dir / "config.json", {}) or {}).get("image_dir")
+        image_root = run.config.get("image_dir")
         view.insert(0, "image", [thumbnail(p, image_root) for p in wrong.image_path.head(ROWS_SHOWN)])
         config["image"] = st.column_config.ImageColumn("image", width="small")
     st.dataframe(view, hide_index=True, column_config=config)
@@ -105,7 +105,7 @@ def page() -> None:
     st.download_button("Export these mistakes (CSV)", export, file_name=f"mistakes-{run_id}.csv", mime="text/csv")
 
     st.subheader("Where the errors are")
-    roll = rollup(str(pred_path), pred_path.stat().st_mtime, crm)
+    roll = rollup(str(run.path), run.predictions_mtime(), crm)
     measure = st.segmented_control("Size by", ["errors", "support"], default="errors") or "errors"
     fig = px.sunburst(roll, ids="id", parents="parent", names="name", values=measure, color="mean_severity",
                       color_continuous_scale="OrRd", hover_data={"error_rate": ":.2f", "mean_severity": ":.2f"},

@@ -202,7 +202,7 @@ def launch(config: ExperimentConfig, name: str | None = None) -> Path:
     """Check the data, then create a queued run and start it in a background process; the page can be
     left meanwhile. A problem with the data is raised here, before any run folder exists."""
     check_inputs(config)
-    run_dir = runs.RunStore(runs_dir()).create(config.to_dict(), name=name)
+    run_dir = runs.RunStore(runs_dir()).create(config.to_dict(), name=name).path
     runs.launch_background(run_dir, cwd=ROOT)
     st.session_state["selected_run"] = run_dir.name
     return run_dir
@@ -217,5 +217,14 @@ def demo_run_offer(key: str) -> None:
         st.success(f"Demo run {run_dir.name} started. Follow it on the Training page; this page fills in when it is done.")
 
 
-def finished_runs() -> list[Path]:
-    return [p for p in runs.RunStore(runs_dir()).runs() if runs.status(p).get("state") == "done"]
+def finished_runs() -> list[runs.Run]:
+    """Healthy finished runs, newest first (damaged ones are listed by `damaged_runs_notice`)."""
+    return runs.RunStore(runs_dir()).finished()
+
+
+def damaged_runs_notice() -> None:
+    """Name the runs whose files are damaged, so they are not silently missing from the lists."""
+    damaged = [p for r in runs.RunStore(runs_dir()).runs() for p in r.problems()]
+    if damaged:
+        st.warning(f"{len(damaged)} run file problem(s); those runs are left out:", icon=":material/warning:")
+        st.text("\n".join(damaged))

@@ -82,20 +82,19 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
 def live_runs() -> None:
     """Refreshes itself every 2 s: progress, per-epoch curves and a cancel button per active run."""
     store = runs.RunStore(runs_dir())
-    active = [p for p in store.runs() if runs.status(p).get("state") in ("queued", "running")]
+    active = [r for r in store.runs() if r.state in ("queued", "running") and not r.problems()]
     if not active:
         st.caption("No run in progress.")
     for run_dir in active:
-        config = runs.read_json(run_dir / "config.json", {})
-        hist = runs.history(run_dir)
+        hist = run_dir.history()
         done = len(hist)
-        total = int(config.get("epochs", 1))
+        total = int(run_dir.config.get("epochs", 1))
         c = st.columns([4, 1])
-        state = runs.status(run_dir).get("state")
+        state = run_dir.state
         c[0].progress(min(done / total, 1.0), text=f"{run_dir.name}: {state}, epoch {done}/{total}"
                       + ("" if done else " (embedding products and categories first)"))
         if c[1].button("Cancel", key=f"cancel-{run_dir.name}"):
-            runs.request_cancel(run_dir)
+            runs.request_cancel(run_dir.path)
             st.toast(f"Cancelling {run_dir.name} after the current step")
         if done:
             curves = hist.melt(id_vars="epoch", value_vars=["train_loss", "val_top1", "val_semsim5"])
@@ -109,9 +108,8 @@ def runs_table_and_compare() -> None:
         demo_run_offer("demo-training")
         return
     st.dataframe(table, hide_index=True)
-    failed = table[table.status == "failed"]
-    for row in failed.itertuples():
-        st.error(f"{row.run_id} failed: {row.error}")
+    for row in table[table.status.isin(["failed", "interrupted", "damaged"])].itertuples():
+        st.error(f"{row.run_id} {row.status}: {row.error}")
     done = table[table.status == "done"]
     if done.empty:
         return
@@ -125,7 +123,7 @@ def runs_table_and_compare() -> None:
         fig.update_traces(marker=dict(size=14))
         st.plotly_chart(fig, key="acc_vs_sev")
         for run_id in chosen[:4]:
-            hist = runs.history(runs_dir() / run_id)
+            hist = runs.Run(runs_dir() / run_id).history()
             if not hist.empty:
                 st.plotly_chart(px.line(hist, x="epoch", y=["val_top1", "val_semsim5"], title=run_id, height=240, markers=True),
                                 key=f"hist-{run_id}")

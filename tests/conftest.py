@@ -53,3 +53,21 @@ def small_tree():
 
     text = "A > A1 > a\nA > A1 > b\nA > A2 > c\nB > d\n"
     return load_taxonomy(text.encode())
+
+
+TRAIN = ["train", "--data", SAMPLE_PRODUCTS, "--label-column", "category_path", "--text-column", "title", "--id-column", "id",
+         "--taxonomy", SAMPLE_TAXONOMY, "--max-rows", "1500", "--encoder", "minilm", "--quiet", "--json"]
+
+
+@pytest.fixture(scope="session")
+def tree_run(tmp_path_factory):
+    """One finished run shared by the tests that read runs (train's --json summary). Tree soft labels
+    with beta 3 give under-confident raw probabilities: the case calibration is for. Copy it before
+    changing anything in it."""
+    import json
+
+    from tests.test_cli_taxonomy import run_cli
+
+    r = run_cli(*TRAIN, "--targets", "tree", "--beta", "3", "--epochs", "4", "--out", tmp_path_factory.mktemp("store"))
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])

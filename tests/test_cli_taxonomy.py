@@ -6,7 +6,7 @@ from tests.conftest import ROOT, SAMPLE_TAXONOMY, shared_file
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def test_google_summary_json_last_line():

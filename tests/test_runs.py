@@ -44,5 +44,5 @@ def test_cancel_flag(tmp_path):
 
 
 def test_compare_rejects_non_run_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a run folder"):
+    with pytest.raises(runs.RunError, match="not a run folder"):
         runs.compare([tmp_path])

@@ -1,0 +1,122 @@
+"""Categorize page: a finished run applied to new products, typed in or uploaded as a file."""
+
+import io
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.data import DataError, Items, read_table
+from core.export import write_csv
+from core.predictor import Predictor
+from core.settings import DEFAULT_REVIEW_RISK
+from pages.shared import demo_run_offer, finished_runs, guard
+
+UPLOAD_TYPES = ["csv", "tsv", "parquet", "jsonl"]
+
+
+@st.cache_resource(show_spinner="Loading the model and its encoder…", max_entries=4)
+def predictor(run_path: str, mtime: float) -> Predictor:
+    return Predictor.load(run_path)
+
+
+def typed_product(model: Predictor) -> None:
+    with st.form("typed"):
+        title = st.text_input("Title", placeholder="e.g. Waterproof leather hiking boots, men's size 10")
+        description = st.text_area("Description (optional)", height=80)
+        submitted = st.form_submit_button("Categorize", type="primary")
+    if not submitted:
+        return
+    text = " . ".join(t.strip() for t in (title, description) if t.strip())
+    if not text:
+        st.warning("Type a title or a description first.")
+        return
+    probs = model.probabilities(Items(ids=pd.Series(["typed"]).to_numpy(), texts=[text]))
+    answer = model.answers(["typed"], probs, top_k=5).iloc[0]
+    st.markdown("**Answer**")
+    st.text(answer["pred_1"])
+    if "risk" in answer:
+        risk = float(answer["risk"])
+        if answer["review"]:
+            st.warning(f"Review suggested: expected tree distance of this answer is {risk:.2f} "
+                       f"(above {DEFAULT_REVIEW_RISK}).", icon=":material/flag:")
+        else:
+            st.success(f"Confident: expected tree distance of this answer is {risk:.2f}.", icon=":material/check:")
+    top = [answer[f"pred_{r}"] for r in range(1, 6) if f"pred_{r}" in answer]
+    nodes = [model.taxonomy.resolve(p) for p in top]
+    distances = model.taxonomy.distance([nodes[0]] * len(nodes), nodes)
+    st.dataframe(pd.DataFrame({
+        "rank": range(1, len(top) + 1),
+        "category": top,
+        "probability (calibrated)": [float(answer[f"prob_{r}"]) for r in range(1, len(top) + 1)],
+        "tree distance to the answer": distances.astype(int),
+    }), hide_index=True, column_config={
+        "probability (calibrated)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
+
+
+def uploaded_file(model: Predictor) -> None:
+    upload = st.file_uploader("Product table (.csv, .tsv, .parquet, .jsonl)", type=UPLOAD_TYPES, key="categorize_upload")
+    if upload is None:
+        return
+    config = model.config
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / Path(upload.name).name
+        source.write_bytes(upload.getvalue())
+        columns = list(read_table(source, nrows=5).columns)
+        text = st.multiselect("Text column(s)", columns, default=[c for c in config.text_columns if c in columns],
+                              key="categorize_text")
+        id_choice = st.selectbox("Id column", ["(row number)", *columns],
+                                 index=1 + columns.index(config.id_column) if config.id_column in columns else 0)
+        if not st.button("Categorize the file", type="primary"):
+            return
+        if not text:
+            st.error("Choose at least one text column.")
+            return
+        out = Path(tmp) / "categorized.parquet"
+        given = model.input_config(data=str(source), text_columns=text).replace(
+            id_column=None if id_choice == "(row number)" else id_choice)
+        bar = st.progress(0.0, text="Categorizing…")
+        total = len(read_table(source))
+        done = {"n": 0}
+
+        def step(n: int) -> None:
+            done["n"] += n
+            bar.progress(min(done["n"] / max(total, 1), 1.0), text=f"Categorized {done['n']:,} of {total:,} products")
+
+        result = model.predict_file(out, given, chunk_rows=2_000, progress=step)
+        frame = pd.read_parquet(out)
+    bar.empty()
+    st.success(f"{result['rows']:,} products categorized; {result['review']:,} flagged for review.")
+    st.dataframe(frame.head(200), hide_index=True)
+    stem = Path(upload.name).stem
+    c = st.columns(2)
+    c[0].download_button("Download CSV", write_csv(frame), file_name=f"{stem}-categorized.csv",
+                         mime="text/csv")
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    c[1].download_button("Download Parquet", buffer.getvalue(), file_name=f"{stem}-categorized.parquet",
+                         mime="application/octet-stream")
+
+
+def page() -> None:
+    st.title("Categorize")
+    done = [r for r in finished_runs() if r.kind == "trained"]
+    if not done:
+        demo_run_offer("demo-categorize")
+        return
+    run = st.selectbox("Model (a finished training run)", done, format_func=lambda r: r.name, key="categorize_run")
+    model = predictor(str(run.path), run.predictions_mtime())
+    st.caption(f"{len(model.class_names)} categories · {model.encoder_choice.note} · calibration temperature "
+               f"{model.temperature:.2f}")
+    typed, upload = st.tabs(["Type a product", "Upload a file"])
+    with typed:
+        typed_product(model)
+    with upload:
+        try:
+            uploaded_file(model)
+        except DataError as exc:
+            st.error(str(exc))
+
+
+guard(page)

@@ -1,0 +1,72 @@
+"""The pages that read runs: Categorize with a finished run, and Training/Errors with damaged runs in the store."""
+
+import shutil
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from tests.conftest import ROOT
+
+TIMEOUT = 300
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, tree_run):
+    """A run store holding a copy of the shared finished run."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    shutil.copytree(tree_run["run_dir"], root / "20990101-000000-good")
+    monkeypatch.setenv("TAXOLENS_RUNS", str(root))
+    return root
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_categorize_a_typed_product(store):
+    at = page("categorize")
+    at.text_input[0].set_value("Waterproof leather hiking boots with a lug sole")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception, [e.value for e in at.exception]
+    answer = at.dataframe[0].value
+    assert answer["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert answer["category"].iloc[0].startswith("Footwear > Boots")
+    assert answer["tree distance to the answer"].iloc[0] == 0
+    assert answer["probability (calibrated)"].is_monotonic_decreasing
+    assert at.success or at.warning  # the review verdict is shown either way
+
+
+def test_categorize_an_uploaded_file(store):
+    at = page("categorize")
+    table = pd.DataFrame({"sku": ["a", "b", "c"], "title": ["chef knife 8 inch", "rain boots for kids", "cast iron wok"]})
+    at.file_uploader[0].upload("new products.csv", table.to_csv(index=False).encode(), "text/csv").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="categorize_run")  # the model picker stays available
+    next(m for m in at.multiselect if m.label == "Text column(s)").set_value(["title"]).run()
+    next(b for b in at.button if b.label == "Categorize the file").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("3 products categorized" in s.value for s in at.success), ([e.value for e in at.error], [s.value for s in at.success])
+    shown = at.dataframe[-1].value
+    assert shown["id"].tolist() == ["0", "1", "2"] and "pred_1" in shown and "review" in shown
+
+
+def test_damaged_runs_are_marked_and_pages_still_render(store, tree_run):
+    for name, file, content in (("20980101-000000-bad-status", "status.json", "1"),
+                                ("20970101-000000-bad-metrics", "metrics.json", '{"plain": null}')):
+        shutil.copytree(tree_run["run_dir"], store / name)
+        (store / name / file).write_text(content)
+    training = page("training")
+    table = training.dataframe[0].value
+    assert dict(zip(table.run_id, table.status, strict=True)) == {
+        "20990101-000000-good": "done", "20980101-000000-bad-status": "damaged", "20970101-000000-bad-metrics": "damaged"}
+    errors = page("errors")
+    assert any("run file problem" in w.value for w in errors.warning)
+    assert errors.selectbox[0].options == ["20990101-000000-good"]
+    assert any("mistakes of" in s.value for s in errors.subheader)
+    assert [r.name for r in runs.RunStore(store).finished()] == ["20990101-000000-good"]
