@@ -12,6 +12,8 @@ PAGES = [
     st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
     st.Page("pages/errors.py", title="Errors", icon=":material/troubleshoot:"),
     st.Page("pages/categorize.py", title="Categorize", icon=":material/label:"),
+    st.Page("pages/tune.py", title="Tune", icon=":material/query_stats:"),
+    st.Page("pages/import.py", title="Import predictions", icon=":material/upload_file:"),
 ]
 page = st.navigation(PAGES)
 with st.sidebar:

@@ -1,4 +1,4 @@
-"""Command line: `python -m core taxonomy|train|compare ...`. Bad input exits 2 with one readable message."""
+"""Command line: `python -m core taxonomy|train|sweep|compare ...`. Bad input exits 2 with one readable message."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from core import settings
+from core.comparison import RESAMPLES
 from core.embeddings import EncoderUnavailable
 from core.settings import DEFAULT_REVIEW_RISK
 from core.taxonomy import FORMATS, TaxonomyError, load_taxonomy
@@ -121,11 +122,211 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from core.runs import compare
 
+    if args.baseline:
+        return compare_with_baseline(args)
     table = compare(args.run_dirs)
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 40):
         print(table.to_string())
     if args.json:
         print(table.to_json())
+    return 0
+
+
+def _signed(value: object) -> str:
+    return "n/a" if value is None else f"{value:+.4f}"
+
+
+def compare_with_baseline(args: argparse.Namespace) -> int:
+    """Each run against the baseline on the same items: differences with 95% paired-bootstrap
+    intervals (METHOD.md, 'Comparing two runs') and the branches that got better or worse."""
+    from pathlib import Path
+
+    from core.comparison import compare_runs
+    from core.runs import Run
+
+    def table_of(run: str) -> object:
+        return Run.open(run).predictions()
+
+    if args.resamples < 1000:
+        raise CliError(f"--resamples must be at least 1000 (METHOD.md); got {args.resamples}")
+    base = table_of(args.baseline)
+    report = {"baseline": Path(args.baseline).name, "resamples": args.resamples, "runs": {}}
+    for run in args.run_dirs:
+        metrics, subtrees = compare_runs(base, table_of(run), resamples=args.resamples)
+        name = Path(run).name
+        print(f"{name} against {report['baseline']} ({len(base)} items; 95% paired-bootstrap intervals, {args.resamples} resamples)")
+        for key, row in metrics.iterrows():
+            interval = "" if row["diff"] is None else f"  [{row['lo']:+.4f}, {row['hi']:+.4f}]"
+            values = " -> ".join("n/a" if v is None else f"{v:.4f}" for v in (row["baseline"], row["candidate"]))
+            print(f"  {key:<18}{values:<20}{_signed(row['diff'])}{interval}")
+        changed = subtrees[subtrees["verdict"] != "same"]
+        print(f"  branches: {(subtrees['verdict'] == 'better').sum()} better, {(subtrees['verdict'] == 'worse').sum()} worse, "
+              f"{(subtrees['verdict'] == 'same').sum()} same (error rate, then mistake severity)")
+        for _, row in pd_concat_ends(changed, args.show_branches).iterrows():
+            print(f"    {row['verdict']:<7}{row['path']:<50} error rate {row['error_rate_baseline']:.3f} -> "
+                  f"{row['error_rate_candidate']:.3f}  severity {row['mean_severity_baseline']:.2f} -> {row['mean_severity_candidate']:.2f}"
+                  f"  ({int(row['support'])} items)")
+        report["runs"][name] = {"metrics": metrics.to_dict(orient="index"),
+                                "subtrees": subtrees.to_dict(orient="records")}
+    if args.json:
+        print(json.dumps(report, default=float))
+    return 0
+
+
+def pd_concat_ends(frame: object, n: int) -> object:
+    """The n most improved and the n most worsened rows of a table sorted best first."""
+    import pandas as pd
+
+    if len(frame) <= 2 * n:
+        return frame
+    return pd.concat([frame.head(n), frame.tail(n)])
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Import another categorizer's predictions as a run (see core/importer.py)."""
+    import numpy as np
+
+    from core.data import read_table
+    from core.importer import ImportSpec, import_run, read_class_list
+
+    if (args.probabilities is None) != (args.classes is None):
+        raise CliError("--probabilities and --classes go together")
+    if bool(args.pred_columns) == (args.probabilities is not None):
+        raise CliError("give either --pred-columns or --probabilities with --classes")
+    frame = read_table(args.predictions)
+    matrix = None
+    if args.probabilities is not None:
+        try:
+            matrix = np.load(args.probabilities, allow_pickle=False)
+        except ValueError as exc:
+            raise CliError(f"{args.probabilities} is not a .npy array: {exc}") from None
+    spec = ImportSpec(args.true_column, args.pred_columns or [], args.score_columns or [], args.id_column,
+                      args.text_columns or [])
+    progress = Progress(quiet=args.quiet)
+    try:
+        run_dir, summary = import_run(args.out, frame, spec, source=args.predictions, taxonomy_path=args.taxonomy,
+                                      taxonomy_format=args.taxonomy_format, probabilities=matrix,
+                                      class_list=read_class_list(args.classes) if args.classes else None,
+                                      encoder=args.encoder or settings.get("encoder").default,
+                                      template=args.template or settings.get("template").default,
+                                      clip_checkpoint=args.clip_checkpoint, name=args.name, on_event=progress.event)
+    finally:
+        progress.close()
+    print_result(run_dir, summary, args.json)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """K-fold out-of-fold predictions for every product, label issues ranked for review."""
+    from core.audit import run_audit
+    from core.experiment import check_inputs
+    from core.runs import RunStore
+    from core.settings import config_from_args
+
+    config = config_from_args(args)
+    dataset = check_inputs(config)
+    if not 2 <= args.folds <= len(dataset.labels):
+        raise CliError(f"--folds must be between 2 and the number of products ({len(dataset.labels)}); got {args.folds}")
+    run_dir = RunStore(args.out).create(config.to_dict() | {"kind": "audit", "folds": args.folds}, name="audit").path
+    progress = Progress(quiet=args.quiet)
+    print(f"audit {run_dir.name} started in {run_dir}", file=sys.stderr)
+    try:
+        summary = run_audit(config, args.folds, run_dir, on_event=progress.event, dataset=dataset)
+    finally:
+        progress.close()
+    if not summary.get("cancelled"):
+        print(f"{summary['label_issues']} likely label errors among {summary['n_test']} products "
+              "(review them on the Errors page, audit view)")
+    print_result(run_dir, summary, args.json)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from core import cluster, sweep
+    from core.experiment import check_inputs
+
+    config = settings.config_from_args(args)
+    space = sweep.load_space(args.space)
+    dims = sweep.parse_space(space, config)
+    objectives = sweep.parse_objectives(args.objectives)
+    if args.trials < 1:
+        raise CliError(f"--trials must be at least 1; got {args.trials}")
+    if args.seeds == 1:
+        raise CliError("--seeds must be 0 (no report) or at least 2 (a 95% interval needs two seeds)")
+    if args.search == "grid" and sweep.grid_size(dims) > args.trials:
+        raise CliError(f"the grid has {sweep.grid_size(dims)} points but --trials is {args.trials}; raise --trials or narrow the space")
+    address = cluster.resolve_address(args.ray_address)
+    if address:
+        cluster.check_reachable(address)
+    dataset = check_inputs(config)
+    record = run_sweep(config, dims, space, objectives, trials=args.trials, seeds=args.seeds, search=args.search,
+                       address=address, out=args.out, quiet=args.quiet, dataset=dataset)
+    if args.json:
+        print(json.dumps(sweep.public(record)))
+    return 0
+
+
+def run_sweep(config: settings.ExperimentConfig, dims: list, space: object, objectives: list[tuple[str, str]], *, trials: int,
+              seeds: int, search: str, address: str | None, out: str, quiet: bool, dataset: object = None,
+              sweep_id: str | None = None) -> dict:
+    """The search, its table, then (seeds >= 2) the test-split report; progress on stderr."""
+    from core import sweep
+
+    progress = Progress(quiet=quiet)
+    bar = None if quiet else progress.tqdm(total=sweep.grid_size(dims) if search == "grid" else trials, desc="trials",
+                                           file=sys.stderr)
+    try:
+        record = sweep.sweep(config, dims, objectives, trials=trials, store=out, search=search, address=address,
+                             raw_space=space, on_event=progress.event, dataset=dataset, sweep_id=sweep_id,
+                             on_trial=(lambda _: bar.update(1)) if bar is not None else None)
+        print(f"sweep {record['sweep_id']} on {record['engine']} ({record['address']}): {len(record['trials'])} trials, "
+              f"scored on the validation split")
+        print_trials(record, objectives)
+        if seeds >= 2 and record["pareto"] and record["state"] == "done":
+            record["report"] = sweep.report(out, record["sweep_id"], seeds=seeds, address=address, on_event=progress.event)
+            print(sweep.format_report(record["report"]))
+    finally:
+        if bar is not None:
+            bar.close()
+        progress.close()
+    return record
+
+
+def cmd_sweep_run(args: argparse.Namespace) -> int:
+    """Execute a sweep the app requested (RUNS/_sweeps/ID/request.json); what the Tune page launches."""
+    from pathlib import Path
+
+    from core import sweep
+
+    folder = Path(args.folder)
+    asked = json.loads((folder / "request.json").read_text())
+    config = settings.ExperimentConfig.from_dict(asked["base"])
+    run_sweep(config, sweep.parse_space(asked["space"], config), asked["space"], sweep.parse_objectives(asked["objectives"]),
+              trials=asked["trials"], seeds=asked["seeds"], search=asked["search"], address=None, out=str(folder.parents[1]),
+              quiet=True, sweep_id=folder.name)
+    return 0
+
+
+def print_trials(record: dict, objectives: list[tuple[str, str]]) -> None:
+    pareto = set(record["pareto"])
+    for t in record["trials"]:
+        scores = "  ".join(f"{m} {t['val'].get(m) if t['val'].get(m) is None else round(t['val'][m], 4)}" for m, _ in objectives)
+        settings_text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["config"].items())
+        print(f"{'*' if t['run_id'] in pareto else ' '} {t['run_id']}  {scores}  {settings_text}")
+    print("* = on the Pareto front of " + ", ".join(f"{m} ({d})" for m, d in objectives))
+
+
+def cmd_sweep_report(args: argparse.Namespace) -> int:
+    from core import runs, sweep
+
+    folder = sweep.sweep_dir(args.out, args.sweep_id)
+    rep = runs.read_json(folder / "report.json")
+    if rep is None or (args.seeds is not None and rep.get("seeds") != args.seeds):
+        rep = sweep.report(args.out, args.sweep_id, seeds=args.seeds or 3, address=args.ray_address,
+                           on_event=Progress(quiet=args.quiet).event)
+    print(sweep.format_report(rep))
+    if args.json:
+        print(json.dumps(rep))
     return 0
 
 
@@ -203,6 +404,63 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dir")
     r.set_defaults(func=cmd_run)
 
+    e = sub.add_parser("evaluate", help="import another categorizer's predictions as a run and evaluate them")
+    e.add_argument("--predictions", required=True, metavar="FILE", help="predictions file: .csv, .tsv, .parquet or .jsonl")
+    e.add_argument("--true-column", required=True, metavar="COL", help="the given category (a path or a taxonomy id)")
+    e.add_argument("--pred-columns", nargs="+", metavar="COL", help="ranked answers, best first")
+    e.add_argument("--score-columns", nargs="+", metavar="COL", help="a score in [0, 1] per answer, same order")
+    e.add_argument("--probabilities", metavar="NPY", help="(items x classes) probability matrix, rows in file order")
+    e.add_argument("--classes", metavar="FILE", help="the matrix's classes, one per line")
+    e.add_argument("--id-column", metavar="COL", help="item id column (row number without it)")
+    e.add_argument("--text-column", dest="text_columns", action="append", metavar="COL", help="item text; repeat for more")
+    e.add_argument("--name", help="a name for the run")
+    settings.add_arguments(e, ("encoder",))
+    settings.add_arguments(e, ("data",), skip=[s.name for s in settings.settings(["data"])
+                                               if s.name not in ("taxonomy", "taxonomy_format")])
+    e.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
+    e.add_argument("--json", action="store_true", help="print the run id, folder and metrics as JSON on the last line")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_evaluate)
+
+    a = sub.add_parser("audit", help="K-fold out-of-fold predictions for every product: find likely label errors")
+    settings.add_arguments(a, required=("data", "label_columns", "text_columns"))
+    a.add_argument("--folds", type=int, default=5, metavar="K", help="folds (K models; default 5)")
+    a.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
+    a.add_argument("--json", action="store_true", help="print the run id, folder and metrics as JSON on the last line")
+    a.add_argument("--quiet", action="store_true", help="no progress bars")
+    a.set_defaults(func=cmd_audit)
+
+    w = sub.add_parser("sweep", help="search label representations with Ray Tune, scored on the validation split; "
+                       "`sweep report SWEEP` re-evaluates the Pareto front over seeds")
+    settings.add_arguments(w, required=("data", "label_columns", "text_columns"))
+    g = w.add_argument_group("Sweep")
+    g.add_argument("--space", metavar="FILE", help="search space, JSON or YAML (default: core/sweep.py DEFAULT_SPACE)")
+    g.add_argument("--trials", type=int, default=20, metavar="N", help="trials to run (default 20)")
+    g.add_argument("--objectives", default="top1:max,hdist@5:min", metavar="M:DIR,...",
+                   help="validation metrics to optimise with max or min (default top1:max,hdist@5:min)")
+    g.add_argument("--search", choices=["nsga2", "grid"], default="nsga2", help="Optuna NSGA-II (default) or a grid")
+    g.add_argument("--seeds", type=int, default=3, metavar="N",
+                   help="seeds for the test-split report on the Pareto front and one-hot (0 = no report; default 3)")
+    g.add_argument("--ray-address", metavar="HOST:PORT", help="an existing Ray cluster (default: RAY_ADDRESS, else a local Ray)")
+    g.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
+    g.add_argument("--json", action="store_true", help="print the sweep as JSON on the last line")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    w.set_defaults(func=cmd_sweep)
+
+    wr = sub.add_parser("sweep-report", prog="python -m core sweep report",
+                        help="(also `sweep report`) test-split report of a sweep: mean and 95%% interval over seeds")
+    wr.add_argument("sweep_id", metavar="SWEEP")
+    wr.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
+    wr.add_argument("--seeds", type=int, metavar="N", help="re-run the report with N seeds (default: the stored report, else 3)")
+    wr.add_argument("--ray-address", metavar="HOST:PORT")
+    wr.add_argument("--json", action="store_true")
+    wr.add_argument("--quiet", action="store_true")
+    wr.set_defaults(func=cmd_sweep_report)
+
+    sr = sub.add_parser("sweep-run", help="execute a sweep requested by the app (RUNS/_sweeps/ID)")
+    sr.add_argument("folder")
+    sr.set_defaults(func=cmd_sweep_run)
+
     pr = sub.add_parser("predict", help="categorize new products with a finished run")
     pr.add_argument("run_dir", metavar="RUN_DIR")
     settings.add_arguments(pr, ("data",), required=("data",), skip=NOT_PREDICT_SETTINGS)
@@ -221,20 +479,29 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--json", action="store_true", help="print the list as JSON on the last line")
     rs.set_defaults(func=cmd_runs)
 
-    c = sub.add_parser("compare", help="compare finished runs side by side")
+    c = sub.add_parser("compare", help="compare finished runs side by side, or against a baseline with intervals")
     c.add_argument("run_dirs", nargs="+")
+    c.add_argument("--baseline", metavar="RUN", help="compare each run to this one on the same items: differences with "
+                   "95%% paired-bootstrap intervals and per-branch changes")
+    c.add_argument("--resamples", type=int, default=RESAMPLES, help=f"bootstrap resamples (default {RESAMPLES}; at least 1000)")
+    c.add_argument("--show-branches", type=int, default=5, metavar="N", help="list the N most improved and N most worsened branches")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from core.cluster import ClusterError
+
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["sweep", "report"]:
+        argv = ["sweep-report", *argv[2:]]
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (CliError, TaxonomyError, ValueError, FileNotFoundError, KeyError, OSError, EncoderUnavailable) as exc:
+    except (CliError, TaxonomyError, ClusterError, ValueError, FileNotFoundError, KeyError, OSError, EncoderUnavailable) as exc:
         message = str(exc).strip("'\"")
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

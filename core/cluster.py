@@ -56,34 +56,52 @@ def resolve_address(address: str | None) -> str | None:
     return None if address in (None, "", "local") else address
 
 
-def init(address: str | None = None, num_cpus: int | None = None) -> Engine:
+def worker_env() -> dict:
+    """Ray runtime_env for workers: this package shipped to them (so a cluster elsewhere can run our
+    functions) and offline, single-threaded numeric libraries (one trial per CPU)."""
+    from pathlib import Path
+
+    return {"py_modules": [str(Path(__file__).resolve().parent)],
+            "env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}}
+
+
+def _local_env_unless(address: str | None) -> str | None:
+    """The resolved address; without one, the loopback-only, no-statistics environment is set first,
+    before Ray's first import (Ray reads these variables into constants when it is imported)."""
+    address = resolve_address(address)
+    if not address:
+        os.environ.update(LOCAL_ENV)
+    return address
+
+
+def init(address: str | None = None, num_cpus: int | None = None, runtime_env: dict | None = None) -> Engine:
     """Connect to `address`, or start (once per process) a local, loopback-only Ray."""
+    address = _local_env_unless(address)
     import ray
 
-    address = resolve_address(address)
     if ray.is_initialized():
         ctx = ray.get_runtime_context()
         return Engine("ray-cluster" if address else "ray-local", address or ctx.gcs_address)
     if address:
         check_reachable(address)
         try:
-            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR", runtime_env=runtime_env)
         except Exception as exc:  # Ray raises several types for a refused or mismatched cluster
             raise ClusterError(f"could not join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
         return Engine("ray-cluster", address)
-    os.environ.update(LOCAL_ENV)
     ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR", configure_logging=True, _node_ip_address="127.0.0.1")
+             logging_level="ERROR", configure_logging=True, _node_ip_address="127.0.0.1", runtime_env=runtime_env)
     return Engine("ray-local", ray.get_runtime_context().gcs_address)
 
 
 @contextmanager
-def session(address: str | None = None, num_cpus: int | None = None) -> Iterator[Engine]:
+def session(address: str | None = None, num_cpus: int | None = None, runtime_env: dict | None = None) -> Iterator[Engine]:
     """A Ray connection for one command; a Ray this call started is shut down afterwards."""
+    address = _local_env_unless(address)
     import ray
 
     started = not ray.is_initialized()
-    engine = init(address, num_cpus)
+    engine = init(address, num_cpus, runtime_env)
     try:
         yield engine
     finally:

@@ -37,10 +37,12 @@ from core.embeddings import (
     label_embeddings,
     load_encoder,
 )
+from core.label_issues import with_label_issues
 from core.metrics import evaluate, expected_calibration_error, jsonable, pairwise, ranked_predictions
 from core.settings import ExperimentConfig
 from core.targets import SoftTargets, build_targets, crm_rerank, feature_codes
 from core.train import EpochLog, predict_logits, train_model
+from core.triage import with_triage
 
 Event = Callable[[str, int, int], None]  # (stage, done, total)
 DENSE_DISTANCE_LIMIT = 12_000  # classes; beyond this distances are computed per pair, not stored C x C
@@ -101,14 +103,14 @@ def make_targets(config: ExperimentConfig, prepared: Prepared) -> tuple[SoftTarg
     c = len(prepared.dataset.classes)
     notes = []
     k = config.k
-    if config.targets in ("knn-uniform", "semantic") and k >= c:
+    if config.targets in ("knn-uniform", "semantic", "hybrid") and k >= c:
         k = c - 1
         notes.append(f"k lowered from {config.k} to {k}: there are only {c} classes")
     distance = prepared.distance if isinstance(prepared.distance, np.ndarray) else None
-    if config.targets == "tree" and distance is None:
-        raise ValueError(f"tree targets need a dense distance matrix; {c} classes is above {DENSE_DISTANCE_LIMIT}")
+    if config.targets in ("tree", "hybrid") and distance is None:
+        raise ValueError(f"{config.targets} targets need a dense distance matrix; {c} classes is above {DENSE_DISTANCE_LIMIT}")
     targets = build_targets(config.targets, embeddings=prepared.label_emb, distance=distance, alpha=config.alpha,
-                            temperature=config.temperature, k=k, beta=config.beta, n_classes=c)
+                            temperature=config.temperature, k=k, beta=config.beta, mix=config.mix, n_classes=c)
     return targets, notes
 
 
@@ -127,8 +129,9 @@ def answer_risk(probs: np.ndarray, answers: np.ndarray, distance: np.ndarray) ->
 
 def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, crm_order: np.ndarray | None, k: int = 5) -> pd.DataFrame:
     """What the errors page reads (schema: core/predictions.py): per test item the truth, the top-k
-    with calibrated probabilities, the severity and risk of the top answer and each answer's
-    similarity to the truth."""
+    with calibrated probabilities, the severity and risk of the top answer, each answer's similarity
+    to the truth, the mistake's triage class and whether the label itself looks wrong (`probs` are
+    out-of-sample: the test split, or out-of-fold)."""
     ds = prepared.dataset
     names = np.array(ds.class_names, dtype=object)
     y = ds.labels[rows]
@@ -151,7 +154,7 @@ def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, c
     if crm_order is not None:
         frame["crm_pred_1"] = names[crm_order[:, 0]]
         frame["crm_tree_distance"] = pairwise(prepared.distance, crm_order[:, 0], y).astype(int)
-    return frame
+    return with_label_issues(with_triage(frame, ds.taxonomy), probs, y)
 
 
 def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Path | None = None,
@@ -234,14 +237,15 @@ def save_run(run: runs.Run, config: ExperimentConfig, prepared: Prepared, model:
 
 
 def execute_run(run_dir: Path, on_epoch: Callable[[EpochLog], None] | None = None, on_event: Event | None = None,
-                dataset: Dataset | None = None) -> dict:
-    """Run a queued run folder to completion; any failure is recorded as 'failed' with its message."""
+                dataset: Dataset | None = None, prepared: Prepared | None = None) -> dict:
+    """Run a queued run folder to completion; any failure is recorded as 'failed' with its message.
+    `prepared` skips the data preparation (a sweep prepares once and shares it with every trial)."""
     run_dir = Path(run_dir)
     config = runs.Run.open(run_dir).experiment_config()
     runs.claim(run_dir)
     runs.set_status(run_dir, "running")
     try:
-        prepared = prepare(config, on_event, dataset)
+        prepared = prepared or prepare(config, on_event, dataset)
         runs.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
         return train_and_evaluate(config, prepared, run_dir, on_epoch, on_event)
     except (DataError, ValueError, FileNotFoundError, OSError) as exc:

@@ -141,6 +141,8 @@ class Run:
     def __fspath__(self) -> str:
         return str(self.path)
 
+    __str__ = __fspath__  # a Run passed where a path string is expected (argv, messages) reads as its folder
+
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
@@ -453,12 +455,13 @@ def compare(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(frames)
 
 
-def launch_background(run_dir: Path, cwd: str | Path | None = None) -> subprocess.Popen:
-    """Execute a queued run in a separate process (`python -m core run RUN_DIR`), detached from the
-    caller so an app page can be left and the run goes on; output goes to run.log."""
+def launch_background(run_dir: Path, cwd: str | Path | None = None, command: str = "run") -> subprocess.Popen:
+    """Execute a queued run (or, with command="sweep-run", a requested sweep) in a separate process
+    (`python -m core COMMAND FOLDER`), detached from the caller so an app page can be left and the
+    work goes on; output goes to run.log in the folder."""
     log = open(Path(run_dir) / "run.log", "ab")  # noqa: SIM115 - handed to the child process
     env = os.environ | {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, "-m", "core", "run", str(run_dir)], cwd=cwd or Path(__file__).resolve().parents[1],
+    return subprocess.Popen([sys.executable, "-m", "core", command, str(run_dir)], cwd=cwd or Path(__file__).resolve().parents[1],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
 
 

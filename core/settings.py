@@ -30,6 +30,7 @@ TARGET_KINDS = {
     "knn-uniform": "Top-k uniform",
     "semantic": "Semantic (similarity-weighted neighbours)",
     "tree": "Tree-distance soft labels",
+    "hybrid": "Hybrid (semantic neighbours and tree distance)",
 }
 ENCODERS = {
     "auto": "Auto (CLIP if its weights are on disk, else MiniLM)",

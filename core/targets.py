@@ -3,7 +3,9 @@
 Row i is the target distribution when the true class is i. Every kind is kept in the form
     row_i = base + main * onehot_i + sum_k weight_ik * onehot_{neighbour_ik}   (smoothing kinds)
     row_i = (1 - mix) * onehot_i + mix * softmax_l(-beta * d(i, l) / d_max)      (tree)
-so 20,000 classes with k = 20 take a few MB, and the loss never materialises a (batch, C) target."""
+    row_i = (1 - alpha) * onehot_i + alpha * (l * w_i + (1 - l) * v_i)            (hybrid)
+where v_i is the tree row with its diagonal removed and renormalised; the hybrid keeps w sparse
+(C x k) and the tree part as the uint8 distance matrix it shares with the tree kind, so 20,000 classes with k = 20 take a few MB, and the loss never materialises a (batch, C) target."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class SoftTargets:
     distance: np.ndarray | None = None  # (C, C) uint8 tree distances, tree kind only
     beta: float = 10.0
     mix: float = 1.0  # tree kind: share of the tree distribution (1 = METHOD.md's tree soft labels)
+    blend: float = 1.0  # hybrid kind: l, the share of the smoothing mass spread by semantic similarity
 
     # ----- structure ---------------------------------------------------------------------------
     @property
@@ -50,14 +53,21 @@ class SoftTargets:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.neighbors, self.neighbor_weights, self.distance) if a is not None)
 
-    def _tree_rows(self, labels: np.ndarray) -> np.ndarray:
+    def _tree_distribution(self, labels: np.ndarray, without_true: bool = False) -> np.ndarray:
+        """METHOD.md's tree soft labels for these rows (dense, (B, C)); `without_true`: the hybrid's
+        v_i, the same row with the true class removed and renormalised (as a softmax, so a large
+        beta cannot turn it into 0/0)."""
         d = self.distance[labels].astype(np.float32)
         d_max = max(float(self.distance.max()), 1.0)
         logits = -self.beta * d / d_max
+        if without_true:
+            logits[np.arange(len(labels)), labels] = -np.inf
         logits -= logits.max(axis=1, keepdims=True)
         rows = np.exp(logits)
-        rows /= rows.sum(axis=1, keepdims=True)
-        rows *= self.mix
+        return rows / rows.sum(axis=1, keepdims=True)
+
+    def _tree_rows(self, labels: np.ndarray) -> np.ndarray:
+        rows = self._tree_distribution(labels) * self.mix
         rows[np.arange(len(labels)), labels] += 1.0 - self.mix
         return rows
 
@@ -69,11 +79,14 @@ class SoftTargets:
         out = np.zeros((len(labels), self.n_classes), dtype=np.float32)
         if self.kind == "uniform":
             out += self.alpha / self.n_classes
+        if self.kind == "hybrid":
+            out += self.alpha * (1.0 - self.blend) * self._tree_distribution(labels, without_true=True)
         main = 1.0 if self.kind == "onehot" else 1.0 - self.alpha
         out[np.arange(len(labels)), labels] += main
         if self.neighbors is not None:
             r = np.repeat(np.arange(len(labels)), self.neighbors.shape[1])
-            np.add.at(out, (r, self.neighbors[labels].ravel()), self.alpha * self.neighbor_weights[labels].ravel())
+            share = self.blend if self.kind == "hybrid" else 1.0
+            np.add.at(out, (r, self.neighbors[labels].ravel()), self.alpha * share * self.neighbor_weights[labels].ravel())
         return out
 
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
@@ -88,7 +101,7 @@ class SoftTargets:
     def sparse_row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices and values of row i's non-zero entries beyond a uniform floor (for display)."""
         dense = self.rows([i])[0]
-        nz = np.flatnonzero(dense > dense.min()) if self.kind in ("uniform", "tree") else np.flatnonzero(dense)
+        nz = np.flatnonzero(dense > dense.min()) if self.kind in ("uniform", "tree", "hybrid") else np.flatnonzero(dense)
         order = nz[np.argsort(-dense[nz], kind="stable")]
         return order, dense[order]
 
@@ -118,11 +131,14 @@ class SoftTargets:
             return per_sample.mean()
         per_sample = -(1 - self.alpha) * true_logp
         if self.kind == "uniform":
-            per_sample = per_sample - self.alpha / self.n_classes * logp.sum(dim=1)
-        else:
-            buffers = buffers if buffers is not None else self.torch_buffers(logits.device)
-            nb, w = buffers["neighbors"][labels], buffers["weights"][labels]
-            per_sample = per_sample - self.alpha * (w * logp.gather(1, nb)).sum(dim=1)
+            return (per_sample - self.alpha / self.n_classes * logp.sum(dim=1)).mean()
+        buffers = buffers if buffers is not None else self.torch_buffers(logits.device)
+        share = self.blend if self.kind == "hybrid" else 1.0
+        nb, w = buffers["neighbors"][labels], buffers["weights"][labels]
+        per_sample = per_sample - self.alpha * share * (w * logp.gather(1, nb)).sum(dim=1)
+        if self.kind == "hybrid" and share < 1.0:
+            v = torch.softmax(buffers["tree_logprob"][labels].scatter(1, labels[:, None], -math.inf), dim=1)
+            per_sample = per_sample - self.alpha * (1.0 - share) * (v * logp).sum(dim=1)
         return per_sample.mean()
 
 
@@ -167,22 +183,18 @@ def semantic_weights(similarities: np.ndarray, temperature: float) -> np.ndarray
 
 def build_targets(kind: str, *, similarity: np.ndarray | None = None, embeddings: np.ndarray | None = None,
                   distance: np.ndarray | None = None, alpha: float = 0.1, temperature: float = 0.1, k: int = 20,
-                  beta: float = 10.0, n_classes: int | None = None) -> SoftTargets:
-    """Targets of one kind (see KINDS and METHOD.md). `n_classes` is needed only for onehot/uniform
-    when neither similarity, embeddings nor distance says how many classes there are."""
+                  beta: float = 10.0, mix: float = 0.5, n_classes: int | None = None) -> SoftTargets:
+    """Targets of one kind (see KINDS and METHOD.md). `mix` is the hybrid's l (1 = semantic, 0 = tree
+    distance). `n_classes` is needed only for onehot/uniform when neither similarity, embeddings nor
+    distance says how many classes there are."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     alpha = _check_range("alpha", alpha, 0.0, 1.0)
-    if kind == "tree":
-        if distance is None:
-            raise ValueError("distance (the (C, C) tree distance matrix) is required for tree targets")
-        d = np.asarray(distance)
-        if d.ndim != 2 or d.shape[0] != d.shape[1]:
-            raise ValueError(f"distance must be a square (C, C) matrix; got shape {d.shape}")
-        if not np.isfinite(d).all() or (d < 0).any():
-            raise ValueError("distance must hold finite, non-negative values")
+    if kind in ("tree", "hybrid"):
+        d = _check_distance(distance, kind)
         beta = _check_range("beta", beta, 0.0, math.inf)
-        return SoftTargets("tree", d.shape[0], distance=d.astype(np.uint8), beta=beta)
+    if kind == "tree":
+        return SoftTargets("tree", d.shape[0], distance=d, beta=beta)
     if kind in ("onehot", "uniform"):
         sources = [a.shape[0] for a in (similarity, embeddings, distance) if a is not None]
         c = n_classes or (sources[0] if sources else None)
@@ -198,7 +210,24 @@ def build_targets(kind: str, *, similarity: np.ndarray | None = None, embeddings
         weights = np.full(idx.shape, 1.0 / k, dtype=np.float32)
     else:
         weights = semantic_weights(sims, temperature)
+    if kind == "hybrid":
+        if d.shape[0] != c:
+            raise ValueError(f"distance is {d.shape[0]} x {d.shape[0]} but there are {c} classes")
+        return SoftTargets(kind, c, alpha=alpha, neighbors=idx, neighbor_weights=weights, distance=d, beta=beta,
+                           blend=_check_range("mix", mix, 0.0, 1.0))
     return SoftTargets(kind, c, alpha=alpha, neighbors=idx, neighbor_weights=weights)
+
+
+def _check_distance(distance: np.ndarray | None, kind: str) -> np.ndarray:
+    """The (C, C) tree distances as uint8 (depths are far below 256), or ValueError saying what is wrong."""
+    if distance is None:
+        raise ValueError(f"distance (the (C, C) tree distance matrix) is required for {kind} targets")
+    d = np.asarray(distance)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"distance must be a square (C, C) matrix; got shape {d.shape}")
+    if not np.isfinite(d).all() or (d < 0).any():
+        raise ValueError("distance must hold finite, non-negative values")
+    return d.astype(np.uint8)
 
 
 def alpha_schedule(alpha0: float, epoch: int, curriculum_epochs: int, shape: Literal["linear", "cosine"] = "linear") -> float:

@@ -6,11 +6,20 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import runs
+from core import runs, triage
+from core.audit import corrections
 from core.export import write_csv
 from core.images import read_thumbnail
 from core.metrics import rollup_from_predictions
-from pages.shared import damaged_runs_notice, demo_run_offer, finished_runs, guard, runs_dir
+from pages.shared import (
+    damaged_runs_notice,
+    demo_run_offer,
+    finished_runs,
+    guard,
+    persistent,
+    remember,
+    runs_dir,
+)
 
 ROWS_SHOWN = 100
 CARDS = [("top1", "Top-1 accuracy", False), ("mistake_severity", "Mistake severity (tree distance)", True),
@@ -37,6 +46,58 @@ def thumbnail(path: object, image_root: str | None) -> str | None:
 
 def branch(path: str) -> str:
     return str(path).split(" > ")[0]
+
+
+def triage_cards_and_filter(frame: pd.DataFrame, wrong: pd.DataFrame) -> pd.DataFrame:
+    """Mistakes per triage class (METHOD.md, 'Triage') as cards, and a filter by class."""
+    if "triage" not in frame:
+        return wrong
+    counts = triage.counts(frame)
+    for col, (name, n) in zip(st.columns(len(counts)), counts.items(), strict=True):
+        col.metric(name.capitalize(), f"{n:,}")
+    chosen = st.multiselect("Kind of mistake", list(triage.CLASSES), key=persistent("errors_triage", []))
+    remember("errors_triage")
+    return wrong[wrong["triage"].isin(chosen)] if chosen else wrong
+
+
+def split_label_issues(wrong: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(model mistakes, likely label errors): flagged rows are listed apart, not blamed on the model."""
+    if "label_issue" not in wrong:
+        return wrong, wrong.iloc[:0]
+    flagged = wrong["label_issue"].astype(bool)
+    return wrong[~flagged], wrong[flagged].sort_values("label_quality")
+
+
+def label_issue_table(suspects: pd.DataFrame, pred_col: str) -> None:
+    st.subheader(f"{len(suspects):,} likely label errors")
+    st.warning("For these products **the label may be wrong; the model may be right**: the model confidently disagrees "
+               "with the given category (confident learning, cleanlab). Check the catalog before blaming the model.")
+    if suspects.empty:
+        return
+    st.dataframe(pd.DataFrame({
+        "product": suspects.get("text", suspects["id"]).to_numpy(),
+        "given label": suspects.true_label.to_numpy(),
+        "model's answer": suspects[pred_col].to_numpy(),
+        "label quality": suspects.label_quality.round(4).to_numpy(),
+        "kind": suspects.triage.to_numpy() if "triage" in suspects else "",
+    }), hide_index=True)
+
+
+def audit_review(frame: pd.DataFrame, run_id: str) -> None:
+    """An audit run: its label issues, most urgent first, to keep or relabel; corrections as CSV."""
+    issues = frame[frame["label_issue"]].sort_values("audit_priority", ascending=False)
+    st.subheader(f"Audit: {len(issues):,} likely label errors among {len(frame):,} products")
+    st.caption("Ranked so that a confident disagreement across departments comes before a sibling one. Keep the label, "
+               "or relabel the product to the model's answer; export the corrections to apply them to your catalog.")
+    table = pd.DataFrame({"id": issues["id"].to_numpy(), "product": issues.get("text", issues["id"]).to_numpy(),
+                          "given label": issues.true_label.to_numpy(), "suggested": issues.pred_1.to_numpy(),
+                          "kind": issues.triage.to_numpy(), "label quality": issues.label_quality.round(4).to_numpy(),
+                          "decision": "keep"})
+    edited = st.data_editor(table, hide_index=True, key=f"audit_{run_id}", disabled=[c for c in table if c != "decision"],
+                            column_config={"decision": st.column_config.SelectboxColumn("decision", options=["keep", "relabel"])})
+    fixes = corrections(issues, edited.set_index("id")["decision"])
+    st.download_button(f"Export {len(fixes):,} corrections (CSV)", write_csv(fixes),
+                       file_name=f"corrections-{run_id}.csv", mime="text/csv", key="audit_export")
 
 
 def page() -> None:
@@ -78,9 +139,12 @@ def page() -> None:
         wrong = wrong[wrong["true branch"].isin(true_b)]
     if pred_b:
         wrong = wrong[wrong["predicted branch"].isin(pred_b)]
-    wrong = wrong[(wrong.prob_1 >= lo) & (wrong.prob_1 <= hi)]
+    if "prob_1" in wrong:
+        wrong = wrong[(wrong.prob_1 >= lo) & (wrong.prob_1 <= hi)]
+    wrong = triage_cards_and_filter(frame, wrong)
+    wrong, suspects = split_label_issues(wrong)
     key = "semantic_distance" if order == "semantic distance" else dist_col
-    wrong = wrong.sort_values([key, "prob_1"], ascending=False)
+    wrong = wrong.sort_values([key, "prob_1"] if "prob_1" in wrong else [key], ascending=False)
     st.subheader(f"{len(wrong):,} mistakes of {len(frame):,} test items")
     top5 = [" · ".join(f"{r[f'pred_{i}'].split(' > ')[-1]} ({r[f'sim_{i}']:.2f})" for i in range(1, 6) if f"pred_{i}" in r)
             for r in wrong.head(ROWS_SHOWN).to_dict("records")]
@@ -88,7 +152,7 @@ def page() -> None:
         "product": wrong.text.head(ROWS_SHOWN).to_numpy(),
         "true path": wrong.true_label.head(ROWS_SHOWN).to_numpy(),
         "predicted path": wrong[pred_col].head(ROWS_SHOWN).to_numpy(),
-        "confidence": wrong.prob_1.head(ROWS_SHOWN).round(3).to_numpy(),
+        "confidence": wrong.prob_1.head(ROWS_SHOWN).round(3).to_numpy() if "prob_1" in wrong else None,
         "tree distance": wrong[dist_col].head(ROWS_SHOWN).to_numpy(),
         "semantic distance": wrong.semantic_distance.head(ROWS_SHOWN).round(3).to_numpy(),
         "top-5 (similarity to truth)": top5,
@@ -100,9 +164,15 @@ def page() -> None:
         config["image"] = st.column_config.ImageColumn("image", width="small")
     st.dataframe(view, hide_index=True, column_config=config)
     if len(wrong) > ROWS_SHOWN:
-        st.caption(f"Showing the {ROWS_SHOWN} worst; the export holds all {len(wrong):,}.")
-    export = write_csv(wrong.drop(columns=[c for c in ("image_path",) if c in wrong]))
+        st.caption(f"Showing the {ROWS_SHOWN} worst; the export holds all {len(wrong):,} and the likely label errors.")
+    shown = pd.concat([wrong, suspects])  # the export keeps the likely label errors, marked by label_issue
+    export = write_csv(shown.drop(columns=[c for c in ("image_path",) if c in shown]))
     st.download_button("Export these mistakes (CSV)", export, file_name=f"mistakes-{run_id}.csv", mime="text/csv")
+
+    if "label_issue" in frame:
+        label_issue_table(suspects, pred_col)
+    if run.kind == "audit":
+        audit_review(frame, run_id)
 
     st.subheader("Where the errors are")
     roll = rollup(str(run.path), run.predictions_mtime(), crm)

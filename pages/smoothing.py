@@ -11,7 +11,16 @@ from core import settings
 from core.export import write_csv
 from core.settings import TARGET_KINDS
 from core.targets import build_targets, effective_neighbors, effective_neighbors_curve, targets_frame
-from pages.shared import class_distances, guard, label_space, neighbours, persistent, remember, setting_widget
+from pages.shared import (
+    class_distances,
+    guard,
+    label_space,
+    neighbours,
+    persistent,
+    remember,
+    remembered,
+    setting_widget,
+)
 
 SHOWN_KINDS = [k for k in TARGET_KINDS if k != "onehot"]  # one-hot has no distribution worth drawing
 TEMPERATURES = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
@@ -19,9 +28,9 @@ SHOWN = 20
 
 
 @st.cache_resource(show_spinner="Building targets…", max_entries=16)
-def cached_targets(key, enc, template, kind, alpha, temperature, k, beta, _emb, _dist):
-    return build_targets(kind, embeddings=_emb, distance=_dist if kind == "tree" else None, alpha=alpha,
-                         temperature=temperature, k=k, beta=beta, n_classes=len(_emb))
+def cached_targets(key, enc, template, kind, alpha, temperature, k, beta, mix, _emb, _dist):
+    return build_targets(kind, embeddings=_emb, distance=_dist if kind in ("tree", "hybrid") else None, alpha=alpha,
+                         temperature=temperature, k=k, beta=beta, mix=mix, n_classes=len(_emb))
 
 
 def bar(targets, chosen: int, paths: list[str], title: str, key: str):
@@ -31,7 +40,7 @@ def bar(targets, chosen: int, paths: list[str], title: str, key: str):
     fig = px.bar(frame, x="target", y="category", color="role", orientation="h", title=title, log_x=True,
                  color_discrete_map={"true class": "#1f77b4", "neighbour": "#ff7f0e"})
     fig.update_layout(yaxis={"categoryorder": "total ascending"}, height=120 + 24 * len(frame), margin=dict(l=10, r=10, t=40, b=10))
-    if targets.kind in ("uniform", "tree"):
+    if targets.kind in ("uniform", "tree", "hybrid"):
         fig.add_annotation(text=f"every other class: {float(targets.rows([chosen])[0].min()):.2e}", xref="paper", yref="paper",
                            x=1, y=0, showarrow=False)
     st.plotly_chart(fig, key=key)
@@ -44,20 +53,22 @@ def page() -> None:
         return
     tax, key, enc, template, classes, emb, paths = (space.tax, space.key, space.encoder, space.template, space.classes,
                                                     space.emb, space.paths)
-    c = st.columns([2, 1, 1, 1, 1])
+    c = st.columns([2, 1, 1, 1, 1, 1])
     k_max = min(100, len(classes) - 1)
     kind = setting_widget("targets", c[0], key=persistent("targets", "semantic"), options=SHOWN_KINDS)
     alpha = setting_widget("alpha", c[1], key=persistent("alpha", 0.1), slider=True, disabled=kind == "tree")
-    temperature = c[2].select_slider("Temperature T", TEMPERATURES, key=persistent("temperature", 0.1), disabled=kind != "semantic",
+    temperatures = sorted(set(TEMPERATURES) | {float(st.session_state.get("temperature", remembered("temperature", 0.1)))})
+    temperature = c[2].select_slider("Temperature T", temperatures, key=persistent("temperature", 0.1), disabled=kind not in ("semantic", "hybrid"),
                                      help=settings.get("temperature").help)
     k = setting_widget("k", c[3], key=persistent("k", min(20, k_max)), slider=True, hi=k_max,
-                       disabled=kind not in ("semantic", "knn-uniform"))
-    beta = setting_widget("beta", c[4], key=persistent("beta", 10.0), slider=True, hi=50.0, disabled=kind != "tree")
-    remember("targets", "alpha", "temperature", "k", "beta")
+                       disabled=kind not in ("semantic", "knn-uniform", "hybrid"))
+    beta = setting_widget("beta", c[4], key=persistent("beta", 10.0), slider=True, hi=50.0, disabled=kind not in ("tree", "hybrid"))
+    mix = setting_widget("mix", c[5], key=persistent("mix", settings.get("mix").default), slider=True, disabled=kind != "hybrid")
+    remember("targets", "alpha", "temperature", "k", "beta", "mix")
 
     chosen = st.selectbox("Category", range(len(classes)), format_func=paths.__getitem__, key="smooth_category")
     dist = class_distances(key, tax)
-    targets = cached_targets(key, enc, template, kind, alpha, temperature, k, beta, emb, dist)
+    targets = cached_targets(key, enc, template, kind, alpha, temperature, k, beta, mix, emb, dist)
     bar(targets, chosen, paths, f"Target distribution when the true class is {tax.names[int(classes[chosen])]}", "target_bar")
     st.caption(f"Effective number of neighbours sharing the mass: {effective_neighbors(targets, chosen):.2f}")
 
@@ -71,8 +82,8 @@ def page() -> None:
     with cols[1]:
         st.markdown("**Semantic and tree targets side by side**")
         side = st.columns(2)
-        semantic = cached_targets(key, enc, template, "semantic", alpha, temperature, k, beta, emb, None)
-        tree = cached_targets(key, enc, template, "tree", alpha, temperature, k, beta, emb, dist)
+        semantic = cached_targets(key, enc, template, "semantic", alpha, temperature, k, beta, mix, emb, None)
+        tree = cached_targets(key, enc, template, "tree", alpha, temperature, k, beta, mix, emb, dist)
         with side[0]:
             bar(semantic, chosen, paths, "semantic", "side_semantic")
         with side[1]:

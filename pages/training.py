@@ -8,6 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from core import runs, settings
+from core.comparison import DifferentItems, compare_runs
 from core.data import read_table
 from core.settings import ExperimentConfig
 from pages.shared import (
@@ -61,12 +62,12 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
         id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + guess(["id", "sku", "uniq_id"]) if any(n in cols for n in ("id", "sku", "uniq_id")) else 0)
         st.markdown("**Label representation** (defaults from the Smoothing page)")
         chosen = {}
-        c = st.columns(5)
-        for col, name in zip(c, ("targets", "alpha", "temperature", "k", "beta"), strict=True):
+        c = st.columns(6)
+        for col, name in zip(c, ("targets", "alpha", "temperature", "k", "beta", "mix"), strict=True):
             chosen[name] = setting_widget(name, col, value=remembered(name, settings.get(name).default))
         c = st.columns(4)
         for col, name in zip(c, ("epochs", "curriculum_epochs", "aux_codes", "seed"), strict=True):
-            chosen[name] = setting_widget(name, col, value=8 if name == "epochs" else None)
+            chosen[name] = setting_widget(name, col, value=8 if name == "epochs" else remembered(name, None))
         submitted = st.form_submit_button("Launch training run", type="primary")
     if not submitted:
         return None
@@ -122,11 +123,40 @@ def runs_table_and_compare() -> None:
                          title="Accuracy against mistake severity (up and to the left is better)")
         fig.update_traces(marker=dict(size=14))
         st.plotly_chart(fig, key="acc_vs_sev")
+        baseline_comparison(chosen)
         for run_id in chosen[:4]:
             hist = runs.Run(runs_dir() / run_id).history()
             if not hist.empty:
                 st.plotly_chart(px.line(hist, x="epoch", y=["val_top1", "val_semsim5"], title=run_id, height=240, markers=True),
                                 key=f"hist-{run_id}")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def paired_comparison(baseline: str, candidate: str, mtimes: tuple[float, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return compare_runs(runs.Run(baseline).predictions(), runs.Run(candidate).predictions())
+
+
+def baseline_comparison(chosen: list[str]) -> None:
+    """Each chosen run against a baseline on the same items: differences with 95% paired-bootstrap
+    intervals (METHOD.md, 'Comparing two runs') and the branches that got better or worse."""
+    if len(chosen) < 2:
+        return
+    st.subheader("Against a baseline")
+    c = st.columns(2)
+    base = c[0].selectbox("Baseline", chosen, key="compare_baseline")
+    other = c[1].selectbox("Run", [r for r in chosen if r != base], key="compare_candidate")
+    a, b = runs.Run(runs_dir() / base), runs.Run(runs_dir() / other)
+    try:
+        metrics, subtrees = paired_comparison(str(a.path), str(b.path), (a.predictions_mtime(), b.predictions_mtime()))
+    except DifferentItems as exc:
+        st.warning(f"Not compared: {exc}")
+        return
+    st.dataframe(metrics.rename(columns={"diff": "difference", "lo": "95% low", "hi": "95% high"}), key="compare_paired")
+    st.caption("Difference = run - baseline; an interval that excludes 0 is a real change on these items.")
+    counts = subtrees["verdict"].value_counts()
+    st.markdown(f"Branches: **{counts.get('better', 0)} better**, **{counts.get('worse', 0)} worse**, "
+                f"{counts.get('same', 0)} unchanged (error rate, then mistake severity).")
+    st.dataframe(subtrees, hide_index=True, key="compare_subtrees")
 
 
 def page() -> None:

@@ -71,3 +71,35 @@ def tree_run(tmp_path_factory):
     r = run_cli(*TRAIN, "--targets", "tree", "--beta", "3", "--epochs", "4", "--out", tmp_path_factory.mktemp("store"))
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    """A Ray head node on a free loopback port with token authentication, started once per test
+    session and stopped afterwards. Yields its address and the environment a client needs."""
+    import secrets
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    ray = Path(sys.executable).with_name("ray")
+    port, temp_dir = free_port(), tempfile.mkdtemp(prefix="tlray-", dir="/tmp")
+    env = os.environ | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([str(ray), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--disable-usage-stats",
+                    "--include-dashboard=false", "--num-cpus=2", f"--temp-dir={temp_dir}"],
+                   env=env, check=True, capture_output=True, timeout=180)
+    try:
+        yield {"address": f"127.0.0.1:{port}", "env": env}
+    finally:
+        subprocess.run([str(ray), "stop"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -151,3 +151,35 @@ def test_crm_rerank_by_hand():
     assert crm_rerank(p, cost)[0].tolist() == [1, 2, 0]
     with pytest.raises(ValueError, match="cost"):
         crm_rerank(p, cost[:2])
+
+
+def test_hybrid_row_worked_by_hand():
+    """METHOD.md: (1 - a) onehot + a (l w + (1 - l) v), v the tree row without its diagonal, renormalised."""
+    t = build_targets("hybrid", similarity=S, distance=D, alpha=0.2, temperature=1.0, k=2, beta=3.0, mix=0.25)
+    w = 1 / (1 + math.exp(-0.5))  # semantic weights of row a over N_2(a) = {b, c} at T = 1
+    z = np.exp(-3.0 * np.array([1, 2, 3]) / 3.0)  # tree row of a over b, c, d (d_max = 3), diagonal removed
+    v = z / z.sum()
+    expected = np.array([0.8, 0.2 * (0.25 * w + 0.75 * v[0]), 0.2 * (0.25 * (1 - w) + 0.75 * v[1]), 0.2 * 0.75 * v[2]])
+    assert np.allclose(np.asarray(t)[0], expected, atol=1e-6)
+    assert t.nbytes == t.neighbors.nbytes + t.neighbor_weights.nbytes + D.nbytes  # sparse w + the uint8 distances
+
+
+def test_hybrid_limits_from_method():
+    semantic = np.asarray(build_targets("semantic", similarity=S, alpha=0.3, k=2, temperature=0.5))
+    hybrid = lambda mix, alpha=0.3: np.asarray(build_targets("hybrid", similarity=S, distance=D, alpha=alpha, k=2,  # noqa: E731
+                                                             temperature=0.5, beta=3.0, mix=mix))
+    assert np.allclose(hybrid(1.0), semantic, atol=1e-6)  # l = 1 is semantic smoothing
+    tree = np.asarray(build_targets("tree", distance=D, beta=3.0))
+    off = tree * (1 - np.eye(4))
+    spread = 0.7 * np.eye(4) + 0.3 * off / off.sum(1, keepdims=True)
+    assert np.allclose(hybrid(0.0), spread, atol=1e-6)  # l = 0 spreads the mass by tree distance
+    assert np.allclose(hybrid(0.4, alpha=0.0), np.eye(4))  # a = 0 is one-hot
+    sharp = np.asarray(build_targets("hybrid", similarity=S, distance=D, alpha=0.3, k=2, beta=1e4, mix=0.0))
+    assert np.isfinite(sharp).all() and np.allclose(sharp[0], [0.7, 0.3, 0, 0], atol=1e-6)  # large beta: nearest in the tree
+
+
+def test_hybrid_needs_distance_and_a_valid_mix():
+    with pytest.raises(ValueError, match="distance"):
+        build_targets("hybrid", similarity=S, k=2)
+    with pytest.raises(ValueError, match="mix"):
+        build_targets("hybrid", similarity=S, distance=D, k=2, mix=1.5)

@@ -1,0 +1,184 @@
+"""Sweeps: space and objective parsing, the Pareto set and the report's statistics by hand; the CLI's
+bad input; real two-trial sweeps on the embedded local Ray and on a Ray head node."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from core import runs, sweep
+from core.cli import main
+from tests.conftest import ROOT, SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, free_port
+
+DATA = ["--data", SAMPLE_PRODUCTS, "--label-column", "category_path", "--text-column", "title", "--id-column", "id",
+        "--taxonomy", SAMPLE_TAXONOMY, "--encoder", "minilm", "--max-rows", "600", "--epochs", "2"]
+
+
+def test_objectives_parse_and_reject():
+    assert sweep.parse_objectives("top1:max, hdist@5:min") == [("top1", "max"), ("hdist@5", "min")]
+    for text, word in [("top1", "needs a direction"), ("top2:max", "unknown metric 'top2'"), ("top1:up", "unknown direction"),
+                       ("", "no objectives"), ("top1:max,top1:min", "twice")]:
+        with pytest.raises(sweep.SweepError, match=word):
+            sweep.parse_objectives(text)
+    assert {"top1", "hdist@5", "mistake_severity", "semsim@5", "ece", "hier_f1"} <= set(sweep.metric_keys())
+
+
+def test_default_space_is_valid_and_grid_values():
+    dims = {d.name: d for d in sweep.parse_space(sweep.DEFAULT_SPACE)}
+    assert dims["targets"].choices == ("onehot", "semantic", "tree", "hybrid")
+    assert dims["k"].integer and dims["k"].grid_values() == [3, 11, 40]  # geomspace(3, 40, 3) rounded
+    assert dims["mix"].grid_values() == [0.0, 0.5, 1.0]
+    assert sweep.grid_size(sweep.parse_space({"targets": ["semantic", "hybrid"], "alpha": {"low": 0.1, "high": 0.3, "points": 2}})) == 4
+
+
+@pytest.mark.parametrize(("space", "word"), [
+    ({}, "empty"),
+    ([], "empty"),
+    ({"seed": [0, 1]}, "cannot be searched"),
+    ({"alpha": {"low": 0.4, "high": 0.1}}, "above high"),
+    ({"alpha": {"low": 0.1, "high": 2.0}}, "alpha must be >= 0 and <= 1"),
+    ({"targets": ["semantic", "cubist"]}, "targets must be one of"),
+    ({"targets": []}, "empty list"),
+    ({"temperature": {"low": 0.0, "high": 1.0, "log": True}}, "temperature must be > 0"),
+    ({"targets": ["onehot", "tree"], "temperature": {"low": 0.05, "high": 1.0}}, "none of its target kinds"),
+    ({"aux_codes": {"low": 0, "high": 1}}, "numeric setting"),
+])
+def test_bad_spaces_say_what_is_wrong(space, word):
+    with pytest.raises(sweep.SweepError, match=word):
+        sweep.parse_space(space)
+
+
+def test_pareto_front_by_hand():
+    objectives = [("top1", "max"), ("hdist@5", "min")]
+    points = [{"top1": 0.5, "hdist@5": 2.0},   # 0: front
+              {"top1": 0.4, "hdist@5": 1.5},   # 1: front
+              {"top1": 0.4, "hdist@5": 2.0},   # 2: dominated by 0 and 1
+              {"top1": 0.5, "hdist@5": 2.0},   # 3: ties 0, so neither dominates: front
+              None,                            # 4: a failed trial
+              {"top1": 0.6, "hdist@5": None}]  # 5: missing hdist counts as worst; still best top1: front
+    assert sweep.pareto_front(points, objectives) == [0, 1, 3, 5]
+    assert sweep.pareto_front(points[:3], [("top1", "max")]) == [0]
+
+
+def test_interval_and_recommendation_by_hand():
+    s = sweep.interval([0.5, 0.6, 0.7])  # mean 0.6, sd 0.1, t(0.975, 2) = 4.302653
+    assert s["mean"] == pytest.approx(0.6) and s["hi"] - s["mean"] == pytest.approx(4.302653 * 0.1 / math.sqrt(3), rel=1e-5)
+    assert sweep.interval([0.4, None])["lo"] is None
+    arm = lambda top1, lo, hdist: {"top1": {"mean": top1, "lo": lo}, "hdist@5": {"mean": hdist}}  # noqa: E731
+    arms = {"one-hot": arm(0.60, 0.55, 2.0), "pareto 1": arm(0.54, 0.5, 1.0), "pareto 2": arm(0.56, 0.5, 1.5),
+            "pareto 3": arm(0.62, 0.6, 1.8)}
+    assert sweep.recommend(arms) == "pareto 2"  # pareto 1 is milder but below one-hot's interval
+    assert sweep.recommend({"one-hot": arm(0.6, 0.58, 2.0), "pareto 1": arm(0.5, 0.4, 1.0)}) == "one-hot"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--objectives", "top1:max,nope:min"], "unknown metric 'nope'"),
+    (["--objectives", "top1:sideways"], "unknown direction 'sideways'"),
+    (["--trials", "0"], "--trials must be at least 1"),
+    (["--space", "EMPTY"], "the search space is empty"),
+    (["--space", "CONTRADICTORY"], "none of its target kinds"),
+    (["--ray-address", "UNREACHABLE"], "no Ray cluster answers at 127.0.0.1"),
+])
+def test_bad_sweep_input_exits_2_with_one_line(tmp_path, capsys, extra, message):
+    (tmp_path / "empty.yaml").write_text("# nothing\n")
+    (tmp_path / "contra.json").write_text(json.dumps({"targets": ["onehot"], "beta": {"low": 1, "high": 5}}))
+    subst = {"EMPTY": tmp_path / "empty.yaml", "CONTRADICTORY": tmp_path / "contra.json",
+             "UNREACHABLE": f"127.0.0.1:{free_port()}"}
+    store = tmp_path / "runs"
+    code = main(["sweep", *map(str, DATA), "--out", str(store), *[str(subst.get(a, a)) for a in extra]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: ") and message in err[-1] and "Traceback" not in "\n".join(err)
+    assert not store.exists()  # nothing was created in the store
+
+
+def run_sweep(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "core", "sweep", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900, env=env)
+
+
+def check_trials(result: dict, store, objectives):
+    """Each trial is a finished run tagged with the sweep id, scored on its validation metrics, and
+    `pareto` is exactly the non-dominated set of those metrics."""
+    for t in result["trials"]:
+        run_dir = store / t["run_id"]
+        config = runs.read_json(run_dir / "config.json")
+        assert config["sweep"]["id"] == result["sweep_id"] and config["sweep"]["phase"] == "search"
+        assert runs.status(run_dir)["state"] == "done"
+        metrics = runs.read_json(run_dir / "metrics.json")
+        assert t["val"] == metrics["val"] and metrics["val"]["n"] == metrics["n_val"]  # validation, not test
+        assert {k: config[k] for k in t["config"]} == t["config"]
+    vals = [t["val"] for t in result["trials"]]
+    dominated = [any(all((o[m] >= v[m]) if d == "max" else (o[m] <= v[m]) for m, d in objectives) and o != v for o in vals)
+                 for v in vals]
+    assert result["pareto"] == [t["run_id"] for t, dom in zip(result["trials"], dominated, strict=True) if not dom]
+
+
+@pytest.mark.slow
+def test_grid_sweep_on_the_embedded_local_ray(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("targets: [semantic, hybrid]\nalpha: 0.2\nmix: 0.5\n")
+    store = tmp_path / "runs"
+    r = run_sweep(*DATA, "--space", space, "--search", "grid", "--trials", "2", "--seeds", "0", "--out", store, "--json",
+                  "--objectives", "top1:max,mistake_severity:min")
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["engine"] == "ray-local" and result["address"].startswith("127.0.0.1:")  # loopback only
+    assert sorted(t["config"]["targets"] for t in result["trials"]) == ["hybrid", "semantic"]
+    check_trials(result, store, [("top1", "max"), ("mistake_severity", "min")])
+    assert runs.read_json(store / "_sweeps" / result["sweep_id"] / "sweep.json")["state"] == "done"
+
+
+@pytest.mark.slow
+def test_nsga2_sweep_and_report_on_a_ray_head_node(tmp_path, ray_head):
+    store = tmp_path / "runs"
+    r = run_sweep(*DATA, "--trials", "2", "--seeds", "2", "--ray-address", ray_head["address"], "--out", store, "--json",
+                  env=ray_head["env"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (result["engine"], result["address"]) == ("ray-cluster", ray_head["address"])
+    assert len(result["trials"]) == 2
+    check_trials(result, store, [("top1", "max"), ("hdist@5", "min")])
+    rep = result["report"]
+    names = [a["name"] for a in rep["arms"]]
+    assert names == ["one-hot", *[f"pareto {i + 1}" for i in range(len(result["pareto"]))], "one-hot + CRM"]
+    for arm in rep["arms"]:
+        assert arm["test"]["top1"]["n"] == 2 and arm["test"]["top1"]["lo"] <= arm["test"]["top1"]["mean"] <= arm["test"]["top1"]["hi"]
+        for run_id in arm["runs"]:
+            assert runs.read_json(store / run_id / "config.json")["sweep"]["phase"] == "report"
+    assert rep["recommended"]["arm"] == sweep.recommend({a["name"]: a["test"] for a in rep["arms"]})
+    assert "recommended:" in r.stdout
+    again = subprocess.run([sys.executable, "-m", "core", "sweep", "report", result["sweep_id"], "--out", str(store), "--json"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1]) == rep
+
+
+def test_tune_page_shows_a_sweep_and_adopts_a_trial(tmp_path, monkeypatch):
+    """A recorded sweep on the page: trials table, front, 'use these settings' sets the remembered defaults
+    the Smoothing and Training pages read; an empty choice of kinds is refused before any folder exists."""
+    from streamlit.testing.v1 import AppTest
+
+    store = tmp_path / "runs"
+    monkeypatch.setenv("TAXOLENS_RUNS", str(store))
+    folder = store / "_sweeps" / "sweep-20260101-000000-abcd"
+    trial = lambda run_id, targets, alpha, top1, hdist: {  # noqa: E731
+        "run_id": run_id, "config": {"targets": targets, "alpha": alpha, "temperature": 0.25, "k": 7},
+        "val": {"top1": top1, "hdist@5": hdist}}
+    runs.write_json(folder / "sweep.json", {"sweep_id": folder.name, "state": "done", "engine": "ray-local",
+                                            "objectives": ["top1:max", "hdist@5:min"],
+                                            "trials": [trial("r-a", "semantic", 0.3, 0.6, 1.5), trial("r-b", "hybrid", 0.2, 0.5, 2.0)],
+                                            "pareto": ["r-a"]})
+    at = AppTest.from_file(str(ROOT / "pages" / "tune.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert list(table["run_id"]) == ["r-a", "r-b"] and list(table["pareto"]) == [True, False]
+    next(s for s in at.selectbox if s.label == "Trial").set_value("r-b").run()
+    next(b for b in at.button if b.label == "Use these settings").click().run()
+    assert {k: at.session_state["_persist"][k] for k in ("targets", "alpha", "temperature", "k")} == \
+        {"targets": "hybrid", "alpha": 0.2, "temperature": 0.25, "k": 7}
+    at.multiselect[0].set_value([])  # no target kinds (a form: the value goes with the submit)
+    next(b for b in at.button if b.label == "Launch sweep").click().run()
+    assert not at.exception and at.error and "empty list of choices" in at.error[0].value
+    assert sweep.list_sweeps(store) == [folder.name]
