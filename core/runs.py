@@ -313,6 +313,8 @@ class Run:
             "alpha": config.get("alpha"),
             "temperature": config.get("temperature"),
             "k": config.get("k"),
+            "beta": config.get("beta"),
+            "mix": config.get("mix"),
             "curriculum_epochs": config.get("curriculum_epochs"),
             "aux_codes": config.get("aux_codes"),
             "encoder": metrics.get("encoder", ""),
@@ -443,8 +445,12 @@ def cancel_requested(run_dir: Path) -> bool:
     return (Path(run_dir) / "cancel.request").exists()
 
 
+METRIC_ROWS = (*SUMMARY_KEYS, "ece_raw", "calibration_temperature", "crm_mistake_severity")
+
+
 def compare(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
-    """Metrics side by side, one column per run; a folder that is not a run or a damaged run is refused."""
+    """Metrics side by side, one column per run, metric rows first (what a comparison is for), then the
+    settings; a folder that is not a run or a damaged run is refused."""
     frames = {}
     for d in run_dirs:
         run = Run.open(d)
@@ -452,7 +458,58 @@ def compare(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
         if problems:
             raise RunError("; ".join(problems))
         frames[run.name] = pd.Series(run.summary()).drop("run_id")
-    return pd.DataFrame(frames)
+    table = pd.DataFrame(frames)
+    return table.loc[[*METRIC_ROWS, *(r for r in table.index if r not in METRIC_ROWS)]]
+
+
+def split_comparison(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics as floats, settings as text) of a `compare` table: one type per table, so a grid (Arrow)
+    shows numbers as numbers instead of failing on a column mixing text and floats."""
+    metrics = table.loc[[r for r in METRIC_ROWS if r in table.index]].apply(pd.to_numeric, errors="coerce").astype(float)
+    settings = table.drop(index=metrics.index).map(lambda v: "" if v is None or v != v else str(v))
+    return metrics, settings
+
+
+REPRESENTATION_SETTINGS = {"onehot": (), "uniform": ("alpha",), "knn-uniform": ("alpha", "k"),
+                           "semantic": ("alpha", "temperature", "k"), "tree": ("alpha", "beta"),
+                           "hybrid": ("alpha", "temperature", "k", "beta", "mix")}
+SHORT_NAMES = {"alpha": "α", "temperature": "T", "beta": "β"}
+
+
+def representation_label(row: dict) -> str:
+    """A run's label representation with the settings that shape it, e.g. 'semantic α=0.1 T=0.05 k=20',
+    so two runs of one kind but different settings are told apart in a chart legend."""
+    kind = str(row.get("targets"))
+    parts = [f"{SHORT_NAMES.get(n, n)}={row[n]:g}" for n in REPRESENTATION_SETTINGS.get(kind, ()) if row.get(n) is not None]
+    return " ".join([kind, *parts])
+
+
+PROGRESS_FILE = "progress.json"
+
+
+class ProgressWriter:
+    """An `on_event(stage, done, total)` for a run process that keeps progress.json in the run folder
+    (atomically; at most once per `every` seconds, and always at a stage's start and end) so the app
+    can show embedding and training progress of a run it does not host."""
+
+    def __init__(self, run_dir: str | Path, every: float = 1.0) -> None:
+        self.path = Path(run_dir) / PROGRESS_FILE
+        self.every = every
+        self.stage: str | None = None
+        self.last = float("-inf")
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage == self.stage and 0 < done < total and now - self.last < self.every:
+            return
+        self.stage, self.last = stage, now
+        write_json(self.path, {"stage": stage, "done": int(done), "total": int(total)})
+
+
+def read_progress(run_dir: str | Path) -> dict | None:
+    """The last progress a run process wrote ({stage, done, total}), or None before the first."""
+    data = read_json(Path(run_dir) / PROGRESS_FILE)
+    return data if isinstance(data, dict) and {"stage", "done", "total"} <= data.keys() else None
 
 
 def launch_background(run_dir: Path, cwd: str | Path | None = None, command: str = "run") -> subprocess.Popen:

@@ -80,11 +80,32 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
                             template=remembered("template", "name"), **chosen)
 
 
-@st.fragment(run_every=2)
+STAGES = {"embed products": "embedding products", "embed categories": "embedding category names", "train epoch": "training"}
+
+
+def progress_text(run: runs.Run, done: int, total: int) -> tuple[float, str]:
+    """(fraction, words) for a run's bar: epochs when training, else the embedding stage the run process
+    last wrote to progress.json (embedding is most of a short run)."""
+    if done:
+        return min(done / total, 1.0), f"{run.name}: {run.state}, epoch {done}/{total}"
+    step = runs.read_progress(run.path)
+    if step is None or step["stage"] not in STAGES or step["stage"] == "train epoch":
+        return 0.0, f"{run.name}: {run.state}, epoch 0/{total}" + (" (starting)" if step is None else "")
+    return (step["done"] / max(step["total"], 1),
+            f"{run.name}: {STAGES[step['stage']]} {step['done']:,}/{step['total']:,}, then {total} epochs")
+
+
 def live_runs() -> None:
-    """Refreshes itself every 2 s: progress, per-epoch curves and a cancel button per active run."""
+    """Progress, per-epoch curves and a cancel button per active run, with the runs table: redrawn every
+    2 s while a run is active; when one ends the whole page reruns, so Compare lists it at once."""
     store = runs.RunStore(runs_dir())
     active = [r for r in store.runs() if r.state in ("queued", "running") and not r.problems()]
+    names = {r.name for r in active}
+    if st.session_state.get("_active_runs", set()) - names:  # a run finished since the last refresh
+        st.session_state["_active_runs"] = names
+        st.rerun(scope="app")
+    st.session_state["_active_runs"] = names
+    st.subheader("In progress")
     if not active:
         st.caption("No run in progress.")
     for run_dir in active:
@@ -92,9 +113,8 @@ def live_runs() -> None:
         done = len(hist)
         total = int(run_dir.config.get("epochs", 1))
         c = st.columns([4, 1])
-        state = run_dir.state
-        c[0].progress(min(done / total, 1.0), text=f"{run_dir.name}: {state}, epoch {done}/{total}"
-                      + ("" if done else " (embedding products and categories first)"))
+        fraction, text = progress_text(run_dir, done, total)
+        c[0].progress(fraction, text=text)
         if c[1].button("Cancel", key=f"cancel-{run_dir.name}"):
             runs.request_cancel(run_dir.path)
             st.toast(f"Cancelling {run_dir.name} after the current step")
@@ -102,6 +122,10 @@ def live_runs() -> None:
             curves = hist.melt(id_vars="epoch", value_vars=["train_loss", "val_top1", "val_semsim5"])
             st.plotly_chart(px.line(curves, x="epoch", y="value", color="variable", markers=True, height=260),
                             key=f"live-{run_dir.name}-{done}")
+    st.subheader("All runs")
+    table = store.table()
+    if not table.empty:
+        st.dataframe(table, hide_index=True, key="runs_table")
 
 
 def runs_table_and_compare() -> None:
@@ -109,7 +133,6 @@ def runs_table_and_compare() -> None:
     if table.empty:
         demo_run_offer("demo-training")
         return
-    st.dataframe(table, hide_index=True)
     for row in table[table.status.isin(["failed", "interrupted", "damaged"])].itertuples():
         st.error(plain(f"{row.run_id} {row.status}: {row.error}"))
     done = table[table.status == "done"]
@@ -118,18 +141,31 @@ def runs_table_and_compare() -> None:
     st.subheader("Compare runs")
     chosen = st.multiselect("Runs", done.run_id.tolist(), default=done.run_id.tolist()[:4])
     if chosen:
-        st.dataframe(runs.compare([runs_dir() / r for r in chosen]), key="compare")
-        sub = done[done.run_id.isin(chosen)]
-        fig = px.scatter(sub, x="mistake_severity", y="top1", color="targets", hover_name="run_id", size_max=14,
-                         title="Accuracy against mistake severity (up and to the left is better)")
-        fig.update_traces(marker=dict(size=14))
-        st.plotly_chart(fig, key="acc_vs_sev")
+        metrics, config = runs.split_comparison(runs.compare([runs_dir() / r for r in chosen]))
+        st.dataframe(metrics, key="compare", column_config={r: st.column_config.NumberColumn(format="%.4f") for r in chosen})
+        with st.expander("Settings of these runs"):
+            st.dataframe(config, key="compare_settings")
+        scatter(done[done.run_id.isin(chosen)])
         baseline_comparison(chosen)
         for run_id in chosen[:4]:
             hist = runs.Run(runs_dir() / run_id).history()
             if not hist.empty:
                 st.plotly_chart(px.line(hist, x="epoch", y=["val_top1", "val_semsim5"], title=run_id, height=240, markers=True),
                                 key=f"hist-{run_id}")
+
+
+def scatter(sub: pd.DataFrame) -> None:
+    """Accuracy against severity, one colour per label representation with its settings (two semantic
+    runs at different T differ), axes padded around the points rather than a fixed 0 to 1.5."""
+    sub = sub.assign(representation=[runs.representation_label(r) for r in sub.to_dict("records")])
+    fig = px.scatter(sub, x="mistake_severity", y="top1", color="representation", hover_name="run_id",
+                     title="Accuracy against mistake severity (up and to the left is better)")
+    fig.update_traces(marker=dict(size=14))
+    for axis, col in (("xaxis", "mistake_severity"), ("yaxis", "top1")):
+        lo, hi = float(sub[col].min()), float(sub[col].max())
+        pad = max((hi - lo) * 0.15, 0.02)
+        fig.update_layout({axis: {"range": [lo - pad, hi + pad]}})
+    st.plotly_chart(fig, key="acc_vs_sev")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -169,9 +205,8 @@ def page() -> None:
         if config is not None:
             run_dir = launch(config)
             st.success(f"Run {run_dir.name} started.")
-    st.subheader("In progress")
-    live_runs()
-    st.subheader("All runs")
+    active = any(r.state in ("queued", "running") for r in runs.RunStore(runs_dir()).runs())
+    st.fragment(live_runs, run_every=2 if active else None)()
     runs_table_and_compare()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -115,3 +116,29 @@ def test_neighbourhood_heatmap_uses_short_names_and_is_sized_to_its_rows(google_
     assert "Ski Boots" in ticks and max(map(len, ticks)) < 60 and all(" > " in y for y in spec["data"][0]["y"])
     assert "similarity" in spec["data"][0]["hovertemplate"]
     assert spec["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "similarity"
+
+
+def test_training_compare_shows_numbers_first_and_tells_settings_apart(run_store):
+    from core import runs
+    from tests.test_runs import finished_run
+
+    store = runs.RunStore(run_store)
+    finished_run(store, temperature=0.05), finished_run(store, temperature=0.5)
+    at = page("training")
+    metrics = next(d.value for d in at.dataframe if "top1" in d.value.index)
+    assert metrics.index[0] == "top1" and all(pd.api.types.is_float_dtype(d) for d in metrics.dtypes)  # was strings, Arrow error
+    spec = chart(at, "acc_vs_sev")
+    assert sorted(t["name"] for t in spec["data"]) == ["semantic α=0.1 T=0.05 k=20", "semantic α=0.1 T=0.5 k=20"]
+    lo, hi = spec["layout"]["yaxis"]["range"]
+    assert lo < 0.8 < hi and hi - lo < 0.2  # around the points, not 0 to 1.5
+
+
+def test_training_shows_embedding_progress_written_by_the_run_process(run_store):
+    from core import runs
+
+    run = runs.RunStore(run_store).create({"epochs": 8, "data": "p.csv"})
+    runs.ProgressWriter(run.path)("embed products", 120, 600)
+    at = page("training")
+    (bar,) = at.get("progress")
+    assert "embedding products 120/600" in bar.proto.text and bar.proto.value == 20
+    assert at.dataframe[0].value["status"].tolist() == ["queued"]
