@@ -10,7 +10,7 @@ from core import runs, triage
 from core.audit import corrections
 from core.export import write_csv
 from core.images import read_thumbnail
-from core.metrics import rollup_from_predictions
+from core.metrics import headline_from_predictions, rollup_from_predictions
 from pages.shared import (
     damaged_runs_notice,
     demo_run_offer,
@@ -100,6 +100,86 @@ def audit_review(frame: pd.DataFrame, run_id: str) -> None:
                        file_name=f"corrections-{run_id}.csv", mime="text/csv", key="audit_export")
 
 
+def filtered(frame: pd.DataFrame, pred_col: str, true_b: list, pred_b: list, confidence: tuple[float, float]) -> pd.DataFrame:
+    """The test items in the chosen branches and confidence band (all of them when nothing is chosen)."""
+    keep = pd.Series(True, index=frame.index)
+    if true_b:
+        keep &= frame.true_label.map(branch).isin(true_b)
+    if pred_b:
+        keep &= frame[pred_col].map(branch).isin(pred_b)
+    if "prob_1" in frame and confidence != (0.0, 1.0):
+        keep &= frame.prob_1.between(*confidence)
+    return frame[keep]
+
+
+def metric_cards(run: runs.Run, metrics: dict, scope: pd.DataFrame, crm: bool, filtering: bool) -> None:
+    """The headline figures of the run, or of the filtered items when a filter is set (a merchandiser
+    filtering to one branch expects that branch's figures); deltas show CRM against the plain answer."""
+    plain, rer = metrics.get("plain", {}), metrics.get("crm", {})
+    if filtering:
+        tax = run.taxonomy()
+        plain = headline_from_predictions(scope, tax)
+        rer = headline_from_predictions(scope, tax, "crm_pred_1", "crm_tree_distance") if "crm_pred_1" in scope else {}
+    compared = bool(crm and rer)
+    shown = rer if compared else plain
+    for col, (key, label, lower_is_better) in zip(st.columns(len(CARDS)), CARDS, strict=True):
+        value, base = shown.get(key), plain.get(key)
+        delta = f"{value - base:+.3f}" if compared and value is not None and base is not None else None
+        col.metric(label, "n/a" if value is None else f"{value:.3f}", delta=delta,
+                   delta_color="inverse" if lower_is_better else "normal")
+    st.caption((f"Figures for the {len(scope):,} test items in the filter. " if filtering else "") + metrics.get("encoder", ""))
+
+
+def mistakes_table(wrong: pd.DataFrame, pred_col: str, dist_col: str) -> None:
+    """The verdict columns first and short names, so they fit at 1440 px; a clicked row's full detail
+    (text, image, paths, top-5 with probabilities) beneath, the worst mistake's until one is clicked."""
+    head = wrong.head(ROWS_SHOWN)
+    view = pd.DataFrame({
+        "product": head.text.to_numpy() if "text" in head else head.id.to_numpy(),
+        "true category": head.true_label.map(leaf).to_numpy(),
+        "answer": head[pred_col].map(leaf).to_numpy(),
+        "confidence": head.prob_1.round(3).to_numpy() if "prob_1" in head else None,
+        "tree distance": head[dist_col].to_numpy(),
+        "semantic distance": head.semantic_distance.round(3).to_numpy() if "semantic_distance" in head else None,
+    })
+    config = {"product": st.column_config.TextColumn("product", width="large"),
+              "confidence": st.column_config.NumberColumn(format="%.3f"),
+              "semantic distance": st.column_config.NumberColumn(format="%.3f")}
+    if "image_path" in head:
+        view.insert(0, "image", [thumbnail(p) for p in head.image_path])
+        config["image"] = st.column_config.ImageColumn("image", width="small")
+    event = st.dataframe(view, hide_index=True, column_config=config, on_select="rerun", selection_mode="single-row",
+                         key="mistakes")
+    if len(wrong) > ROWS_SHOWN:
+        st.caption(f"Showing the {ROWS_SHOWN} worst; the export holds all {len(wrong):,} and the likely label errors.")
+    if not head.empty:
+        rows = event.selection.rows if event else []
+        detail(head.iloc[rows[0] if rows else 0], pred_col)
+
+
+def leaf(path: str) -> str:
+    return str(path).split(" > ")[-1]
+
+
+def detail(row: pd.Series, pred_col: str) -> None:
+    """One product in full: what the model saw, the truth, and its ranked answers."""
+    with st.container(border=True):
+        st.caption("Click a row above to see another product.")
+        image = thumbnail(row["image_path"]) if "image_path" in row else None
+        body = st.container()
+        if image:
+            cols = st.columns([1, 3])
+            cols[0].image(image)
+            body = cols[1]
+        body.text(str(row.get("text", row["id"])))
+        body.text(f"True category: {row.true_label}\nAnswer:        {row[pred_col]}")
+        ranks = [r for r in range(1, 6) if f"pred_{r}" in row]
+        body.dataframe(pd.DataFrame({
+            "rank": ranks, "category": [row[f"pred_{r}"] for r in ranks],
+            "probability": [row.get(f"prob_{r}") for r in ranks], "similarity to truth": [row.get(f"sim_{r}") for r in ranks],
+        }), hide_index=True, key="mistake_top5")
+
+
 def page() -> None:
     st.title("Errors")
     done = finished_runs()
@@ -116,55 +196,22 @@ def page() -> None:
 
     crm = st.toggle("Re-rank answers by conditional risk (CRM)", help="Without retraining, answer the class with the lowest "
                     "expected tree distance under the model's probabilities.", disabled="crm_pred_1" not in frame)
-    plain, rer = metrics.get("plain", {}), metrics.get("crm", {})
-    compared = bool(crm and rer)
-    shown = rer if compared else plain
-    for col, (key, label, lower_is_better) in zip(st.columns(len(CARDS)), CARDS, strict=True):
-        value, base = shown.get(key), plain.get(key)
-        delta = f"{value - base:+.3f}" if compared and value is not None and base is not None else None
-        col.metric(label, "n/a" if value is None else f"{value:.3f}", delta=delta,
-                   delta_color="inverse" if lower_is_better else "normal")
-    st.caption(metrics.get("encoder", ""))
-
     pred_col, dist_col = ("crm_pred_1", "crm_tree_distance") if crm else ("pred_1", "tree_distance")
-    wrong = frame[frame[pred_col] != frame.true_label].copy()
-    wrong["true branch"] = wrong.true_label.map(branch)
-    wrong["predicted branch"] = wrong[pred_col].map(branch)
     c = st.columns([1, 1, 1, 1])
     order = c[0].radio("Rank by", ["semantic distance", "tree distance"])
-    true_b = c[1].multiselect("True branch", sorted(wrong["true branch"].unique()))
-    pred_b = c[2].multiselect("Predicted branch", sorted(wrong["predicted branch"].unique()))
+    true_b = c[1].multiselect("True branch", sorted(frame.true_label.map(branch).unique()))
+    pred_b = c[2].multiselect("Predicted branch", sorted(frame[pred_col].map(branch).unique()))
     lo, hi = c[3].slider("Confidence of the top answer", 0.0, 1.0, (0.0, 1.0), 0.05)
-    if true_b:
-        wrong = wrong[wrong["true branch"].isin(true_b)]
-    if pred_b:
-        wrong = wrong[wrong["predicted branch"].isin(pred_b)]
-    if "prob_1" in wrong:
-        wrong = wrong[(wrong.prob_1 >= lo) & (wrong.prob_1 <= hi)]
+    scope = filtered(frame, pred_col, true_b, pred_b, (lo, hi))
+    metric_cards(run, metrics, scope, crm, filtering=len(scope) < len(frame))
+
+    wrong = scope[scope[pred_col] != scope.true_label].copy()
     wrong = triage_cards_and_filter(frame, wrong)
     wrong, suspects = split_label_issues(wrong)
     key = "semantic_distance" if order == "semantic distance" else dist_col
     wrong = wrong.sort_values([key, "prob_1"] if "prob_1" in wrong else [key], ascending=False)
-    st.subheader(f"{len(wrong):,} mistakes of {len(frame):,} test items")
-    top5 = [" · ".join(f"{r[f'pred_{i}'].split(' > ')[-1]} ({r[f'sim_{i}']:.2f})" for i in range(1, 6) if f"pred_{i}" in r)
-            for r in wrong.head(ROWS_SHOWN).to_dict("records")]
-    view = pd.DataFrame({
-        "product": wrong.text.head(ROWS_SHOWN).to_numpy(),
-        "true path": wrong.true_label.head(ROWS_SHOWN).to_numpy(),
-        "predicted path": wrong[pred_col].head(ROWS_SHOWN).to_numpy(),
-        "confidence": wrong.prob_1.head(ROWS_SHOWN).round(3).to_numpy() if "prob_1" in wrong else None,
-        "tree distance": wrong[dist_col].head(ROWS_SHOWN).to_numpy(),
-        "semantic distance": wrong.semantic_distance.head(ROWS_SHOWN).round(3).to_numpy(),
-        "top-5 (similarity to truth)": top5,
-    })
-    config = {}
-    if "image_path" in wrong:
-        image_root = run.config.get("image_dir")
-        view.insert(0, "image", [thumbnail(p, image_root) for p in wrong.image_path.head(ROWS_SHOWN)])
-        config["image"] = st.column_config.ImageColumn("image", width="small")
-    st.dataframe(view, hide_index=True, column_config=config)
-    if len(wrong) > ROWS_SHOWN:
-        st.caption(f"Showing the {ROWS_SHOWN} worst; the export holds all {len(wrong):,} and the likely label errors.")
+    st.subheader(f"{len(wrong):,} mistakes of {len(scope):,} test items")
+    mistakes_table(wrong, pred_col, dist_col)
     shown = pd.concat([wrong, suspects])  # the export keeps the likely label errors, marked by label_issue
     export = write_csv(shown.drop(columns=[c for c in ("image_path",) if c in shown]))
     st.download_button("Export these mistakes (CSV)", export, file_name=f"mistakes-{run_id}.csv", mime="text/csv")

@@ -142,3 +142,50 @@ def test_training_shows_embedding_progress_written_by_the_run_process(run_store)
     (bar,) = at.get("progress")
     assert "embedding products 120/600" in bar.proto.text and bar.proto.value == 20
     assert at.dataframe[0].value["status"].tolist() == ["queued"]
+
+
+@pytest.fixture(scope="module")
+def trained_store(tmp_path_factory):
+    """One tiny real run (600 rows, 2 epochs, MiniLM) for the Errors page tests."""
+    import subprocess
+
+    from tests.conftest import TRAIN
+
+    store = tmp_path_factory.mktemp("errors-runs")
+    args = [str(a) for a in TRAIN] + ["--out", str(store), "--epochs", "2"]
+    args[args.index("--max-rows") + 1] = "600"
+    subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, check=True, capture_output=True)
+    return store
+
+
+def test_headline_metrics_from_the_predictions_table_match_the_run(trained_store):
+    from core import runs
+    from core.metrics import headline_from_predictions
+
+    (run,) = runs.RunStore(trained_store).finished()
+    stored = run.metrics()["plain"]
+    computed = headline_from_predictions(run.predictions(), run.taxonomy())
+    for key in ("top1", "mistake_severity", "hdist@5", "semsim@5"):
+        assert computed[key] == pytest.approx(stored[key], abs=1e-4), key
+
+
+def test_errors_cards_follow_the_filters_and_the_table_fits(trained_store, monkeypatch):
+    from core import runs
+    from core.metrics import headline_from_predictions
+
+    monkeypatch.setenv("TAXOLENS_RUNS", str(trained_store))
+    (run,) = runs.RunStore(trained_store).finished()
+    at = page("errors")
+    table = at.dataframe[0].value
+    assert table.columns.tolist() == ["product", "true category", "answer", "confidence", "tree distance", "semantic distance"]
+    assert not table["answer"].str.contains(" > ").any()  # short names; full paths are in the detail
+    top5 = next(d.value for d in at.dataframe if "probability" in d.value.columns)
+    assert len(top5) == 5 and top5.probability.iloc[0] >= top5.probability.iloc[-1]
+    everything = at.metric[0].value
+    next(m for m in at.multiselect if m.label == "True branch").set_value(["Footwear"]).run()
+    frame = run.predictions()
+    footwear = frame[frame.true_label.str.startswith("Footwear > ")]
+    expected = headline_from_predictions(footwear, run.taxonomy())
+    assert at.metric[0].value == f"{expected['top1']:.3f}" != everything
+    assert at.metric[1].value == f"{expected['mistake_severity']:.3f}"
+    assert any(f"{len(footwear):,} test items in the filter" in c.value for c in at.caption)
