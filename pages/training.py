@@ -11,6 +11,7 @@ from core import runs, settings
 from core.comparison import DifferentItems, compare_runs
 from core.data import read_table
 from core.display import plain
+from core.importer import guess_spec
 from core.settings import ExperimentConfig
 from pages.shared import (
     SAMPLE_PRODUCTS,
@@ -26,9 +27,9 @@ from pages.shared import (
 
 def saved_upload(data: bytes, name: str) -> Path:
     """Uploads are written into the run store so the background run process can read them."""
-    uploads = runs_dir() / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    path = uploads / f"{hashlib.sha1(data).hexdigest()[:12]}-{Path(name).name}"
+    folder = runs_dir() / "uploads" / hashlib.sha1(data).hexdigest()[:12]  # the user's own file name inside, for messages
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / Path(name).name
     if not path.exists():
         path.write_bytes(data)
     return path
@@ -52,15 +53,22 @@ def data_source() -> tuple[str, pd.DataFrame, str | None, str | None]:
     return str(path), read_table(path, nrows=200), taxonomy, fmt
 
 
+LABEL_HELP = ("A label column holds each product's category: a path such as 'Footwear > Boots > Rain Boots', or a name or id "
+              "from the taxonomy. With one column per level, choose them top level first.")
+
+
 def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, taxonomy_format: str | None) -> ExperimentConfig | None:
     cols = list(preview.columns)
-    guess = lambda names, fallback=0: next((cols.index(n) for n in names if n in cols), fallback)  # noqa: E731
+    guess = guess_spec(cols)
+    if guess["true_column"] is None:
+        st.info(plain(f"No column of {', '.join(cols)} looks like a category label: choose it below. " + LABEL_HELP))
     with st.form("launch"):
         st.markdown("**Columns**")
         c = st.columns(3)
-        label = c[0].multiselect("Label column(s), top level first", cols, default=[cols[guess(["category_path", "category", "label", "path"])]])
-        text = c[1].multiselect("Text column(s)", cols, default=[cols[guess(["title", "name", "product_name", "text"], 0)]])
-        id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + guess(["id", "sku", "uniq_id"]) if any(n in cols for n in ("id", "sku", "uniq_id")) else 0)
+        label = c[0].multiselect("Label column(s), top level first", cols, default=[guess["true_column"]] if guess["true_column"] else [],
+                                 help=LABEL_HELP)
+        text = c[1].multiselect("Text column(s)", cols, default=guess["text_columns"][:1])
+        id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + cols.index(guess["id_column"]) if guess["id_column"] else 0)
         st.markdown("**Label representation** (defaults from the Smoothing page)")
         chosen = {}
         c = st.columns(6)

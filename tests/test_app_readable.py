@@ -189,3 +189,24 @@ def test_errors_cards_follow_the_filters_and_the_table_fits(trained_store, monke
     assert at.metric[0].value == f"{expected['top1']:.3f}" != everything
     assert at.metric[1].value == f"{expected['mistake_severity']:.3f}"
     assert any(f"{len(footwear):,} test items in the filter" in c.value for c in at.caption)
+
+
+def test_column_guesses_leave_a_role_empty_when_no_column_fits(run_store):
+    at = page("training")
+    at.radio[0].set_value("Upload a product table").run()
+    at.file_uploader[0].upload("stock.csv", b"sku,colour,price\nA1,red,3\nA2,blue,4\n", "text/csv").run()
+    assert not at.exception
+    label = next(m for m in at.multiselect if m.label.startswith("Label column"))
+    text = next(m for m in at.multiselect if m.label == "Text column(s)")
+    assert label.value == [] and text.value == []  # both were guessed as 'sku'
+    assert next(s for s in at.selectbox if s.label == "Id column").value == "sku"
+    assert any("looks like a category label" in i.value and "Footwear" in i.value for i in at.info)
+
+
+def test_messages_name_the_users_file_not_the_stored_copy(run_store):
+    at = page("training")
+    at.radio[0].set_value("Upload a product table").run()
+    at.file_uploader[0].upload("empty.csv", b"id,title,category_path\n", "text/csv").run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value.replace("\\", "") == "empty.csv holds no rows"  # was '6d6c74211c17-empty.csv holds no rows'
