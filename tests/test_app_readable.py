@@ -210,3 +210,14 @@ def test_messages_name_the_users_file_not_the_stored_copy(run_store):
     assert not at.exception
     (error,) = at.error
     assert error.value.replace("\\", "") == "empty.csv holds no rows"  # was '6d6c74211c17-empty.csv holds no rows'
+
+
+def test_smoothing_side_by_side_charts_keep_labels_legend_and_note_apart():
+    at = page("smoothing")
+    at.selectbox(key="smooth_category").select("Footwear > Boots > Rain Boots").run()
+    tree = chart(at, "side_tree")
+    names = [y for trace in tree["data"] for y in trace["y"]]
+    assert "Rain Boots" in names and not any(" > " in n for n in names)  # short names; paths on hover
+    assert tree["layout"]["legend"]["orientation"] == "h" and tree["layout"]["legend"]["yanchor"] == "bottom"
+    (note,) = tree["layout"]["annotations"]
+    assert "every other class" in note["text"] and note["yshift"] < 0 and note["yanchor"] == "top"
