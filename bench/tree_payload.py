@@ -16,9 +16,10 @@ import plotly.express as px
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from synthetic_taxonomy import synthetic_paths  # noqa: E402
+
 from core.taxonomy import load_taxonomy  # noqa: E402
 from core.treeview import drawable_tree  # noqa: E402
-from synthetic_taxonomy import synthetic_paths  # noqa: E402
 
 
 def sizes(tax, levels: int = 3) -> dict:
