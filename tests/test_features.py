@@ -139,3 +139,33 @@ def test_cli_embed_one_changed_title_then_refusals(tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     away = _embed("--data", data, "--encoder", "minilm", *common[:-3], "--out", tmp_path / "f2", "--ray-address", "127.0.0.1:1")
     assert away.returncode == 2 and "127.0.0.1:1" in away.stderr and not (tmp_path / "f2").exists()
+
+
+def test_train_with_features_reads_them_instead_of_embedding_products(tmp_path):
+    from tests.conftest import SAMPLE_PRODUCTS, TRAIN
+
+    @dataclass
+    class SameIdentity(CountingEncoder):  # stands in for MiniLM's identity so train accepts the folder
+        identity: str = "minilm:all-MiniLM-L6-v2"
+        dim: int = 384
+
+        def _encode_text_batch(self, texts):
+            self.seen.extend(texts)
+            rng = np.random.default_rng([len(t) for t in texts])
+            return rng.normal(size=(len(texts), 384)).astype(np.float32)
+
+    config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), text_columns=["title"], id_column="id", max_rows=600)
+    embed_file(config, SameIdentity(), tmp_path / "feat", cache_dir=tmp_path / "unused")
+    cache = tmp_path / "cache"
+    env = os.environ | {"TAXOLENS_CACHE": str(cache)}
+    args = [a if a != "1500" else "600" for a in map(str, TRAIN)]
+    proc = subprocess.run([sys.executable, "-m", "core", *args, "--features", tmp_path / "feat", "--epochs", "2",
+                           "--targets", "onehot", "--out", tmp_path / "runs"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert f"note: features from {tmp_path / 'feat'}" in proc.stdout
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["top1"] >= 0
+    # only category names were embedded: none of the 600 product titles is in the cache
+    titles = pd.read_csv(SAMPLE_PRODUCTS, nrows=600)["title"].str.strip().tolist()
+    cached = ItemCache(cache, "minilm:all-MiniLM-L6-v2", 384)
+    assert len(cached) > 0 and not cached.get(item_keys(cached.identity, "text", titles))[1].any()
