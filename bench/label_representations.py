@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core.experiment import ExperimentConfig, load_dataset, prepare, train_and_evaluate  # noqa: E402
+from core.export import write_csv  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 FASHION = SHARED / "fashion-small"
@@ -120,7 +121,7 @@ def main() -> None:
     results = run(args.datasets, args.seeds, args.epochs, args.arms)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    results.to_csv(out / "label_representations.csv", index=False)
+    write_csv(results, out / "label_representations.csv")
     table = markdown_table(results)
     print(table)
     if not args.no_write:

@@ -20,6 +20,7 @@ leaves the previous version or nothing, never half a file."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -45,17 +46,39 @@ DERIVED_STATES = ("interrupted", "damaged")  # never written: read from a dead o
 SUMMARY_KEYS = ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1")
 
 
+class StoreWriteError(OSError):
+    """A file could not be saved (disk full, no permission); the message names the file and the cause."""
+
+
+def write_failed(path: Path, exc: BaseException) -> StoreWriteError:
+    """One readable sentence for a failed save, instead of the writer library's traceback."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+        reason = "the disk is full; free some space and try again"
+    else:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    error = StoreWriteError(f"could not save {path}: {reason} (no partial file was left)")
+    error.errno = code or errno.EIO
+    return error
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; it replaces `path` only if the block finishes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    """Yield a temporary path beside `path`; it replaces `path` only if the block finishes. A failed
+    write (an OSError in the block) leaves the previous version and raises StoreWriteError."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         yield Path(tmp)
         os.replace(tmp, path)
+    except StoreWriteError:
+        raise
+    except OSError as exc:
+        raise write_failed(path, exc) from exc
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -355,10 +378,17 @@ def status(run_dir: Path) -> dict:
 
 
 def append_epoch(run_dir: Path, record: dict) -> None:
-    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, default=float) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Append one line to the epoch log; a failed write is cut back off, so no torn line stays."""
+    path = run_dir / "metrics.jsonl"
+    line = (json.dumps(record, default=float) + "\n").encode()
+    with open(path, "ab", buffering=0) as fh:
+        start = fh.tell()
+        try:
+            fh.write(line)
+            os.fsync(fh.fileno())
+        except OSError as exc:
+            os.ftruncate(fh.fileno(), start)
+            raise write_failed(path, exc) from exc
 
 
 def history(run_dir: Path) -> pd.DataFrame:
@@ -380,10 +410,14 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
 
 
 def save_weights(path: Path, state_dict: dict) -> None:
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp))
+        try:
+            save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp))
+        except SafetensorError as exc:  # safetensors reports I/O failures (a full disk) as its own type
+            raise write_failed(path, exc) from exc
 
 
 def claim(run_dir: Path) -> None:

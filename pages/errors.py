@@ -1,7 +1,6 @@
 """Errors page: a run's mistakes, worst first, and where in the taxonomy they concentrate."""
 
 import base64
-from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
@@ -9,7 +8,8 @@ import streamlit as st
 
 from core import runs, triage
 from core.audit import corrections
-from core.data import csv_safe
+from core.export import write_csv
+from core.images import read_thumbnail
 from core.metrics import rollup_from_predictions
 from pages.shared import (
     damaged_runs_notice,
@@ -37,13 +37,11 @@ def rollup(path: str, mtime: float, crm: bool) -> pd.DataFrame:
     return rollup_from_predictions(frame, "crm_pred_1" if crm else "pred_1", "crm_tree_distance" if crm else "tree_distance")
 
 
-def thumbnail(path: object) -> str | None:
-    """A small image as a data URI (the browser cannot read the server's files)."""
-    try:
-        data = Path(str(path)).read_bytes()
-    except (OSError, TypeError, ValueError):
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+def thumbnail(path: object, image_root: str | None) -> str | None:
+    """A small image as a data URI (the browser cannot read the server's files); only real images
+    inside the run's image folder are shown."""
+    data = read_thumbnail(path, image_root)
+    return None if data is None else "data:image/jpeg;base64," + base64.b64encode(data).decode()
 
 
 def branch(path: str) -> str:
@@ -98,7 +96,7 @@ def audit_review(frame: pd.DataFrame, run_id: str) -> None:
     edited = st.data_editor(table, hide_index=True, key=f"audit_{run_id}", disabled=[c for c in table if c != "decision"],
                             column_config={"decision": st.column_config.SelectboxColumn("decision", options=["keep", "relabel"])})
     fixes = corrections(issues, edited.set_index("id")["decision"])
-    st.download_button(f"Export {len(fixes):,} corrections (CSV)", csv_safe(fixes).to_csv(index=False).encode(),
+    st.download_button(f"Export {len(fixes):,} corrections (CSV)", write_csv(fixes),
                        file_name=f"corrections-{run_id}.csv", mime="text/csv", key="audit_export")
 
 
@@ -161,15 +159,15 @@ def page() -> None:
     })
     config = {}
     if "image_path" in wrong:
-        view.insert(0, "image", [thumbnail(p) for p in wrong.image_path.head(ROWS_SHOWN)])
+        image_root = run.config.get("image_dir")
+        view.insert(0, "image", [thumbnail(p, image_root) for p in wrong.image_path.head(ROWS_SHOWN)])
         config["image"] = st.column_config.ImageColumn("image", width="small")
     st.dataframe(view, hide_index=True, column_config=config)
     if len(wrong) > ROWS_SHOWN:
         st.caption(f"Showing the {ROWS_SHOWN} worst; the export holds all {len(wrong):,} and the likely label errors.")
     shown = pd.concat([wrong, suspects])  # the export keeps the likely label errors, marked by label_issue
-    export = csv_safe(shown.drop(columns=[c for c in ("image_path",) if c in shown]))
-    st.download_button("Export these mistakes (CSV)", export.to_csv(index=False).encode(), file_name=f"mistakes-{run_id}.csv",
-                       mime="text/csv")
+    export = write_csv(shown.drop(columns=[c for c in ("image_path",) if c in shown]))
+    st.download_button("Export these mistakes (CSV)", export, file_name=f"mistakes-{run_id}.csv", mime="text/csv")
 
     if "label_issue" in frame:
         label_issue_table(suspects, pred_col)

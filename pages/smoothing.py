@@ -8,6 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from core import settings
+from core.export import write_csv
 from core.settings import TARGET_KINDS
 from core.targets import build_targets, effective_neighbors, effective_neighbors_curve, targets_frame
 from pages.shared import (
@@ -92,9 +93,13 @@ def page() -> None:
     fmt = st.radio("Format", ["CSV", "Parquet"], horizontal=True)
     if st.button("Prepare the export"):
         frame = targets_frame(targets, paths, min_weight=1e-6, max_per_row=50)
-        buffer = io.BytesIO()
-        frame.to_csv(buffer, index=False) if fmt == "CSV" else frame.to_parquet(buffer, index=False)
-        st.download_button(f"Download {len(frame):,} rows ({fmt})", buffer.getvalue(), file_name=f"targets-{kind}.{fmt.lower()}",
+        if fmt == "CSV":
+            data = write_csv(frame)
+        else:
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            data = buffer.getvalue()
+        st.download_button(f"Download {len(frame):,} rows ({fmt})", data, file_name=f"targets-{kind}.{fmt.lower()}",
                            mime="text/csv" if fmt == "CSV" else "application/octet-stream")
 
 

@@ -81,3 +81,21 @@ def test_training_page_compares_two_runs_against_a_baseline(tmp_path, monkeypatc
     assert not at.exception
     at.selectbox(key="compare_baseline").set_value(sorted(p.name for p in store.runs())[0]).run()
     assert not at.exception and any("2 better" in m.value and "0 worse" in m.value for m in at.markdown)
+
+
+def test_import_page_upload_map_import_and_land_on_errors(tmp_path, monkeypatch, tree_run):
+    """Upload another model's predictions, keep the guessed mapping, import: an imported run appears."""
+    monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
+    theirs = runs.Run(tree_run["run_dir"]).predictions()
+    upload = pd.DataFrame({"sku": theirs.id, "category": theirs.true_label, "prediction_1": theirs.pred_1,
+                           "prediction_2": theirs.pred_2, "score_1": theirs.prob_1, "score_2": theirs.prob_2})
+    at = AppTest.from_file(str(ROOT / "pages" / "import.py"), default_timeout=300).run()
+    at.file_uploader(key="import_upload").upload("their predictions.csv", upload.to_csv(index=False).encode(), "text/csv").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.dataframe[0].value) == 10  # the preview
+    at.selectbox(key="import_encoder").select("minilm")
+    at.button(key="import_go").click().run()
+    (imported,) = runs.RunStore(tmp_path / "runs").runs()
+    assert imported.kind == "imported" and imported.state == "done"
+    assert imported.metrics()["plain"]["top1"] == pytest.approx((theirs.pred_1 == theirs.true_label).mean())
+    assert at.session_state["selected_run"] == imported.name
