@@ -1,9 +1,12 @@
 """Taxolens: see how severe a product categorizer's mistakes are, and make them milder.
 `make run` starts this on the sample catalog; each page lives in pages/."""
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="Taxolens", page_icon=":material/explore:", layout="wide")
+# a local icon: a material-symbol icon makes the browser fetch a font from an outside host, which fails offline
+st.set_page_config(page_title="Taxolens", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide")
 
 PAGES = [
     st.Page("pages/taxonomy.py", title="Taxonomy", icon=":material/account_tree:", default=True),
@@ -13,6 +16,7 @@ PAGES = [
     st.Page("pages/errors.py", title="Errors", icon=":material/troubleshoot:"),
     st.Page("pages/categorize.py", title="Categorize", icon=":material/label:"),
     st.Page("pages/tune.py", title="Tune", icon=":material/query_stats:"),
+    st.Page("pages/import.py", title="Import predictions", icon=":material/upload_file:"),
 ]
 page = st.navigation(PAGES)
 with st.sidebar:

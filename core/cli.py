@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import textwrap
 from collections import Counter
 from collections.abc import Callable, Sequence
 
 from core import settings
+from core.comparison import RESAMPLES
 from core.embeddings import EncoderUnavailable
 from core.settings import DEFAULT_REVIEW_RISK
 from core.taxonomy import FORMATS, TaxonomyError, load_taxonomy
@@ -106,12 +109,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute an already created (queued) run folder; what the app launches in the background."""
     from core.experiment import execute_run
-    from core.runs import Run, claim
+    from core.runs import ProgressWriter, Run, claim
 
     run = Run.open(args.run_dir)
     if run.state != "queued":
         claim(run.path)  # raises the readable refusal; nothing in the folder is touched
-    summary = execute_run(run.path, on_epoch=lambda log: print(f"epoch {log.epoch + 1} done", flush=True))
+    summary = execute_run(run.path, on_epoch=lambda log: print(f"epoch {log.epoch + 1} done", flush=True),
+                          on_event=ProgressWriter(run.path))
     print_result(run.path, summary, as_json=False)
     return 0
 
@@ -119,13 +123,131 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.runs import compare
+    from core.runs import compare, split_comparison
 
+    if args.baseline:
+        return compare_with_baseline(args)
     table = compare(args.run_dirs)
-    with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 40):
-        print(table.to_string())
+    metrics, settings = split_comparison(table)
+    width = min(shutil.get_terminal_size((100, 24)).columns, 120)
+    notes = settings.loc["encoder"] if "encoder" in settings.index else pd.Series(dtype=str)
+    with pd.option_context("display.max_colwidth", 30):  # blocks of columns that fit the terminal, not 400-column lines
+        print(metrics.round(4).to_string(line_width=width, na_rep="n/a"))
+        print()
+        print(settings.drop(index=["encoder"], errors="ignore").to_string(line_width=width))
+    for run_id, note in notes.items():
+        print(textwrap.fill(f"encoder of {run_id}: {note}", width=width, subsequent_indent="  "))
     if args.json:
         print(table.to_json())
+    return 0
+
+
+def _signed(value: object) -> str:
+    return "n/a" if value is None else f"{value:+.4f}"
+
+
+def compare_with_baseline(args: argparse.Namespace) -> int:
+    """Each run against the baseline on the same items: differences with 95% paired-bootstrap
+    intervals (METHOD.md, 'Comparing two runs') and the branches that got better or worse."""
+    from pathlib import Path
+
+    from core.comparison import compare_runs
+    from core.runs import Run
+
+    def table_of(run: str) -> object:
+        return Run.open(run).predictions()
+
+    if args.resamples < 1000:
+        raise CliError(f"--resamples must be at least 1000 (METHOD.md); got {args.resamples}")
+    base = table_of(args.baseline)
+    report = {"baseline": Path(args.baseline).name, "resamples": args.resamples, "runs": {}}
+    for run in args.run_dirs:
+        metrics, subtrees = compare_runs(base, table_of(run), resamples=args.resamples)
+        name = Path(run).name
+        print(f"{name} against {report['baseline']} ({len(base)} items; 95% paired-bootstrap intervals, {args.resamples} resamples)")
+        for key, row in metrics.iterrows():
+            interval = "" if row["diff"] is None else f"  [{row['lo']:+.4f}, {row['hi']:+.4f}]"
+            values = " -> ".join("n/a" if v is None else f"{v:.4f}" for v in (row["baseline"], row["candidate"]))
+            print(f"  {key:<18}{values:<20}{_signed(row['diff'])}{interval}")
+        changed = subtrees[subtrees["verdict"] != "same"]
+        print(f"  branches: {(subtrees['verdict'] == 'better').sum()} better, {(subtrees['verdict'] == 'worse').sum()} worse, "
+              f"{(subtrees['verdict'] == 'same').sum()} same (error rate, then mistake severity)")
+        for _, row in pd_concat_ends(changed, args.show_branches).iterrows():
+            print(f"    {row['verdict']:<7}{row['path']:<50} error rate {row['error_rate_baseline']:.3f} -> "
+                  f"{row['error_rate_candidate']:.3f}  severity {row['mean_severity_baseline']:.2f} -> {row['mean_severity_candidate']:.2f}"
+                  f"  ({int(row['support'])} items)")
+        report["runs"][name] = {"metrics": metrics.to_dict(orient="index"),
+                                "subtrees": subtrees.to_dict(orient="records")}
+    if args.json:
+        print(json.dumps(report, default=float))
+    return 0
+
+
+def pd_concat_ends(frame: object, n: int) -> object:
+    """The n most improved and the n most worsened rows of a table sorted best first."""
+    import pandas as pd
+
+    if len(frame) <= 2 * n:
+        return frame
+    return pd.concat([frame.head(n), frame.tail(n)])
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Import another categorizer's predictions as a run (see core/importer.py)."""
+    import numpy as np
+
+    from core.data import read_table
+    from core.importer import ImportSpec, import_run, read_class_list
+
+    if (args.probabilities is None) != (args.classes is None):
+        raise CliError("--probabilities and --classes go together")
+    if bool(args.pred_columns) == (args.probabilities is not None):
+        raise CliError("give either --pred-columns or --probabilities with --classes")
+    frame = read_table(args.predictions)
+    matrix = None
+    if args.probabilities is not None:
+        try:
+            matrix = np.load(args.probabilities, allow_pickle=False)
+        except ValueError as exc:
+            raise CliError(f"{args.probabilities} is not a .npy array: {exc}") from None
+    spec = ImportSpec(args.true_column, args.pred_columns or [], args.score_columns or [], args.id_column,
+                      args.text_columns or [])
+    progress = Progress(quiet=args.quiet)
+    try:
+        run_dir, summary = import_run(args.out, frame, spec, source=args.predictions, taxonomy_path=args.taxonomy,
+                                      taxonomy_format=args.taxonomy_format, probabilities=matrix,
+                                      class_list=read_class_list(args.classes) if args.classes else None,
+                                      encoder=args.encoder or settings.get("encoder").default,
+                                      template=args.template or settings.get("template").default,
+                                      clip_checkpoint=args.clip_checkpoint, name=args.name, on_event=progress.event)
+    finally:
+        progress.close()
+    print_result(run_dir, summary, args.json)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """K-fold out-of-fold predictions for every product, label issues ranked for review."""
+    from core.audit import run_audit
+    from core.experiment import check_inputs
+    from core.runs import RunStore
+    from core.settings import config_from_args
+
+    config = config_from_args(args)
+    dataset = check_inputs(config)
+    if not 2 <= args.folds <= len(dataset.labels):
+        raise CliError(f"--folds must be between 2 and the number of products ({len(dataset.labels)}); got {args.folds}")
+    run_dir = RunStore(args.out).create(config.to_dict() | {"kind": "audit", "folds": args.folds}, name="audit").path
+    progress = Progress(quiet=args.quiet)
+    print(f"audit {run_dir.name} started in {run_dir}", file=sys.stderr)
+    try:
+        summary = run_audit(config, args.folds, run_dir, on_event=progress.event, dataset=dataset)
+    finally:
+        progress.close()
+    if not summary.get("cancelled"):
+        print(f"{summary['label_issues']} likely label errors among {summary['n_test']} products "
+              "(review them on the Errors page, audit view)")
+    print_result(run_dir, summary, args.json)
     return 0
 
 
@@ -257,7 +379,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = Predictor.load(args.run_dir, clip_checkpoint=args.clip_checkpoint)
     print(predictor.encoder_choice.note, file=sys.stderr)
     given = {name: getattr(args, name, None) for name in ("data", "text_columns", "id_column", "image_column", "image_dir",
-                                                           "image_pattern", "embeddings", "embedding_ids", "max_rows")}
+                                                           "image_pattern", "embeddings", "embedding_ids", "max_rows",
+                                                           "features")}
     if args.column_names:
         given["column_names"] = [c.strip() for c in args.column_names.split(",") if c.strip()]
     config = predictor.input_config(**given)
@@ -268,6 +391,42 @@ def cmd_predict(args: argparse.Namespace) -> int:
           f"(risk above {args.review_risk})")
     if args.json:
         print(json.dumps({"run_id": predictor.run.name, "encoder": predictor.encoder.identity} | result))
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Embed a table into FEATURES_DIR: chunked, cached per item, resumable; on Ray Data when asked."""
+    import time
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from core import features
+    from core.experiment import cached_encoder
+
+    config = settings.config_from_args(args, whole=False)
+    if args.chunk_rows < 1 or args.workers < 1:
+        raise CliError("--chunk-rows and --workers must be at least 1")
+    if not Path(config.data).is_file():
+        raise CliError(f"data file not found: {config.data}")
+    if config.image_dir is not None and not Path(config.image_dir).is_dir():
+        raise CliError(f"image folder not found: {config.image_dir}")
+    started = time.perf_counter()
+    with tqdm(desc="embedding", unit=" items", file=sys.stderr, disable=args.quiet) as bar:
+        if args.ray or args.ray_address:
+            from core.embed_ray import embed_on_ray
+
+            stats = embed_on_ray(config, args.out, address=args.ray_address, workers=args.workers,
+                                 chunk_rows=args.chunk_rows, progress=bar.update)
+        else:
+            choice = cached_encoder(config.encoder, config.clip_checkpoint, config.device)
+            print(choice.note, file=sys.stderr)
+            stats = features.embed_file(config, choice.encoder, args.out, chunk_rows=args.chunk_rows, progress=bar.update)
+    stats["seconds"] = round(time.perf_counter() - started, 2)
+    print(f"{stats['rows']} items in {args.out}: {stats['embedded']} embedded now, {stats['cached']} reused"
+          + (f", {stats['images_unreadable']} images missing or unreadable (masked)" if stats["images_unreadable"] else ""))
+    if args.json:
+        print(json.dumps({"out": str(args.out)} | stats))
     return 0
 
 
@@ -291,6 +450,32 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="execute a queued run folder (used by the app)")
     r.add_argument("run_dir")
     r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("evaluate", help="import another categorizer's predictions as a run and evaluate them")
+    e.add_argument("--predictions", required=True, metavar="FILE", help="predictions file: .csv, .tsv, .parquet or .jsonl")
+    e.add_argument("--true-column", required=True, metavar="COL", help="the given category (a path or a taxonomy id)")
+    e.add_argument("--pred-columns", nargs="+", metavar="COL", help="ranked answers, best first")
+    e.add_argument("--score-columns", nargs="+", metavar="COL", help="a score in [0, 1] per answer, same order")
+    e.add_argument("--probabilities", metavar="NPY", help="(items x classes) probability matrix, rows in file order")
+    e.add_argument("--classes", metavar="FILE", help="the matrix's classes, one per line")
+    e.add_argument("--id-column", metavar="COL", help="item id column (row number without it)")
+    e.add_argument("--text-column", dest="text_columns", action="append", metavar="COL", help="item text; repeat for more")
+    e.add_argument("--name", help="a name for the run")
+    settings.add_arguments(e, ("encoder",))
+    settings.add_arguments(e, ("data",), skip=[s.name for s in settings.settings(["data"])
+                                               if s.name not in ("taxonomy", "taxonomy_format")])
+    e.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
+    e.add_argument("--json", action="store_true", help="print the run id, folder and metrics as JSON on the last line")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_evaluate)
+
+    a = sub.add_parser("audit", help="K-fold out-of-fold predictions for every product: find likely label errors")
+    settings.add_arguments(a, required=("data", "label_columns", "text_columns"))
+    a.add_argument("--folds", type=int, default=5, metavar="K", help="folds (K models; default 5)")
+    a.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
+    a.add_argument("--json", action="store_true", help="print the run id, folder and metrics as JSON on the last line")
+    a.add_argument("--quiet", action="store_true", help="no progress bars")
+    a.set_defaults(func=cmd_audit)
 
     w = sub.add_parser("sweep", help="search label representations with Ray Tune, scored on the validation split; "
                        "`sweep report SWEEP` re-evaluates the Pareto front over seeds")
@@ -336,13 +521,30 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)
 
+    em = sub.add_parser("embed", help="embed a product table into a FEATURES_DIR (per-item cache, resumable, "
+                        "optionally on Ray Data) for train/predict/sweep --features")
+    settings.add_arguments(em, ("data", "encoder"), required=("data", "text_columns", "id_column"),
+                           skip=(*NOT_PREDICT_SETTINGS, "features", "embeddings", "embedding_ids", "template"))
+    em.add_argument("--out", required=True, metavar="FEATURES_DIR", help="features folder (created, or resumed)")
+    em.add_argument("--chunk-rows", type=int, default=10_000, help="rows read and written at a time (default 10000)")
+    em.add_argument("--ray", action="store_true", help="run as a Ray Data pipeline on a local Ray")
+    em.add_argument("--ray-address", metavar="HOST:PORT", help="run as a Ray Data pipeline on this Ray cluster")
+    em.add_argument("--workers", type=int, default=2, metavar="N", help="encoder actors on Ray (default 2)")
+    em.add_argument("--json", action="store_true", help="print the counts (embedded, cached, ...) as JSON on the last line")
+    em.add_argument("--quiet", action="store_true", help="no progress bar")
+    em.set_defaults(func=cmd_embed)
+
     rs = sub.add_parser("runs", help="list the runs in a store with their state and headline metrics")
     rs.add_argument("store", metavar="RUNS_DIR")
     rs.add_argument("--json", action="store_true", help="print the list as JSON on the last line")
     rs.set_defaults(func=cmd_runs)
 
-    c = sub.add_parser("compare", help="compare finished runs side by side")
+    c = sub.add_parser("compare", help="compare finished runs side by side, or against a baseline with intervals")
     c.add_argument("run_dirs", nargs="+")
+    c.add_argument("--baseline", metavar="RUN", help="compare each run to this one on the same items: differences with "
+                   "95%% paired-bootstrap intervals and per-branch changes")
+    c.add_argument("--resamples", type=int, default=RESAMPLES, help=f"bootstrap resamples (default {RESAMPLES}; at least 1000)")
+    c.add_argument("--show-branches", type=int, default=5, metavar="N", help="list the N most improved and N most worsened branches")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
     return parser

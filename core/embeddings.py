@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.itemcache import ItemCache, item_keys
 from core.settings import TEMPLATES
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -150,28 +150,53 @@ class ClipEncoder(Encoder):
     def encode_images(self, paths: Sequence[str | Path], batch_size: int = 64,
                       progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(N, dim) normalised embeddings and an (N,) bool mask; unreadable images get zeros and mask False."""
-        import torch
-        from PIL import Image, UnidentifiedImageError
-
         out = np.zeros((len(paths), self.dim), dtype=np.float32)
         ok = np.zeros(len(paths), dtype=bool)
         for sl in _batches(len(paths), batch_size):
-            tensors, rows = [], []
-            for r in range(sl.start, sl.stop):
-                try:
-                    with Image.open(paths[r]) as img:
-                        tensors.append(self.preprocess(img.convert("RGB")))
-                    rows.append(r)
-                except (OSError, UnidentifiedImageError, ValueError):
-                    continue
-            if tensors:
-                with torch.inference_mode():
-                    feats = self.model.encode_image(torch.stack(tensors).to(self.device)).float().cpu().numpy()
-                out[rows] = _normalise(feats)
-                ok[rows] = True
+            out[sl], ok[sl] = self.encode_image_bytes([read_bytes(p) for p in paths[sl]])
             if progress:
                 progress(sl.stop, len(paths))
         return out, ok
+
+    def encode_image_bytes(self, blobs: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray]:
+        """One batch of encoded image files (None: missing): decoded (decompression bombs refused),
+        then one forward pass."""
+        import io
+
+        import torch
+
+        from core.images import IMAGE_ERRORS, open_image
+
+        out = np.zeros((len(blobs), self.dim), dtype=np.float32)
+        ok = np.zeros(len(blobs), dtype=bool)
+        tensors, rows = [], []
+        for r, blob in enumerate(blobs):
+            if blob is None:
+                continue
+            try:
+                with open_image(io.BytesIO(blob)) as img:
+                    tensors.append(self.preprocess(img.convert("RGB")))
+                rows.append(r)
+            except IMAGE_ERRORS:  # broken, fake or a decompression bomb: masked
+                continue
+        if tensors:
+            with torch.inference_mode():
+                feats = self.model.encode_image(torch.stack(tensors).to(self.device)).float().cpu().numpy()
+            out[rows] = _normalise(feats)
+            ok[rows] = True
+        return out, ok
+
+
+def read_bytes(path: str | Path) -> bytes | None:
+    """A file's bytes, or None when it is missing, unreadable or too large (the item is masked, never a crash)."""
+    from core.images import MAX_IMAGE_BYTES
+
+    try:
+        if Path(path).stat().st_size > MAX_IMAGE_BYTES:
+            return None
+        return Path(path).read_bytes()
+    except OSError:
+        return None
 
 
 def encode_text_trimmed(model: object, tokens: object) -> object:
@@ -207,6 +232,26 @@ def _checkpoint_file(path: Path) -> Path:
             return found[0]
         raise EncoderUnavailable(f"no CLIP weights file ({', '.join(CLIP_WEIGHT_FILES)}, *.pt) in folder {path}")
     raise EncoderUnavailable(f"CLIP checkpoint {path} does not exist")
+
+
+def check_checkpoint(path: str | Path) -> Path:
+    """The weights file a CLIP checkpoint setting names, checked readable without building the model
+    (a safetensors header is parsed; other files must open and be non-empty)."""
+    from safetensors import SafetensorError, safe_open
+
+    file = _checkpoint_file(Path(path))
+    try:
+        if file.suffix == ".safetensors":
+            with safe_open(str(file), framework="pt") as fh:
+                empty = not list(fh.keys())
+        else:
+            with open(file, "rb") as fh:
+                empty = not fh.read(1)
+    except (OSError, SafetensorError) as exc:
+        raise EncoderUnavailable(f"CLIP checkpoint {file} cannot be read: {exc}") from None
+    if empty:
+        raise EncoderUnavailable(f"CLIP checkpoint {file} holds no weights")
+    return file
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -313,33 +358,74 @@ def render_prompts(taxonomy: object, classes: Sequence[int], template: str = "na
 
 
 # ----- cache -----------------------------------------------------------------------------------
+_CACHES: dict[tuple[str, str], ItemCache] = {}
+
+
+def item_cache(encoder: Encoder, cache_dir: str | Path | None = None) -> ItemCache:
+    """This process's view of `encoder`'s per-item cache (its index is read once, then refreshed)."""
+    root = str(Path(cache_dir or default_cache_dir()).resolve())
+    cache = _CACHES.get((root, encoder.identity))
+    if cache is None:
+        cache = _CACHES[(root, encoder.identity)] = ItemCache(root, encoder.identity, encoder.dim)
+    else:
+        cache.refresh()
+    return cache
+
+
+def embed_texts(encoder: Encoder, texts: Sequence[str], cache: ItemCache | None, progress: Progress | None = None,
+                batch_size: int = 64) -> tuple[np.ndarray, int]:
+    """Embeddings of `texts` and how many were encoded now: cached items are reused, the rest (each
+    distinct text once) encoded and added to the cache."""
+    texts = [str(t) for t in texts]
+    if cache is None:
+        return encoder.encode_text(texts, batch_size=batch_size, progress=progress), len(texts)
+    keys = item_keys(encoder.identity, "text", texts)
+    vecs, found = cache.get(keys)
+    missing = np.flatnonzero(~found)
+    new_keys, first, inverse = np.unique(keys[missing], return_index=True, return_inverse=True)
+    if len(missing):
+        done = len(texts) - len(missing)
+        step = (lambda d, _t: progress(done + d, len(texts))) if progress else None
+        new = encoder.encode_text([texts[missing[i]] for i in first], batch_size=batch_size, progress=step)
+        cache.put(new_keys, new)
+        vecs[missing] = new[inverse]
+    if progress:
+        progress(len(texts), len(texts))
+    return vecs, len(new_keys)
+
+
 def cached_text_embeddings(encoder: Encoder, texts: Sequence[str], cache_dir: str | Path | None = None,
                            progress: Progress | None = None, batch_size: int = 64) -> np.ndarray:
-    """Embed `texts`, reusing a disk cache keyed by the encoder identity and the exact texts."""
-    texts = [str(t) for t in texts]
-    digest = hashlib.sha256("\x1f".join([encoder.identity, *texts]).encode()).hexdigest()[:32]
-    path = Path(cache_dir or default_cache_dir()) / "text" / f"{digest}.npy"
-    if encoder.cacheable and path.is_file():
-        try:
-            vecs = np.load(path)
-            if vecs.shape == (len(texts), encoder.dim):
-                if progress:
-                    progress(len(texts), len(texts))
-                return vecs
-        except (OSError, ValueError):
-            pass  # a damaged cache entry is recomputed
-    vecs = encoder.encode_text(texts, batch_size=batch_size, progress=progress)
-    if encoder.cacheable:
-        atomic_save_npy(path, vecs)
-    return vecs
+    """Embed `texts`, reusing the per-item disk cache (keyed by encoder identity and each text)."""
+    cache = item_cache(encoder, cache_dir) if encoder.cacheable else None
+    return embed_texts(encoder, texts, cache, progress, batch_size)[0]
 
 
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    with os.fdopen(fd, "wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, path)
+def embed_images(encoder: ClipEncoder, paths: Sequence[str | Path], cache: ItemCache | None,
+                 progress: Progress | None = None, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, int]:
+    """Image embeddings keyed by the file's bytes (a renamed file is a hit, an edited one a miss),
+    decoded and encoded a batch at a time; (vectors, mask, encoded now). Unreadable files are masked."""
+    out = np.zeros((len(paths), encoder.dim), dtype=np.float32)
+    ok = np.zeros(len(paths), dtype=bool)
+    new_keys, new_vecs = [], []
+    for sl in _batches(len(paths), batch_size):
+        blobs = [read_bytes(p) for p in paths[sl]]
+        present = np.flatnonzero([b is not None for b in blobs])
+        keys = item_keys(encoder.identity, "image", [blobs[i] for i in present])
+        vecs, found = cache.get(keys) if cache is not None else (None, np.zeros(len(present), dtype=bool))
+        if found.any():
+            out[sl.start + present[found]], ok[sl.start + present[found]] = vecs[found], True
+        todo = present[~found]
+        if len(todo):
+            new, good = encoder.encode_image_bytes([blobs[i] for i in todo])
+            out[sl.start + todo], ok[sl.start + todo] = new, good
+            new_keys.append(keys[~found][good])
+            new_vecs.append(new[good])
+        if progress:
+            progress(sl.stop, len(paths))
+    if cache is not None and new_keys:
+        cache.put(np.concatenate(new_keys), np.concatenate(new_vecs))
+    return out, ok, sum(len(k) for k in new_keys)
 
 
 def label_embeddings(taxonomy: object, classes: Sequence[int], encoder: Encoder, template: str = "name",
@@ -350,17 +436,38 @@ def label_embeddings(taxonomy: object, classes: Sequence[int], encoder: Encoder,
 
 # ----- precomputed modality ----------------------------------------------------------------------
 def load_precomputed(npy_path: str | Path, ids_path: str | Path) -> tuple[list[str], np.ndarray]:
-    """A precomputed embedding matrix and its row ids (a one-column CSV with a header, or one id per line)."""
+    """A precomputed embedding matrix and its row ids: one id per line, with or without a header line
+    (a one-column CSV). The first line is a header when it reads like one ("id", "product_id") or when
+    there is one line more than the matrix has rows.
+    Refused: a matrix that is not 2-D finite numbers, a count mismatch, an id listed twice."""
     npy_path, ids_path = Path(npy_path), Path(ids_path)
     for p in (npy_path, ids_path):
         if not p.is_file():
             raise FileNotFoundError(f"embedding file not found: {p}")
     try:
-        matrix = np.load(npy_path, mmap_mode="r")
+        matrix = np.load(npy_path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
         raise ValueError(f"{npy_path} is not a readable .npy array: {exc}") from None
-    ids_frame = pd.read_csv(ids_path, dtype=str)
-    ids = ids_frame.iloc[:, 0].str.strip().tolist()
-    if matrix.ndim != 2 or matrix.shape[0] != len(ids):
-        raise ValueError(f"{npy_path.name} has shape {matrix.shape} but {ids_path.name} lists {len(ids)} ids; they must match row for row")
-    return ids, np.asarray(matrix, dtype=np.float32)
+    if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
+        raise ValueError(f"{npy_path.name} must be a 2-D numeric array (items x dimensions); it is {matrix.dtype} of shape {matrix.shape}")
+    try:
+        column = pd.read_csv(ids_path, header=None, dtype=str, keep_default_na=False).iloc[:, 0].str.strip()
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{ids_path.name} could not be read as one id per line: {str(exc).splitlines()[0]}") from None
+    lines = column.tolist()
+    named_id = bool(lines) and (lines[0].casefold() == "id" or lines[0].casefold().endswith(("_id", " id")))
+    if named_id or len(lines) == matrix.shape[0] + 1:
+        lines = lines[1:]  # the first line is a header
+    if len(lines) != matrix.shape[0]:
+        raise ValueError(f"{npy_path.name} has shape {matrix.shape} but {ids_path.name} lists {len(lines)} ids; "
+                         "they must match row for row (a header line is allowed)")
+    ids = pd.Series(lines)
+    repeated = ids[ids.duplicated()]
+    if len(repeated):
+        raise ValueError(f"{ids_path.name} lists id {repeated.iloc[0]!r} more than once ({len(repeated)} repeats); "
+                         "each row of the embeddings needs its own id")
+    vectors = np.asarray(matrix, dtype=np.float32)
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{npy_path.name} holds NaN or infinite values in {int(bad.sum())} rows (first: id {lines[int(np.argmax(bad))]!r})")
+    return lines, vectors

@@ -25,15 +25,24 @@ from core.data import (
     Split,
     build_features,
     load_catalog_taxonomy,
+    precomputed_block,
     prepare_dataset,
     read_table,
     stratified_split,
 )
-from core.embeddings import EncoderChoice, label_embeddings, load_encoder
+from core.embeddings import (
+    EncoderChoice,
+    EncoderUnavailable,
+    check_checkpoint,
+    label_embeddings,
+    load_encoder,
+)
+from core.label_issues import with_label_issues
 from core.metrics import evaluate, expected_calibration_error, jsonable, pairwise, ranked_predictions
-from core.settings import ExperimentConfig
+from core.settings import ExperimentConfig, resolve_device
 from core.targets import SoftTargets, build_targets, crm_rerank, feature_codes
 from core.train import EpochLog, predict_logits, train_model
+from core.triage import with_triage
 
 Event = Callable[[str, int, int], None]  # (stage, done, total)
 DENSE_DISTANCE_LIMIT = 12_000  # classes; beyond this distances are computed per pair, not stored C x C
@@ -54,9 +63,9 @@ class Prepared:
 
 
 @functools.lru_cache(maxsize=4)
-def cached_encoder(kind: str, clip_checkpoint: str | None) -> EncoderChoice:
+def cached_encoder(kind: str, clip_checkpoint: str | None, device: str = "auto") -> EncoderChoice:
     """Encoders take seconds to load; a process (the CLI, a benchmark) loads each once."""
-    return load_encoder(kind, clip_checkpoint=clip_checkpoint)
+    return load_encoder(kind, clip_checkpoint=clip_checkpoint, device=resolve_device(device))
 
 
 def load_dataset(config: ExperimentConfig) -> Dataset:
@@ -72,11 +81,11 @@ def prepare(config: ExperimentConfig, on_event: Event | None = None, dataset: Da
     config.validate()
     dataset = dataset or load_dataset(config)
     split = stratified_split(dataset.labels, config.val_fraction, config.test_fraction, config.seed)
-    choice = cached_encoder(config.encoder, config.clip_checkpoint)
+    choice = cached_encoder(config.encoder, config.clip_checkpoint, config.device)
     image_encoder = choice.encoder if choice.encoder.supports_images else None
     features = build_features(dataset, choice.encoder, image_encoder=image_encoder, use_text=config.use_text,
                               precomputed=(config.embeddings, config.embedding_ids) if config.embeddings else None,
-                              progress=(lambda d, t: on_event("embed products", d, t)) if on_event else None)
+                              features_dir=config.features, progress=(lambda d, t: on_event("embed products", d, t)) if on_event else None)
     emb = label_embeddings(dataset.taxonomy, dataset.classes, choice.encoder, config.template,
                            progress=(lambda d, t: on_event("embed categories", d, t)) if on_event else None)
     c = len(dataset.classes)
@@ -120,8 +129,9 @@ def answer_risk(probs: np.ndarray, answers: np.ndarray, distance: np.ndarray) ->
 
 def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, crm_order: np.ndarray | None, k: int = 5) -> pd.DataFrame:
     """What the errors page reads (schema: core/predictions.py): per test item the truth, the top-k
-    with calibrated probabilities, the severity and risk of the top answer and each answer's
-    similarity to the truth."""
+    with calibrated probabilities, the severity and risk of the top answer, each answer's similarity
+    to the truth, the mistake's triage class and whether the label itself looks wrong (`probs` are
+    out-of-sample: the test split, or out-of-fold)."""
     ds = prepared.dataset
     names = np.array(ds.class_names, dtype=object)
     y = ds.labels[rows]
@@ -144,7 +154,7 @@ def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, c
     if crm_order is not None:
         frame["crm_pred_1"] = names[crm_order[:, 0]]
         frame["crm_tree_distance"] = pairwise(prepared.distance, crm_order[:, 0], y).astype(int)
-    return frame
+    return with_label_issues(with_triage(frame, ds.taxonomy), probs, y)
 
 
 def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Path | None = None,
@@ -239,17 +249,42 @@ def execute_run(run_dir: Path, on_epoch: Callable[[EpochLog], None] | None = Non
         runs.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
         return train_and_evaluate(config, prepared, run_dir, on_epoch, on_event)
     except (DataError, ValueError, FileNotFoundError, OSError) as exc:
-        runs.set_status(run_dir, "failed", error=str(exc))
+        record_failure(run_dir, error=str(exc))
         raise
     except Exception as exc:  # an unexpected failure is still recorded, with the trace for a bug report
-        runs.set_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(limit=8))
+        record_failure(run_dir, error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(limit=8))
         raise
+
+
+def record_failure(run_dir: Path, **fields: str) -> None:
+    """Mark the run failed; when even that cannot be saved (a full disk), the original error is what the
+    user needs to see, so this one is dropped."""
+    try:
+        runs.set_status(run_dir, "failed", **fields)
+    except OSError:
+        pass
 
 
 def check_inputs(config: ExperimentConfig) -> Dataset:
-    """Read and validate the data before a run folder exists, so typos do not leave failed runs behind."""
+    """Validate everything that can be checked without training, before a run folder exists, so a typo
+    or a bad file never leaves a failed or empty run behind: the settings, the CLIP checkpoint file,
+    the data and labels (at least two classes, enough items to split), the precomputed embeddings
+    (shape, finite values, unique ids, ids that match the data)."""
     config.validate()
+    if config.clip_checkpoint and config.encoder in ("auto", "clip"):
+        try:
+            check_checkpoint(config.clip_checkpoint)
+        except EncoderUnavailable as exc:
+            raise DataError(str(exc)) from None
     for path, what in ((config.embeddings, "embeddings"), (config.embedding_ids, "embedding ids")):
         if path is not None and not Path(path).is_file():
             raise DataError(f"{what} file not found: {path}")
-    return load_dataset(config)
+    dataset = load_dataset(config)
+    if len(dataset.classes) < 2:
+        only = dataset.taxonomy.path_str(int(dataset.classes[0]))
+        raise DataError(f"every usable row has the same label ({only!r}); a categorizer needs at least two classes "
+                        f"(check the label column{' and --max-depth' if config.max_depth else ''})")
+    stratified_split(dataset.labels, config.val_fraction, config.test_fraction, config.seed)
+    if config.embeddings:
+        precomputed_block(dataset.ids, config.embeddings, config.embedding_ids)
+    return dataset

@@ -184,3 +184,28 @@ def rollup_from_predictions(predictions: pd.DataFrame, pred_column: str = "pred_
                                      (predictions[pred_column] == predictions["true_label"]).to_numpy(),
                                      predictions[distance_column].to_numpy(dtype=float))
     return subtree_rollup(per_class, taxonomy, classes)
+
+
+def headline_from_predictions(predictions: pd.DataFrame, taxonomy: object | None = None, pred_column: str = "pred_1",
+                              distance_column: str = "tree_distance", k: int = 5) -> dict:
+    """top1, mistake_severity, hdist@k and semsim@k (METHOD.md) of a predictions table or a filtered part
+    of it: the Errors page's cards follow the user's filters. hdist@k and semsim@k need the ranked
+    answers (pred_1..k, sim_1..k) and are None for a re-ranked top answer alone or a missing column."""
+    n = len(predictions)
+    correct = (predictions[pred_column] == predictions["true_label"]).to_numpy()
+    dist = predictions[distance_column].to_numpy(dtype=float)
+    out = {"top1": float(correct.mean()) if n else None,
+           "mistake_severity": float(dist[~correct].mean()) if (~correct).any() else None,
+           f"hdist@{k}": None, f"semsim@{k}": None}
+    ranked = pred_column == "pred_1" and n > 0
+    preds, sims = [f"pred_{r}" for r in range(1, k + 1)], [f"sim_{r}" for r in range(1, k + 1)]
+    if ranked and taxonomy is not None and all(c in predictions for c in preds):
+        index = {taxonomy.path_str(i): i for i in range(len(taxonomy))}
+        true = predictions["true_label"].map(index)
+        answers = [predictions[c].map(index) for c in preds]
+        if not true.isna().any() and not any(a.isna().any() for a in answers):
+            d = np.stack([taxonomy.distance(a.to_numpy(int), true.to_numpy(int)) for a in answers], axis=1)
+            out[f"hdist@{k}"] = float(d.mean())
+    if ranked and all(c in predictions for c in sims):
+        out[f"semsim@{k}"] = float(predictions[sims].to_numpy(dtype=float).mean())
+    return out

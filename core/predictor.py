@@ -17,13 +17,13 @@ from core.data import (
     DataError,
     Items,
     compose_texts,
-    csv_safe,
     item_ids,
     iter_table,
     require_columns,
     resolve_image_paths,
 )
 from core.embeddings import Encoder, EncoderChoice, encoder_from_identity
+from core.export import write_csv
 from core.metrics import ranked_predictions
 from core.settings import DEFAULT_REVIEW_RISK, ExperimentConfig
 from core.targets import crm_rerank
@@ -33,7 +33,7 @@ DENSE_DISTANCE_LIMIT = 12_000
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
 # what `predict` may take from the user instead of the run's own settings
 INPUT_SETTINGS = ("data", "text_columns", "id_column", "image_column", "image_dir", "image_pattern", "embeddings",
-                  "embedding_ids", "column_names", "max_rows")
+                  "embedding_ids", "column_names", "max_rows", "features")
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Predictor:
         unknown = set(given) - set(INPUT_SETTINGS)
         if unknown:
             raise ValueError(f"predict cannot change {', '.join(sorted(unknown))}")
-        return self.config.replace(**({"max_rows": None} | {k: v for k, v in given.items() if v is not None}))
+        return self.config.replace(**({"max_rows": None, "features": None} | {k: v for k, v in given.items() if v is not None}))
 
     def check_input(self, config: ExperimentConfig, columns: list[str]) -> None:
         """Refuse, before anything is written, a table that lacks what the model was trained on."""
@@ -108,7 +108,7 @@ class Predictor:
         image_encoder = self.encoder if self.image_source == "clip" and items.image_paths is not None else None
         precomputed = (config.embeddings, config.embedding_ids) if self.image_source == "precomputed" else None
         features = build_features(items, self.encoder, image_encoder=image_encoder, use_text=self.config.use_text,
-                                  precomputed=precomputed, allow_missing=True)
+                                  precomputed=precomputed, allow_missing=True, features_dir=config.features)
         expected = [tuple(s) for s in self.model.slices]
         if [tuple(s) for s in features.slices] != expected:
             features = align_features(features, expected)
@@ -214,7 +214,8 @@ class TableWriter:
                 self.parquet = pq.ParquetWriter(self.path, table.schema)
             self.parquet.write_table(table.cast(self.parquet.schema))
         elif self.suffix == ".csv":
-            csv_safe(frame).to_csv(self.path, mode="w" if self.rows == 0 else "a", header=self.rows == 0, index=False)
+            with open(self.path, "w" if self.rows == 0 else "a", encoding="utf-8", newline="") as fh:
+                write_csv(frame, fh, header=self.rows == 0)
         else:
             with open(self.path, "w" if self.rows == 0 else "a", encoding="utf-8") as fh:
                 frame.to_json(fh, orient="records", lines=True, force_ascii=False)

@@ -1,16 +1,25 @@
 """Errors page: a run's mistakes, worst first, and where in the taxonomy they concentrate."""
 
 import base64
-from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import runs
-from core.data import csv_safe
-from core.metrics import rollup_from_predictions
-from pages.shared import damaged_runs_notice, demo_run_offer, finished_runs, guard, runs_dir
+from core import runs, triage
+from core.audit import corrections
+from core.export import write_csv
+from core.images import read_thumbnail
+from core.metrics import headline_from_predictions, rollup_from_predictions
+from pages.shared import (
+    damaged_runs_notice,
+    demo_run_offer,
+    finished_runs,
+    guard,
+    persistent,
+    remember,
+    runs_dir,
+)
 
 ROWS_SHOWN = 100
 CARDS = [("top1", "Top-1 accuracy", False), ("mistake_severity", "Mistake severity (tree distance)", True),
@@ -28,17 +37,147 @@ def rollup(path: str, mtime: float, crm: bool) -> pd.DataFrame:
     return rollup_from_predictions(frame, "crm_pred_1" if crm else "pred_1", "crm_tree_distance" if crm else "tree_distance")
 
 
-def thumbnail(path: object) -> str | None:
-    """A small image as a data URI (the browser cannot read the server's files)."""
-    try:
-        data = Path(str(path)).read_bytes()
-    except (OSError, TypeError, ValueError):
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+def thumbnail(path: object, image_root: str | None) -> str | None:
+    """A small image as a data URI (the browser cannot read the server's files); only real images
+    inside the run's image folder are shown."""
+    data = read_thumbnail(path, image_root)
+    return None if data is None else "data:image/jpeg;base64," + base64.b64encode(data).decode()
 
 
 def branch(path: str) -> str:
     return str(path).split(" > ")[0]
+
+
+def triage_cards_and_filter(frame: pd.DataFrame, wrong: pd.DataFrame) -> pd.DataFrame:
+    """Mistakes per triage class (METHOD.md, 'Triage') as cards, and a filter by class."""
+    if "triage" not in frame:
+        return wrong
+    counts = triage.counts(frame)
+    for col, (name, n) in zip(st.columns(len(counts)), counts.items(), strict=True):
+        col.metric(name.capitalize(), f"{n:,}")
+    chosen = st.multiselect("Kind of mistake", list(triage.CLASSES), key=persistent("errors_triage", []))
+    remember("errors_triage")
+    return wrong[wrong["triage"].isin(chosen)] if chosen else wrong
+
+
+def split_label_issues(wrong: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(model mistakes, likely label errors): flagged rows are listed apart, not blamed on the model."""
+    if "label_issue" not in wrong:
+        return wrong, wrong.iloc[:0]
+    flagged = wrong["label_issue"].astype(bool)
+    return wrong[~flagged], wrong[flagged].sort_values("label_quality")
+
+
+def label_issue_table(suspects: pd.DataFrame, pred_col: str) -> None:
+    st.subheader(f"{len(suspects):,} likely label errors")
+    st.warning("For these products **the label may be wrong; the model may be right**: the model confidently disagrees "
+               "with the given category (confident learning, cleanlab). Check the catalog before blaming the model.")
+    if suspects.empty:
+        return
+    st.dataframe(pd.DataFrame({
+        "product": suspects.get("text", suspects["id"]).to_numpy(),
+        "given label": suspects.true_label.to_numpy(),
+        "model's answer": suspects[pred_col].to_numpy(),
+        "label quality": suspects.label_quality.round(4).to_numpy(),
+        "kind": suspects.triage.to_numpy() if "triage" in suspects else "",
+    }), hide_index=True)
+
+
+def audit_review(frame: pd.DataFrame, run_id: str) -> None:
+    """An audit run: its label issues, most urgent first, to keep or relabel; corrections as CSV."""
+    issues = frame[frame["label_issue"]].sort_values("audit_priority", ascending=False)
+    st.subheader(f"Audit: {len(issues):,} likely label errors among {len(frame):,} products")
+    st.caption("Ranked so that a confident disagreement across departments comes before a sibling one. Keep the label, "
+               "or relabel the product to the model's answer; export the corrections to apply them to your catalog.")
+    table = pd.DataFrame({"id": issues["id"].to_numpy(), "product": issues.get("text", issues["id"]).to_numpy(),
+                          "given label": issues.true_label.to_numpy(), "suggested": issues.pred_1.to_numpy(),
+                          "kind": issues.triage.to_numpy(), "label quality": issues.label_quality.round(4).to_numpy(),
+                          "decision": "keep"})
+    edited = st.data_editor(table, hide_index=True, key=f"audit_{run_id}", disabled=[c for c in table if c != "decision"],
+                            column_config={"decision": st.column_config.SelectboxColumn("decision", options=["keep", "relabel"])})
+    fixes = corrections(issues, edited.set_index("id")["decision"])
+    st.download_button(f"Export {len(fixes):,} corrections (CSV)", write_csv(fixes),
+                       file_name=f"corrections-{run_id}.csv", mime="text/csv", key="audit_export")
+
+
+def filtered(frame: pd.DataFrame, pred_col: str, true_b: list, pred_b: list, confidence: tuple[float, float]) -> pd.DataFrame:
+    """The test items in the chosen branches and confidence band (all of them when nothing is chosen)."""
+    keep = pd.Series(True, index=frame.index)
+    if true_b:
+        keep &= frame.true_label.map(branch).isin(true_b)
+    if pred_b:
+        keep &= frame[pred_col].map(branch).isin(pred_b)
+    if "prob_1" in frame and confidence != (0.0, 1.0):
+        keep &= frame.prob_1.between(*confidence)
+    return frame[keep]
+
+
+def metric_cards(run: runs.Run, metrics: dict, scope: pd.DataFrame, crm: bool, filtering: bool) -> None:
+    """The headline figures of the run, or of the filtered items when a filter is set (a merchandiser
+    filtering to one branch expects that branch's figures); deltas show CRM against the plain answer."""
+    plain, rer = metrics.get("plain", {}), metrics.get("crm", {})
+    if filtering:
+        tax = run.taxonomy()
+        plain = headline_from_predictions(scope, tax)
+        rer = headline_from_predictions(scope, tax, "crm_pred_1", "crm_tree_distance") if "crm_pred_1" in scope else {}
+    compared = bool(crm and rer)
+    shown = rer if compared else plain
+    for col, (key, label, lower_is_better) in zip(st.columns(len(CARDS)), CARDS, strict=True):
+        value, base = shown.get(key), plain.get(key)
+        delta = f"{value - base:+.3f}" if compared and value is not None and base is not None else None
+        col.metric(label, "n/a" if value is None else f"{value:.3f}", delta=delta,
+                   delta_color="inverse" if lower_is_better else "normal")
+    st.caption((f"Figures for the {len(scope):,} test items in the filter. " if filtering else "") + metrics.get("encoder", ""))
+
+
+def mistakes_table(wrong: pd.DataFrame, pred_col: str, dist_col: str, image_root: str | None) -> None:
+    """The verdict columns first and short names, so they fit at 1440 px; a clicked row's full detail
+    (text, image, paths, top-5 with probabilities) beneath, the worst mistake's until one is clicked."""
+    head = wrong.head(ROWS_SHOWN)
+    view = pd.DataFrame({
+        "product": head.text.to_numpy() if "text" in head else head.id.to_numpy(),
+        "true category": head.true_label.map(leaf).to_numpy(),
+        "answer": head[pred_col].map(leaf).to_numpy(),
+        "confidence": head.prob_1.round(3).to_numpy() if "prob_1" in head else None,
+        "tree distance": head[dist_col].to_numpy(),
+        "semantic distance": head.semantic_distance.round(3).to_numpy() if "semantic_distance" in head else None,
+    })
+    config = {"product": st.column_config.TextColumn("product", width="large"),
+              "confidence": st.column_config.NumberColumn(format="%.3f"),
+              "semantic distance": st.column_config.NumberColumn(format="%.3f")}
+    if "image_path" in head:
+        view.insert(0, "image", [thumbnail(p, image_root) for p in head.image_path])
+        config["image"] = st.column_config.ImageColumn("image", width="small")
+    event = st.dataframe(view, hide_index=True, column_config=config, on_select="rerun", selection_mode="single-row",
+                         key="mistakes")
+    if len(wrong) > ROWS_SHOWN:
+        st.caption(f"Showing the {ROWS_SHOWN} worst; the export holds all {len(wrong):,} and the likely label errors.")
+    if not head.empty:
+        rows = event.selection.rows if event else []
+        detail(head.iloc[rows[0] if rows else 0], pred_col, image_root)
+
+
+def leaf(path: str) -> str:
+    return str(path).split(" > ")[-1]
+
+
+def detail(row: pd.Series, pred_col: str, image_root: str | None) -> None:
+    """One product in full: what the model saw, the truth, and its ranked answers."""
+    with st.container(border=True):
+        st.caption("Click a row above to see another product.")
+        image = thumbnail(row["image_path"], image_root) if "image_path" in row else None
+        body = st.container()
+        if image:
+            cols = st.columns([1, 3])
+            cols[0].image(image)
+            body = cols[1]
+        body.text(str(row.get("text", row["id"])))
+        body.text(f"True category: {row.true_label}\nAnswer:        {row[pred_col]}")
+        ranks = [r for r in range(1, 6) if f"pred_{r}" in row]
+        body.dataframe(pd.DataFrame({
+            "rank": ranks, "category": [row[f"pred_{r}"] for r in ranks],
+            "probability": [row.get(f"prob_{r}") for r in ranks], "similarity to truth": [row.get(f"sim_{r}") for r in ranks],
+        }), hide_index=True, key="mistake_top5")
 
 
 def page() -> None:
@@ -57,54 +196,30 @@ def page() -> None:
 
     crm = st.toggle("Re-rank answers by conditional risk (CRM)", help="Without retraining, answer the class with the lowest "
                     "expected tree distance under the model's probabilities.", disabled="crm_pred_1" not in frame)
-    plain, rer = metrics.get("plain", {}), metrics.get("crm", {})
-    compared = bool(crm and rer)
-    shown = rer if compared else plain
-    for col, (key, label, lower_is_better) in zip(st.columns(len(CARDS)), CARDS, strict=True):
-        value, base = shown.get(key), plain.get(key)
-        delta = f"{value - base:+.3f}" if compared and value is not None and base is not None else None
-        col.metric(label, "n/a" if value is None else f"{value:.3f}", delta=delta,
-                   delta_color="inverse" if lower_is_better else "normal")
-    st.caption(metrics.get("encoder", ""))
-
     pred_col, dist_col = ("crm_pred_1", "crm_tree_distance") if crm else ("pred_1", "tree_distance")
-    wrong = frame[frame[pred_col] != frame.true_label].copy()
-    wrong["true branch"] = wrong.true_label.map(branch)
-    wrong["predicted branch"] = wrong[pred_col].map(branch)
     c = st.columns([1, 1, 1, 1])
     order = c[0].radio("Rank by", ["semantic distance", "tree distance"])
-    true_b = c[1].multiselect("True branch", sorted(wrong["true branch"].unique()))
-    pred_b = c[2].multiselect("Predicted branch", sorted(wrong["predicted branch"].unique()))
+    true_b = c[1].multiselect("True branch", sorted(frame.true_label.map(branch).unique()))
+    pred_b = c[2].multiselect("Predicted branch", sorted(frame[pred_col].map(branch).unique()))
     lo, hi = c[3].slider("Confidence of the top answer", 0.0, 1.0, (0.0, 1.0), 0.05)
-    if true_b:
-        wrong = wrong[wrong["true branch"].isin(true_b)]
-    if pred_b:
-        wrong = wrong[wrong["predicted branch"].isin(pred_b)]
-    wrong = wrong[(wrong.prob_1 >= lo) & (wrong.prob_1 <= hi)]
+    scope = filtered(frame, pred_col, true_b, pred_b, (lo, hi))
+    metric_cards(run, metrics, scope, crm, filtering=len(scope) < len(frame))
+
+    wrong = scope[scope[pred_col] != scope.true_label].copy()
+    wrong = triage_cards_and_filter(frame, wrong)
+    wrong, suspects = split_label_issues(wrong)
     key = "semantic_distance" if order == "semantic distance" else dist_col
-    wrong = wrong.sort_values([key, "prob_1"], ascending=False)
-    st.subheader(f"{len(wrong):,} mistakes of {len(frame):,} test items")
-    top5 = [" · ".join(f"{r[f'pred_{i}'].split(' > ')[-1]} ({r[f'sim_{i}']:.2f})" for i in range(1, 6) if f"pred_{i}" in r)
-            for r in wrong.head(ROWS_SHOWN).to_dict("records")]
-    view = pd.DataFrame({
-        "product": wrong.text.head(ROWS_SHOWN).to_numpy(),
-        "true path": wrong.true_label.head(ROWS_SHOWN).to_numpy(),
-        "predicted path": wrong[pred_col].head(ROWS_SHOWN).to_numpy(),
-        "confidence": wrong.prob_1.head(ROWS_SHOWN).round(3).to_numpy(),
-        "tree distance": wrong[dist_col].head(ROWS_SHOWN).to_numpy(),
-        "semantic distance": wrong.semantic_distance.head(ROWS_SHOWN).round(3).to_numpy(),
-        "top-5 (similarity to truth)": top5,
-    })
-    config = {}
-    if "image_path" in wrong:
-        view.insert(0, "image", [thumbnail(p) for p in wrong.image_path.head(ROWS_SHOWN)])
-        config["image"] = st.column_config.ImageColumn("image", width="small")
-    st.dataframe(view, hide_index=True, column_config=config)
-    if len(wrong) > ROWS_SHOWN:
-        st.caption(f"Showing the {ROWS_SHOWN} worst; the export holds all {len(wrong):,}.")
-    export = csv_safe(wrong.drop(columns=[c for c in ("image_path",) if c in wrong]))
-    st.download_button("Export these mistakes (CSV)", export.to_csv(index=False).encode(), file_name=f"mistakes-{run_id}.csv",
-                       mime="text/csv")
+    wrong = wrong.sort_values([key, "prob_1"] if "prob_1" in wrong else [key], ascending=False)
+    st.subheader(f"{len(wrong):,} mistakes of {len(scope):,} test items")
+    mistakes_table(wrong, pred_col, dist_col, run.config.get("image_dir"))
+    shown = pd.concat([wrong, suspects])  # the export keeps the likely label errors, marked by label_issue
+    export = write_csv(shown.drop(columns=[c for c in ("image_path",) if c in shown]))
+    st.download_button("Export these mistakes (CSV)", export, file_name=f"mistakes-{run_id}.csv", mime="text/csv")
+
+    if "label_issue" in frame:
+        label_issue_table(suspects, pred_col)
+    if run.kind == "audit":
+        audit_review(frame, run_id)
 
     st.subheader("Where the errors are")
     roll = rollup(str(run.path), run.predictions_mtime(), crm)

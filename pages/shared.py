@@ -14,6 +14,7 @@ import streamlit as st
 
 from core import runs, settings
 from core.data import DataError
+from core.display import plain
 from core.embeddings import EncoderChoice, EncoderUnavailable, label_embeddings, load_encoder
 from core.experiment import check_inputs
 from core.settings import ExperimentConfig
@@ -50,7 +51,7 @@ def guard(render: Callable[[], None]) -> None:
     try:
         render()
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -216,7 +217,8 @@ def launch(config: ExperimentConfig, name: str | None = None) -> Path:
 def demo_run_offer(key: str) -> None:
     """What a page shows instead of being empty when it needs a run and there is none."""
     st.info("There are no finished training runs yet. A demo run trains a small categorizer on the sample catalog "
-            "(semantic label smoothing, about a minute on two CPU cores).")
+            "(semantic label smoothing, 8 epochs): about 2 to 3 minutes on two idle CPU cores, most of it embedding "
+            "the products; longer on a busy machine. The Training page shows its progress.")
     if st.button("Start a demo run on the sample catalog", type="primary", key=key):
         run_dir = launch(sample_config(), name="demo")
         st.success(f"Demo run {run_dir.name} started. Follow it on the Training page; this page fills in when it is done.")

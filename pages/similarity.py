@@ -5,7 +5,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.similarity import label_map, suspicious_pairs, tree_agreement
+from core.display import plain, short_labels
+from core.similarity import default_branch, heatmap_branches, label_map, suspicious_pairs, tree_agreement
 from pages.shared import class_distances, guard, label_space, neighbours
 
 HEATMAP_MAX = 150
@@ -22,21 +23,44 @@ def cached_agreement(key: str, kind: str, template: str, _emb, _tax, _classes) -
     return tree_agreement(_emb, _tax, _classes), suspicious_pairs(_emb, _tax, _classes, k=5, limit=30)
 
 
-def heatmap_rows(tax, classes, emb, key, kind, template) -> list[int]:
-    """Which classes the heatmap shows: all when few, else a branch or a category's neighbourhood."""
+def heatmap_rows(tax, classes, emb, paths, key, kind, template) -> list[int]:
+    """Which classes the heatmap shows: all when few, else a branch (never a single leaf) or a category's
+    neighbourhood; a branch too large to draw says what is left out and how to see it."""
     if len(classes) <= HEATMAP_MAX:
         return list(range(len(classes)))
     st.caption(f"{len(classes):,} categories are too many for one heatmap: choose a branch or a category's neighbourhood.")
     mode = st.radio("Show", ["A branch", "A category's neighbourhood"], horizontal=True, key="hm_mode")
-    paths = [tax.path_str(int(c)) for c in classes]
     if mode == "A branch":
-        branches = sorted({" > ".join(p.split(" > ")[:2]) for p in paths})
-        branch = st.selectbox("Branch", branches, key="hm_branch")
-        rows = [i for i, p in enumerate(paths) if p == branch or p.startswith(branch + " > ")]
+        branches = heatmap_branches(paths)
+        options = branches.index.tolist()
+        start = options.index(default_branch(branches, HEATMAP_MAX))
+        branch = st.selectbox("Branch", options, index=start, key="hm_branch",
+                              format_func=lambda b: f"{b} ({branches[b]:,} categories)")
+        rows = [i for i, p in enumerate(paths) if p.startswith(branch + " > ")]
+        if len(rows) > HEATMAP_MAX:
+            deeper = [b for b in options if b.startswith(branch + " > ") and b.count(" > ") == branch.count(" > ") + 1]
+            st.info(plain(f"{branch} holds {len(rows):,} categories; the heatmap shows the first {HEATMAP_MAX} in taxonomy "
+                          f"order. To see the rest, choose one of its {len(deeper)} sub-branches"
+                          + (f" (e.g. {deeper[-1]})" if deeper else "") + ", or a category's neighbourhood."))
         return rows[:HEATMAP_MAX]
     centre = st.selectbox("Category", range(len(classes)), format_func=paths.__getitem__, key="hm_centre")
     idx, _ = neighbours(key, kind, template, emb, min(40, len(classes) - 1))
     return sorted([centre, *idx[centre].tolist()])
+
+
+def heatmap(emb, paths: list[str], rows: list[int]) -> None:
+    """Short names on the axes (full paths on hover), one readable row per category."""
+    sub = emb[rows] @ emb[rows].T
+    full = [paths[i] for i in rows]
+    fig = px.imshow(sub, x=full, y=full, color_continuous_scale="Viridis", zmin=float(sub.min()), zmax=1.0,
+                    labels={"color": "similarity"}, aspect="auto")
+    show = len(rows) <= 80
+    short = short_labels(full)
+    fig.update_xaxes(showticklabels=show, tickvals=full, ticktext=short, tickangle=-60)
+    fig.update_yaxes(showticklabels=show, tickvals=full, ticktext=short)
+    fig.update_traces(hovertemplate="%{y}<br>%{x}<br>similarity %{z:.3f}<extra></extra>")
+    fig.update_layout(height=int(min(1400, max(420, 15 * len(rows) + 220))), margin=dict(t=10, l=10, r=10, b=10))
+    st.plotly_chart(fig, key="heatmap")
 
 
 def page() -> None:
@@ -49,14 +73,7 @@ def page() -> None:
     tops = [tax.path(int(c))[0] for c in classes]
 
     st.subheader("Cosine similarity, ordered by the taxonomy")
-    rows = heatmap_rows(tax, classes, emb, key, kind, template)
-    sub = emb[rows] @ emb[rows].T
-    labels = [paths[i] for i in rows]
-    fig = px.imshow(sub, x=labels, y=labels, color_continuous_scale="Viridis", zmin=float(sub.min()), zmax=1.0, aspect="auto")
-    fig.update_xaxes(showticklabels=len(rows) <= 60)
-    fig.update_yaxes(showticklabels=len(rows) <= 60)
-    fig.update_layout(height=650, margin=dict(t=10, l=10, r=10, b=10))
-    st.plotly_chart(fig, key="heatmap")
+    heatmap(emb, paths, heatmap_rows(tax, classes, emb, paths, key, kind, template))
 
     st.subheader("Nearest neighbours of a category")
     chosen = st.selectbox("Category", range(len(classes)), format_func=paths.__getitem__, key="nn_category")
@@ -81,7 +98,8 @@ def page() -> None:
     agreement, pairs = cached_agreement(key, kind, template, emb, tax, classes)
     st.metric("Spearman correlation of similarity with closeness in the tree", f"{agreement['spearman']:.3f}",
               help=f"over {agreement['pairs']:,} {'sampled ' if agreement['sampled'] else ''}category pairs; 1 would mean the encoder orders pairs exactly as the tree does")
-    st.caption("Suspicious pairs: close in meaning, far apart in the tree. Candidates for mis-filed or ambiguously named categories.")
+    st.caption("Suspicious pairs: close in meaning, far apart in the tree. Candidates for mis-filed or ambiguously named "
+               "categories, most suspicious first: suspicion = similarity x tree distance / depth of the taxonomy.")
     st.dataframe(pairs, hide_index=True)
 
 

@@ -6,7 +6,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.display import plain
 from core.taxonomy import FORMATS
+from core.treeview import drawable_tree
 from pages.shared import current_taxonomy, guard, taxonomy_from_bytes
 
 PLAIN_WORDS = {
@@ -51,13 +53,16 @@ def validation_report(tax) -> None:
         st.dataframe(pd.DataFrame([p.to_dict() for p in tax.problems]), hide_index=True)
 
 
-def tree_view(tax, frame: pd.DataFrame) -> None:
+def tree_view(tax) -> None:
     kind = st.segmented_control("Tree view", ["Sunburst", "Icicle", "Treemap"], default="Sunburst")
-    depth = st.slider("Levels shown", 1, max(tax.max_depth, 1), min(3, tax.max_depth))
-    leaves_under = frame.assign(one=frame.is_leaf.astype(int))
+    # a flat taxonomy has one level: a slider from 1 to 1 is refused by Streamlit, and there is nothing to choose
+    levels = st.slider("Levels shown", 1, tax.max_depth, min(3, tax.max_depth)) if tax.max_depth > 1 else 1
+    drawing = drawable_tree(tax, levels)
+    if drawing.cut:
+        st.caption(drawing.note())
     draw = {"Sunburst": px.sunburst, "Icicle": px.icicle, "Treemap": px.treemap}[kind or "Sunburst"]
-    fig = draw(leaves_under, ids="id", names="name", parents="parent", values="one", maxdepth=depth + 1,
-               hover_data={"path": True, "one": False})
+    fig = draw(drawing.frame, ids="id", names="name", parents="parent", values="leaves", branchvalues="total",
+               hover_data={"path": True, "leaves": False})
     fig.update_traces(hovertemplate="%{customdata[0]}<br>%{value} leaf categories<extra></extra>")
     fig.update_layout(margin=dict(t=10, l=10, r=10, b=10), height=560)
     st.plotly_chart(fig, key="tree")
@@ -80,7 +85,7 @@ def search(tax) -> None:
             st.dataframe(pd.DataFrame({"category": [tax.names[i] for i in hits], "path": [tax.path_str(i) for i in hits],
                                        "depth": [int(tax.depth[i]) for i in hits], "id": [tax.ids[i] for i in hits]}), hide_index=True)
         else:
-            st.info(f"No category name contains '{query}'.")
+            st.info(f"No category name contains '{plain(query)}'.")
 
 
 def page() -> None:
@@ -88,7 +93,7 @@ def page() -> None:
     guard(source_picker)
     tax, name = current_taxonomy()
     s = tax.summary()
-    st.caption(f"Active taxonomy: **{name}** (format: {s['format']})")
+    st.caption(f"Active taxonomy: **{plain(name)}** (format: {s['format']})")
     m = st.columns(4)
     m[0].metric("Categories", f"{s['nodes']:,}")
     m[1].metric("Leaf categories", f"{s['leaves']:,}")
@@ -96,7 +101,7 @@ def page() -> None:
     m[3].metric("Depth", s["max_depth"])
     validation_report(tax)
     frame = tax.to_frame()
-    tree_view(tax, frame)
+    tree_view(tax)
     statistics(tax, frame)
     search(tax)
 

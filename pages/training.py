@@ -8,7 +8,10 @@ import plotly.express as px
 import streamlit as st
 
 from core import runs, settings
+from core.comparison import DifferentItems, compare_runs
 from core.data import read_table
+from core.display import plain
+from core.importer import guess_spec
 from core.settings import ExperimentConfig
 from pages.shared import (
     SAMPLE_PRODUCTS,
@@ -25,9 +28,9 @@ from pages.shared import (
 
 def saved_upload(data: bytes, name: str) -> Path:
     """Uploads are written into the run store so the background run process can read them."""
-    uploads = runs_dir() / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    path = uploads / f"{hashlib.sha1(data).hexdigest()[:12]}-{Path(name).name}"
+    folder = runs_dir() / "uploads" / hashlib.sha1(data).hexdigest()[:12]  # the user's own file name inside, for messages
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / Path(name).name
     if not path.exists():
         path.write_bytes(data)
     return path
@@ -51,15 +54,22 @@ def data_source() -> tuple[str, pd.DataFrame, str | None, str | None]:
     return str(path), read_table(path, nrows=200), taxonomy, fmt
 
 
+LABEL_HELP = ("A label column holds each product's category: a path such as 'Footwear > Boots > Rain Boots', or a name or id "
+              "from the taxonomy. With one column per level, choose them top level first.")
+
+
 def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, taxonomy_format: str | None) -> ExperimentConfig | None:
     cols = list(preview.columns)
-    guess = lambda names, fallback=0: next((cols.index(n) for n in names if n in cols), fallback)  # noqa: E731
+    guess = guess_spec(cols)
+    if guess["true_column"] is None:
+        st.info(plain(f"No column of {', '.join(cols)} looks like a category label: choose it below. " + LABEL_HELP))
     with st.form("launch"):
         st.markdown("**Columns**")
         c = st.columns(3)
-        label = c[0].multiselect("Label column(s), top level first", cols, default=[cols[guess(["category_path", "category", "label", "path"])]])
-        text = c[1].multiselect("Text column(s)", cols, default=[cols[guess(["title", "name", "product_name", "text"], 0)]])
-        id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + guess(["id", "sku", "uniq_id"]) if any(n in cols for n in ("id", "sku", "uniq_id")) else 0)
+        label = c[0].multiselect("Label column(s), top level first", cols, default=[guess["true_column"]] if guess["true_column"] else [],
+                                 help=LABEL_HELP)
+        text = c[1].multiselect("Text column(s)", cols, default=guess["text_columns"][:1])
+        id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + cols.index(guess["id_column"]) if guess["id_column"] else 0)
         st.markdown("**Label representation** (defaults from the Smoothing page)")
         chosen = {}
         c = st.columns(6)
@@ -79,11 +89,32 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
                             template=remembered("template", default("template")), **chosen)
 
 
-@st.fragment(run_every=2)
+STAGES = {"embed products": "embedding products", "embed categories": "embedding category names", "train epoch": "training"}
+
+
+def progress_text(run: runs.Run, done: int, total: int) -> tuple[float, str]:
+    """(fraction, words) for a run's bar: epochs when training, else the embedding stage the run process
+    last wrote to progress.json (embedding is most of a short run)."""
+    if done:
+        return min(done / total, 1.0), f"{run.name}: {run.state}, epoch {done}/{total}"
+    step = runs.read_progress(run.path)
+    if step is None or step["stage"] not in STAGES or step["stage"] == "train epoch":
+        return 0.0, f"{run.name}: {run.state}, epoch 0/{total}" + (" (starting)" if step is None else "")
+    return (step["done"] / max(step["total"], 1),
+            f"{run.name}: {STAGES[step['stage']]} {step['done']:,}/{step['total']:,}, then {total} epochs")
+
+
 def live_runs() -> None:
-    """Refreshes itself every 2 s: progress, per-epoch curves and a cancel button per active run."""
+    """Progress, per-epoch curves and a cancel button per active run, with the runs table: redrawn every
+    2 s while a run is active; when one ends the whole page reruns, so Compare lists it at once."""
     store = runs.RunStore(runs_dir())
     active = [r for r in store.runs() if r.state in ("queued", "running") and not r.problems()]
+    names = {r.name for r in active}
+    if st.session_state.get("_active_runs", set()) - names:  # a run finished since the last refresh
+        st.session_state["_active_runs"] = names
+        st.rerun(scope="app")
+    st.session_state["_active_runs"] = names
+    st.subheader("In progress")
     if not active:
         st.caption("No run in progress.")
     for run_dir in active:
@@ -91,9 +122,8 @@ def live_runs() -> None:
         done = len(hist)
         total = int(run_dir.config.get("epochs", 1))
         c = st.columns([4, 1])
-        state = run_dir.state
-        c[0].progress(min(done / total, 1.0), text=f"{run_dir.name}: {state}, epoch {done}/{total}"
-                      + ("" if done else " (embedding products and categories first)"))
+        fraction, text = progress_text(run_dir, done, total)
+        c[0].progress(fraction, text=text)
         if c[1].button("Cancel", key=f"cancel-{run_dir.name}"):
             runs.request_cancel(run_dir.path)
             st.toast(f"Cancelling {run_dir.name} after the current step")
@@ -101,6 +131,10 @@ def live_runs() -> None:
             curves = hist.melt(id_vars="epoch", value_vars=["train_loss", "val_top1", "val_semsim5"])
             st.plotly_chart(px.line(curves, x="epoch", y="value", color="variable", markers=True, height=260),
                             key=f"live-{run_dir.name}-{done}")
+    st.subheader("All runs")
+    table = store.table()
+    if not table.empty:
+        st.dataframe(table, hide_index=True, key="runs_table")
 
 
 def runs_table_and_compare() -> None:
@@ -108,26 +142,67 @@ def runs_table_and_compare() -> None:
     if table.empty:
         demo_run_offer("demo-training")
         return
-    st.dataframe(table, hide_index=True)
     for row in table[table.status.isin(["failed", "interrupted", "damaged"])].itertuples():
-        st.error(f"{row.run_id} {row.status}: {row.error}")
+        st.error(plain(f"{row.run_id} {row.status}: {row.error}"))
     done = table[table.status == "done"]
     if done.empty:
         return
     st.subheader("Compare runs")
     chosen = st.multiselect("Runs", done.run_id.tolist(), default=done.run_id.tolist()[:4])
     if chosen:
-        st.dataframe(runs.compare([runs_dir() / r for r in chosen]), key="compare")
-        sub = done[done.run_id.isin(chosen)]
-        fig = px.scatter(sub, x="mistake_severity", y="top1", color="targets", hover_name="run_id", size_max=14,
-                         title="Accuracy against mistake severity (up and to the left is better)")
-        fig.update_traces(marker=dict(size=14))
-        st.plotly_chart(fig, key="acc_vs_sev")
+        metrics, config = runs.split_comparison(runs.compare([runs_dir() / r for r in chosen]))
+        st.dataframe(metrics, key="compare", column_config={r: st.column_config.NumberColumn(format="%.4f") for r in chosen})
+        with st.expander("Settings of these runs"):
+            st.dataframe(config, key="compare_settings")
+        scatter(done[done.run_id.isin(chosen)])
+        baseline_comparison(chosen)
         for run_id in chosen[:4]:
             hist = runs.Run(runs_dir() / run_id).history()
             if not hist.empty:
                 st.plotly_chart(px.line(hist, x="epoch", y=["val_top1", "val_semsim5"], title=run_id, height=240, markers=True),
                                 key=f"hist-{run_id}")
+
+
+def scatter(sub: pd.DataFrame) -> None:
+    """Accuracy against severity, one colour per label representation with its settings (two semantic
+    runs at different T differ), axes padded around the points rather than a fixed 0 to 1.5."""
+    sub = sub.assign(representation=[runs.representation_label(r) for r in sub.to_dict("records")])
+    fig = px.scatter(sub, x="mistake_severity", y="top1", color="representation", hover_name="run_id",
+                     title="Accuracy against mistake severity (up and to the left is better)")
+    fig.update_traces(marker=dict(size=14))
+    for axis, col in (("xaxis", "mistake_severity"), ("yaxis", "top1")):
+        lo, hi = float(sub[col].min()), float(sub[col].max())
+        pad = max((hi - lo) * 0.15, 0.02)
+        fig.update_layout({axis: {"range": [lo - pad, hi + pad]}})
+    st.plotly_chart(fig, key="acc_vs_sev")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def paired_comparison(baseline: str, candidate: str, mtimes: tuple[float, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return compare_runs(runs.Run(baseline).predictions(), runs.Run(candidate).predictions())
+
+
+def baseline_comparison(chosen: list[str]) -> None:
+    """Each chosen run against a baseline on the same items: differences with 95% paired-bootstrap
+    intervals (METHOD.md, 'Comparing two runs') and the branches that got better or worse."""
+    if len(chosen) < 2:
+        return
+    st.subheader("Against a baseline")
+    c = st.columns(2)
+    base = c[0].selectbox("Baseline", chosen, key="compare_baseline")
+    other = c[1].selectbox("Run", [r for r in chosen if r != base], key="compare_candidate")
+    a, b = runs.Run(runs_dir() / base), runs.Run(runs_dir() / other)
+    try:
+        metrics, subtrees = paired_comparison(str(a.path), str(b.path), (a.predictions_mtime(), b.predictions_mtime()))
+    except DifferentItems as exc:
+        st.warning(plain(f"Not compared: {exc}"))
+        return
+    st.dataframe(metrics.rename(columns={"diff": "difference", "lo": "95% low", "hi": "95% high"}), key="compare_paired")
+    st.caption("Difference = run - baseline; an interval that excludes 0 is a real change on these items.")
+    counts = subtrees["verdict"].value_counts()
+    st.markdown(f"Branches: **{counts.get('better', 0)} better**, **{counts.get('worse', 0)} worse**, "
+                f"{counts.get('same', 0)} unchanged (error rate, then mistake severity).")
+    st.dataframe(subtrees, hide_index=True, key="compare_subtrees")
 
 
 def page() -> None:
@@ -139,9 +214,8 @@ def page() -> None:
         if config is not None:
             run_dir = launch(config)
             st.success(f"Run {run_dir.name} started.")
-    st.subheader("In progress")
-    live_runs()
-    st.subheader("All runs")
+    active = any(r.state in ("queued", "running") for r in runs.RunStore(runs_dir()).runs())
+    st.fragment(live_runs, run_every=2 if active else None)()
     runs_table_and_compare()
 
 

@@ -5,6 +5,9 @@ genuine near-neighbours (kinds of boots, kitchen knives, phone accessories, jack
 thousand products whose titles vary the way real ones do: brands, attributes, synonyms, titles
 that never name their category, and a little label noise (mostly to a sibling, sometimes far off).
 Deterministic: the same file every run. Usage: python sample_data/make_sample.py
+
+The noise is recorded apart, in sample_data/label_noise.csv (id, given label, the product's real
+category, kind), so label-error detection can be measured; the model never reads that file.
 """
 
 from __future__ import annotations
@@ -199,7 +202,8 @@ def build(n_products_hint: int = 4600) -> tuple[list[str], list[dict]]:
             description = ""
             if rng.random() < 0.6:
                 description = rng.choice(DESCRIPTIONS).format(hint=rng.choice(hints), extra=rng.choice(DEPARTMENT_EXTRAS[dept]))
-            rows.append({"title": title, "description": description, "category_path": label})
+            kind = "" if label == path else ("sibling" if r < 0.025 else "anywhere")
+            rows.append({"title": title, "description": description, "category_path": label, "real": path, "kind": kind})
     rng.shuffle(rows)
     for i, row in enumerate(rows):
         row["id"] = f"SKU-{100000 + i}"
@@ -211,10 +215,16 @@ def main() -> None:
     taxonomy_lines, rows = build()
     (OUT / "taxonomy.txt").write_text("\n".join(taxonomy_lines) + "\n", encoding="utf-8")
     with open(OUT / "products.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["id", "title", "description", "category_path"])
+        writer = csv.DictWriter(fh, fieldnames=["id", "title", "description", "category_path"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    print(f"wrote {len(taxonomy_lines)} taxonomy lines and {len(rows)} products to {OUT}")
+    noisy = [r for r in rows if r["kind"]]
+    with open(OUT / "label_noise.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "given_label", "real_label", "kind"])
+        writer.writerows([r["id"], r["category_path"], r["real"], r["kind"]] for r in noisy)
+    print(f"wrote {len(taxonomy_lines)} taxonomy lines, {len(rows)} products ({len(noisy)} mislabelled on purpose, "
+          f"listed in label_noise.csv) to {OUT}")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,9 @@ def test_every_page_renders_in_chromium(server):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
                                                                      "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        outside = []  # the app must work offline: no request may leave this machine (was: a favicon font)
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((server, "data:", "blob:")) else None)
         for path, last_text in PAGES.items():
             page.goto(f"{server}/{path}")  # a deep link on a fresh server, as a bookmark would be
             page.get_by_text(last_text).first.wait_for(timeout=240_000)
@@ -74,3 +76,5 @@ def test_every_page_renders_in_chromium(server):
             page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
             assert (shots / f"{path}.png").stat().st_size > 10_000
         browser.close()
+    assert not outside, outside
+

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from core.similarity import cosine_similarity, suspicious_pairs, topk_neighbors, tree_agreement
+from core.similarity import (
+    cosine_similarity,
+    default_branch,
+    heatmap_branches,
+    suspicious_pairs,
+    topk_neighbors,
+    tree_agreement,
+)
 
 
 def test_topk_breaks_ties_by_lower_index():
@@ -45,3 +52,21 @@ def test_agreement_and_suspicious_pairs(small_tree):
     pairs = suspicious_pairs(e, t, leaves, k=1)
     assert pairs.iloc[0][["category_a", "category_b"]].tolist() == ["A > A2 > c", "B > d"]
     assert pairs.iloc[0]["tree_distance"] == 3
+
+
+def test_suspicious_pairs_rank_by_similarity_times_distance(small_tree):
+    """b~c (0.95, distance 2) is more suspicious than a~d (0.40, distance 3): 0.95*2/3 = 0.633 > 0.40*3/3."""
+    t = small_tree
+    leaves = [t.resolve(p) for p in ("A > A1 > a", "A > A1 > b", "A > A2 > c", "B > d")]
+    e = np.array([[1, 0, 0], [0, 1, 0], [0, 0.95, np.sqrt(1 - 0.95**2)], [0.4, 0, np.sqrt(1 - 0.4**2)]], dtype=np.float32)
+    pairs = suspicious_pairs(e, t, leaves, k=1)
+    assert pairs[["category_a", "category_b"]].values.tolist() == [["A > A1 > b", "A > A2 > c"], ["A > A1 > a", "B > d"]]
+    assert pairs.suspicion.tolist() == pytest.approx([0.633, 0.4], abs=1e-3)
+    assert pairs.tree_distance.tolist() == [2, 3]
+
+
+def test_heatmap_branches_skip_single_leaves_and_open_on_the_largest_that_fits():
+    paths = ["A > x > 1", "A > x > 2", "A > y", "B > z", "C > p", "C > q", "C > r"]
+    branches = heatmap_branches(paths)
+    assert branches.to_dict() == {"A": 3, "A > x": 2, "C": 3}  # B and B's only leaf: a 1x1 heatmap
+    assert default_branch(branches, 3) == "A" and default_branch(branches, 2) == "A > x" and default_branch(branches, 1) == "A > x"

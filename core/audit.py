@@ -1,0 +1,128 @@
+"""Catalog audit: out-of-fold probabilities for every product, so every label can be doubted.
+
+K-fold, stratified: each product is scored by the one model that never saw it (confident learning
+needs out-of-sample probabilities). Each fold's model trains on the other folds, minus a stratified
+validation slice for early stopping and its own temperature (METHOD.md, 'Calibration'), so the
+out-of-fold probabilities are calibrated like a trained run's test probabilities. The data is loaded
+and embedded once (`experiment.prepare`)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core import runs
+from core.calibration import calibrated_probabilities, fit_temperature
+from core.data import Dataset, _try_stratified
+from core.experiment import Event, Prepared, make_codes, make_targets, predictions_frame, prepare
+from core.label_issues import audit_priority
+from core.metrics import evaluate, jsonable
+from core.settings import ExperimentConfig
+from core.targets import crm_rerank
+from core.train import predict_logits, train_model
+
+
+@dataclass(frozen=True)
+class Fold:
+    train: np.ndarray
+    val: np.ndarray
+    score: np.ndarray  # the items this fold's model scores; never in train or val
+
+
+def fold_plan(labels: np.ndarray, folds: int, val_fraction: float, seed: int) -> list[Fold]:
+    """K stratified folds over all items; classes with fewer items than folds are spread as they can."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(labels)
+    if not 2 <= folds <= len(labels):
+        raise ValueError(f"folds must be between 2 and the number of items ({len(labels)}); got {folds}")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    plan = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "the least populated class has only n members": expected on catalogs
+        for rest, score in splitter.split(np.zeros(len(labels)), labels):
+            train, val = _try_stratified(rest, labels[rest], val_fraction, seed)
+            plan.append(Fold(np.sort(train), np.sort(val), np.sort(score)))
+    return plan
+
+
+def out_of_fold(config: ExperimentConfig, prepared: Prepared, folds: int, on_event: Event | None = None,
+                should_stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(N, C) calibrated out-of-fold probabilities and the fold of each item; None when cancelled."""
+    targets, _ = make_targets(config, prepared)
+    codes = make_codes(config, prepared)
+    f, y = prepared.features, prepared.dataset.labels
+    probs = np.zeros((len(y), len(prepared.dataset.classes)), dtype=np.float32)
+    fold_of = np.full(len(y), -1, dtype=np.int64)
+    plan = fold_plan(y, folds, config.val_fraction, config.seed)
+    for k, fold in enumerate(plan):
+        if on_event is not None:
+            on_event("audit folds", k, len(plan))
+        result = train_model(f.matrix, f.mask, f.slices, y, fold.train, fold.val, targets, config.train_config(),
+                             label_embeddings=prepared.label_emb, codes=codes, should_stop=should_stop,
+                             step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None)
+        if result.cancelled:
+            return None
+        tau = fit_temperature(predict_logits(result.model, f.matrix, f.mask, fold.val), y[fold.val])
+        probs[fold.score] = calibrated_probabilities(predict_logits(result.model, f.matrix, f.mask, fold.score), tau)
+        fold_of[fold.score] = k
+    if on_event is not None:
+        on_event("audit folds", len(plan), len(plan))
+    return probs, fold_of
+
+
+def run_audit(config: ExperimentConfig, folds: int, run_dir: Path, on_event: Event | None = None,
+              dataset: Dataset | None = None) -> dict:
+    """Out-of-fold predictions for every product written to `run_dir` as a run the app opens: the
+    predictions table (with `fold` and `audit_priority`, highest first = review first) and metrics
+    in a trained run's shape, computed on the out-of-fold probabilities."""
+    runs.set_status(run_dir, "running")
+    try:
+        prepared = prepare(config, on_event, dataset)
+        result = out_of_fold(config, prepared, folds, on_event, should_stop=lambda: runs.cancel_requested(run_dir))
+        if result is None:
+            runs.set_status(run_dir, "cancelled")
+            return {"cancelled": True}
+        probs, fold_of = result
+        ds = prepared.dataset
+        rows = np.arange(len(ds.labels))
+        common = {"distance": prepared.distance, "embeddings": prepared.label_emb,
+                  "ancestors": ds.taxonomy.ancestor_sets(ds.classes)}
+        plain = evaluate(probs, ds.labels, **common)
+        crm_order, crm = None, {}
+        if isinstance(prepared.distance, np.ndarray):
+            crm_order = crm_rerank(probs, prepared.distance)
+            crm = evaluate(probs, ds.labels, ranking=crm_order, **common)
+        frame = predictions_frame(prepared, rows, probs, crm_order)
+        frame["fold"] = fold_of
+        frame["audit_priority"] = audit_priority(frame["label_quality"].to_numpy(),
+                                                 frame["tree_distance"].where(~frame["correct"], 0).to_numpy())
+        summary = {"plain": jsonable(plain), "crm": jsonable(crm), "encoder": prepared.encoder_note,
+                   "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)), "n_train": 0,
+                   "n_val": 0, "n_test": int(len(rows)), "folds": folds, "label_issues": int(frame["label_issue"].sum()),
+                   "modalities": [name for name, _, _ in prepared.features.slices], "notes": prepared.notes}
+        runs.write_parquet(run_dir / "predictions.parquet", frame)
+        run = runs.Run(run_dir)
+        run.save_taxonomy(ds.taxonomy)
+        run.save_classes(ds.class_names, ds.classes)
+        runs.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
+        runs.write_json(run_dir / "metrics.json", summary)
+        runs.set_status(run_dir, "done")
+        return summary
+    except Exception as exc:
+        runs.set_status(run_dir, "failed", error=str(exc))
+        raise
+
+
+def corrections(issues: pd.DataFrame, decisions: pd.Series) -> pd.DataFrame:
+    """The relabel decisions (a 'keep'/'relabel' Series indexed by id) as a CSV-ready table:
+    id, current label, corrected label (the model's answer), one row per product to change."""
+    chosen = decisions[decisions == "relabel"].index
+    rows = issues[issues["id"].isin(chosen)]
+    return pd.DataFrame({"id": rows["id"].to_numpy(), "current_label": rows["true_label"].to_numpy(),
+                         "corrected_label": rows["pred_1"].to_numpy()})
