@@ -231,6 +231,33 @@ class Taxonomy:
             "is_leaf": [not c for c in self._children],
         })
 
+    def leaf_counts(self) -> np.ndarray:
+        """Number of leaves under each node (1 for a leaf): the size of its wedge in a tree plot."""
+        counts = np.array([0 if c else 1 for c in self._children], dtype=np.int64)
+        for i in np.argsort(-self.depth, kind="stable"):
+            if self.parent[i] >= 0:
+                counts[self.parent[i]] += counts[i]
+        return counts
+
+    def plot_frame(self, levels: int, max_nodes: int) -> tuple[pd.DataFrame, dict]:
+        """The nodes a tree plot draws: the top `levels` levels, fewer when they hold more than
+        `max_nodes` nodes (a browser chokes on a 200,000-node sunburst), and only the largest
+        top-level branches when even the first level is too wide. Each row carries `leaves`, the
+        leaves under the node, so wedges keep their true size when deeper levels are left out.
+        Returns (frame, {"levels", "nodes", "total_nodes", "requested_levels", "cut"})."""
+        levels = max(1, min(levels, max(self.max_depth, 1)))
+        per_depth = np.bincount(self.depth, minlength=levels + 1)
+        drawn = levels
+        while drawn > 1 and per_depth[1:drawn + 1].sum() > max_nodes:
+            drawn -= 1
+        frame = self.to_frame().assign(leaves=self.leaf_counts())
+        frame = frame[frame.depth <= drawn]
+        if len(frame) > max_nodes:  # one level wider than the cap: keep its largest nodes
+            frame = frame.nlargest(max_nodes, "leaves")
+        info = {"levels": drawn, "requested_levels": levels, "nodes": len(frame), "total_nodes": len(self),
+                "cut": drawn < levels or len(frame) < int(per_depth[1:drawn + 1].sum())}
+        return frame, info
+
     # ----- construction ----------------------------------------------------------------------
     @classmethod
     def from_records(cls, records: Iterable[_Record], problems: Sequence[Problem] = (),

@@ -10,7 +10,7 @@ import streamlit as st
 from core.data import DataError, Items, csv_safe, read_table
 from core.predictor import Predictor
 from core.settings import DEFAULT_REVIEW_RISK
-from pages.shared import demo_run_offer, finished_runs, guard
+from pages.shared import demo_run_offer, finished_runs, guard, plain
 
 UPLOAD_TYPES = ["csv", "tsv", "parquet", "jsonl"]
 
@@ -115,7 +115,7 @@ def page() -> None:
         try:
             uploaded_file(model)
         except DataError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
 
 
 guard(page)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +46,21 @@ def runs_dir() -> Path:
     return Path(os.environ.get("TAXOLENS_RUNS", ROOT / "runs"))
 
 
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|:~$=&])")
+
+
+def plain(text: object) -> str:
+    """Text shown as written: every markdown character escaped, so a file name or an id in a message
+    can never become a link, an image the browser fetches, a colour directive or a formula."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
+
+
 def guard(render: Callable[[], None]) -> None:
-    """Run a page body; a problem with the user's input becomes one clear message."""
+    """Run a page body; a problem with the user's input becomes one clear message, shown as text."""
     try:
         render()
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -7,8 +7,9 @@ import plotly.express as px
 import streamlit as st
 
 from core.taxonomy import FORMATS
-from pages.shared import current_taxonomy, guard, taxonomy_from_bytes
+from pages.shared import current_taxonomy, guard, plain, taxonomy_from_bytes
 
+MAX_DRAWN = 4000  # tree plot segments: about 0.5 MB of figure; 200,000 would be 25 MB
 PLAIN_WORDS = {
     "created-ancestor": "ancestors were created because a path named them without a line of their own",
     "unknown-child": "sub-category references point at categories that appear nowhere else (ignored)",
@@ -51,13 +52,21 @@ def validation_report(tax) -> None:
         st.dataframe(pd.DataFrame([p.to_dict() for p in tax.problems]), hide_index=True)
 
 
-def tree_view(tax, frame: pd.DataFrame) -> None:
+def tree_view(tax) -> None:
     kind = st.segmented_control("Tree view", ["Sunburst", "Icicle", "Treemap"], default="Sunburst")
-    depth = st.slider("Levels shown", 1, max(tax.max_depth, 1), min(3, tax.max_depth))
-    leaves_under = frame.assign(one=frame.is_leaf.astype(int))
+    if tax.max_depth > 1:
+        depth = st.slider("Levels shown", 1, tax.max_depth, min(3, tax.max_depth))
+    else:
+        depth = 1
+        st.caption("A flat taxonomy: every category is at the top level.")
+    frame, drawn = tax.plot_frame(depth, MAX_DRAWN)
+    if drawn["cut"]:
+        st.caption(f"Drawing {drawn['nodes']:,} of {drawn['total_nodes']:,} categories ({drawn['levels']} of the "
+                   f"{drawn['requested_levels']} levels asked for{', the largest top-level branches' if drawn['nodes'] < (tax.depth == 1).sum() else ''}): "
+                   f"a tree plot stays readable and quick up to {MAX_DRAWN:,} segments. Search below reaches every category.")
     draw = {"Sunburst": px.sunburst, "Icicle": px.icicle, "Treemap": px.treemap}[kind or "Sunburst"]
-    fig = draw(leaves_under, ids="id", names="name", parents="parent", values="one", maxdepth=depth + 1,
-               hover_data={"path": True, "one": False})
+    fig = draw(frame, ids="id", names="name", parents="parent", values="leaves", branchvalues="total",
+               hover_data={"path": True, "leaves": False})
     fig.update_traces(hovertemplate="%{customdata[0]}<br>%{value} leaf categories<extra></extra>")
     fig.update_layout(margin=dict(t=10, l=10, r=10, b=10), height=560)
     st.plotly_chart(fig, key="tree")
@@ -80,7 +89,7 @@ def search(tax) -> None:
             st.dataframe(pd.DataFrame({"category": [tax.names[i] for i in hits], "path": [tax.path_str(i) for i in hits],
                                        "depth": [int(tax.depth[i]) for i in hits], "id": [tax.ids[i] for i in hits]}), hide_index=True)
         else:
-            st.info(f"No category name contains '{query}'.")
+            st.info(f"No category name contains '{plain(query)}'.")
 
 
 def page() -> None:
@@ -88,16 +97,15 @@ def page() -> None:
     guard(source_picker)
     tax, name = current_taxonomy()
     s = tax.summary()
-    st.caption(f"Active taxonomy: **{name}** (format: {s['format']})")
+    st.caption(f"Active taxonomy: **{plain(name)}** (format: {s['format']})")
     m = st.columns(4)
     m[0].metric("Categories", f"{s['nodes']:,}")
     m[1].metric("Leaf categories", f"{s['leaves']:,}")
     m[2].metric("Top-level branches", s["roots"])
     m[3].metric("Depth", s["max_depth"])
     validation_report(tax)
-    frame = tax.to_frame()
-    tree_view(tax, frame)
-    statistics(tax, frame)
+    tree_view(tax)
+    statistics(tax, tax.to_frame())
     search(tax)
 
 

@@ -8,15 +8,18 @@ import plotly.express as px
 import streamlit as st
 
 from core import runs, settings
+from core.columns import LABEL_HELP, guess_columns
 from core.comparison import DifferentItems, compare_runs
 from core.data import read_table
 from core.settings import ExperimentConfig
 from pages.shared import (
     SAMPLE_PRODUCTS,
     SAMPLE_TAXONOMY,
+    current_taxonomy,
     demo_run_offer,
     guard,
     launch,
+    plain,
     remembered,
     runs_dir,
     setting_widget,
@@ -24,10 +27,11 @@ from pages.shared import (
 
 
 def saved_upload(data: bytes, name: str) -> Path:
-    """Uploads are written into the run store so the background run process can read them."""
-    uploads = runs_dir() / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    path = uploads / f"{hashlib.sha1(data).hexdigest()[:12]}-{Path(name).name}"
+    """Uploads are written into the run store so the background run process can read them; a folder
+    per content keeps the user's own file name, which every message about the file then shows."""
+    folder = runs_dir() / "uploads" / hashlib.sha1(data).hexdigest()[:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / Path(name).name
     if not path.exists():
         path.write_bytes(data)
     return path
@@ -44,7 +48,7 @@ def data_source() -> tuple[str, pd.DataFrame, str | None, str | None]:
     path = saved_upload(upload.getvalue(), upload.name)
     taxonomy, fmt = None, None
     src = st.session_state.get("taxonomy_source")
-    if src and st.checkbox(f"Check the labels against the taxonomy from the Taxonomy page ({src['name']})", value=True):
+    if src and st.checkbox(f"Check the labels against the taxonomy from the Taxonomy page ({plain(src['name'])})", value=True):
         taxonomy, fmt = str(saved_upload(src["bytes"], src["name"])), src["format"]
     elif not src:
         st.caption("The taxonomy will be derived from the label paths (upload one on the Taxonomy page to check them against it).")
@@ -53,13 +57,19 @@ def data_source() -> tuple[str, pd.DataFrame, str | None, str | None]:
 
 def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, taxonomy_format: str | None) -> ExperimentConfig | None:
     cols = list(preview.columns)
-    guess = lambda names, fallback=0: next((cols.index(n) for n in names if n in cols), fallback)  # noqa: E731
+    known = None
+    if taxonomy is not None and taxonomy != str(SAMPLE_TAXONOMY):
+        tax, _ = current_taxonomy()
+        known = lambda v: tax.resolve(v) is not None  # noqa: E731
+    guess = guess_columns(preview, known)
+    if not guess["label"]:
+        st.info("No column looks like a category label, so none is chosen. " + LABEL_HELP)
     with st.form("launch"):
         st.markdown("**Columns**")
         c = st.columns(3)
-        label = c[0].multiselect("Label column(s), top level first", cols, default=[cols[guess(["category_path", "category", "label", "path"])]])
-        text = c[1].multiselect("Text column(s)", cols, default=[cols[guess(["title", "name", "product_name", "text"], 0)]])
-        id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + guess(["id", "sku", "uniq_id"]) if any(n in cols for n in ("id", "sku", "uniq_id")) else 0)
+        label = c[0].multiselect("Label column(s), top level first", cols, default=guess["label"], help=LABEL_HELP)
+        text = c[1].multiselect("Text column(s)", cols, default=guess["text"])
+        id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + cols.index(guess["id"]) if guess["id"] else 0)
         st.markdown("**Label representation** (defaults from the Smoothing page)")
         chosen = {}
         c = st.columns(6)
@@ -72,7 +82,7 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
     if not submitted:
         return None
     if not label or not text:
-        st.error("Choose at least one label column and one text column.")
+        st.error("Choose at least one label column and one text column. " + LABEL_HELP)
         return None
     return ExperimentConfig(data=data_path, label_columns=label, text_columns=text, id_column=None if id_col == "(none)" else id_col,
                             taxonomy=taxonomy, taxonomy_format=taxonomy_format, encoder=remembered("encoder_kind", "auto"),
@@ -110,7 +120,7 @@ def runs_table_and_compare() -> None:
         return
     st.dataframe(table, hide_index=True)
     for row in table[table.status.isin(["failed", "interrupted", "damaged"])].itertuples():
-        st.error(f"{row.run_id} {row.status}: {row.error}")
+        st.error(plain(f"{row.run_id} {row.status}: {row.error}"))
     done = table[table.status == "done"]
     if done.empty:
         return
@@ -149,7 +159,7 @@ def baseline_comparison(chosen: list[str]) -> None:
     try:
         metrics, subtrees = paired_comparison(str(a.path), str(b.path), (a.predictions_mtime(), b.predictions_mtime()))
     except DifferentItems as exc:
-        st.warning(f"Not compared: {exc}")
+        st.warning(plain(f"Not compared: {exc}"))
         return
     st.dataframe(metrics.rename(columns={"diff": "difference", "lo": "95% low", "hi": "95% high"}), key="compare_paired")
     st.caption("Difference = run - baseline; an interval that excludes 0 is a real change on these items.")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core import runs, settings, sweep
 from core.settings import TARGET_KINDS, TEMPLATES
-from pages.shared import ROOT, guard, runs_dir, sample_config
+from pages.shared import ROOT, guard, plain, runs_dir, sample_config
 
 ADOPTED = ("targets", "alpha", "temperature", "k", "beta", "mix", "template", "curriculum_epochs", "aux_codes")
 
@@ -91,7 +91,7 @@ def page() -> None:
         try:
             folder = sweep.request(runs_dir(), sample_config(epochs=4), space, objectives, trials=trials, seeds=seeds, cwd=ROOT)
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
         else:
             st.session_state["selected_sweep"] = folder.name
             st.success(f"Sweep {folder.name} started in the background; other pages stay usable.")
@@ -111,7 +111,7 @@ def page() -> None:
         (folder / "cancel.request").touch()
         st.warning("Cancel requested; running trials stop shortly.")
     if record.get("error"):
-        st.error(record["error"])
+        st.error(plain(record["error"]))
     objectives = [o.split(":")[0] for o in record.get("objectives", [])] or ["top1", "hdist@5"]
     report = runs.read_json(folder / "report.json")
     if record.get("trials"):
