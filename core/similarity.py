@@ -108,7 +108,9 @@ def tree_agreement(embeddings: np.ndarray, taxonomy: object, classes: Sequence[i
 def suspicious_pairs(embeddings: np.ndarray, taxonomy: object, classes: Sequence[int], k: int = 5,
                      limit: int = 50) -> pd.DataFrame:
     """Neighbour pairs that the encoder finds close but the tree puts far apart (candidate
-    mis-filed or ambiguously named categories), most similar and most distant first."""
+    mis-filed or ambiguously named categories), ranked by suspicion = similarity x d / d_max (d the
+    tree distance, d_max the largest possible among the classes, their deepest depth): high only when
+    both close in meaning and far apart in the tree (a far pair of unrelated names scores low)."""
     classes = np.asarray(classes)
     k = min(k, len(classes) - 1)
     idx, val = topk_neighbors(embeddings=embeddings, k=k)
@@ -116,13 +118,38 @@ def suspicious_pairs(embeddings: np.ndarray, taxonomy: object, classes: Sequence
     frame = pd.DataFrame({"lo": np.minimum(a, idx.ravel()), "hi": np.maximum(a, idx.ravel()), "similarity": val.ravel()})
     frame = frame.drop_duplicates(["lo", "hi"])
     frame["tree_distance"] = taxonomy.distance(frame.lo.to_numpy(), frame.hi.to_numpy(), classes=classes)
-    far = frame[frame.tree_distance >= 2].sort_values(["tree_distance", "similarity"], ascending=[False, False]).head(limit)
+    d_max = max(int(np.max(taxonomy.depth[classes])), 1)
+    frame["suspicion"] = frame.similarity.clip(lower=0) * frame.tree_distance / d_max
+    far = frame[frame.tree_distance >= 2].sort_values(["suspicion", "similarity"], ascending=False).head(limit)
     return pd.DataFrame({
         "category_a": [taxonomy.path_str(int(classes[x])) for x in far.lo],
         "category_b": [taxonomy.path_str(int(classes[x])) for x in far.hi],
+        "suspicion": far.suspicion.round(3).to_numpy(),
         "similarity": far.similarity.round(3).to_numpy(),
         "tree_distance": far.tree_distance.to_numpy(),
     })
+
+
+def branch_sizes(paths: Sequence[str], level: int = 2, sep: str = " > ") -> pd.Series:
+    """Leaf count of each branch cut at `level` (path prefix), in path order; branches of one leaf
+    are left out: their heatmap would be a single square."""
+    prefixes = pd.Series([sep.join(p.split(sep)[:level]) for p in paths])
+    sizes = prefixes.value_counts().sort_index()
+    return sizes[sizes >= 2]
+
+
+def default_branch(sizes: pd.Series, max_rows: int) -> str:
+    """The branch to open on: the largest that fits the heatmap whole, else the smallest."""
+    fits = sizes[sizes <= max_rows]
+    return str(fits.idxmax() if not fits.empty else sizes.idxmin())
+
+
+def short_labels(paths: Sequence[str], sep: str = " > ") -> list[str]:
+    """Leaf names for axis labels; a name that occurs twice gets its parent's name before it."""
+    parts = [p.split(sep) for p in paths]
+    names = pd.Series([p[-1] for p in parts])
+    twice = names.duplicated(keep=False).to_numpy()
+    return [sep.join(p[-2:]) if dup else p[-1] for p, dup in zip(parts, twice, strict=True)]
 
 
 def label_map(embeddings: np.ndarray, method: str = "umap", seed: int = 0) -> np.ndarray:

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core import settings
 from core.settings import TARGET_KINDS
+from core.similarity import short_labels
 from core.targets import build_targets, effective_neighbors, effective_neighbors_curve, targets_frame
 from pages.shared import (
     class_distances,
@@ -32,17 +33,22 @@ def cached_targets(key, enc, template, kind, alpha, temperature, k, beta, mix, _
                          temperature=temperature, k=k, beta=beta, mix=mix, n_classes=len(_emb))
 
 
-def bar(targets, chosen: int, paths: list[str], title: str, key: str):
+def bar(targets, chosen: int, paths: list[str], title: str, key: str, compact: bool = False) -> None:
+    """The top of a target row as horizontal bars (log scale). `compact` (half-width columns): leaf
+    names for labels (full path on hover), the legend above the plot, few ticks."""
     idx, val = targets.sparse_row(chosen)
-    frame = pd.DataFrame({"category": [paths[i] for i in idx[:SHOWN]], "target": val[:SHOWN]})
-    frame["role"] = np.where(frame.category == paths[chosen], "true class", "neighbour")
-    fig = px.bar(frame, x="target", y="category", color="role", orientation="h", title=title, log_x=True,
-                 color_discrete_map={"true class": "#1f77b4", "neighbour": "#ff7f0e"})
-    fig.update_layout(yaxis={"categoryorder": "total ascending"}, height=120 + 24 * len(frame), margin=dict(l=10, r=10, t=40, b=10))
-    if targets.kind in ("uniform", "tree", "hybrid"):
-        fig.add_annotation(text=f"every other class: {float(targets.rows([chosen])[0].min()):.2e}", xref="paper", yref="paper",
-                           x=1, y=0, showarrow=False)
+    shown = [paths[i] for i in idx[:SHOWN]]
+    frame = pd.DataFrame({"category": short_labels(shown) if compact else shown, "path": shown, "target": val[:SHOWN]})
+    frame["role"] = np.where(frame.path == paths[chosen], "true class", "neighbour")
+    fig = px.bar(frame, x="target", y="category", color="role", orientation="h", title=title, log_x=True, hover_name="path",
+                 hover_data={"category": False, "role": False}, color_discrete_map={"true class": "#1f77b4", "neighbour": "#ff7f0e"})
+    fig.update_layout(yaxis={"categoryorder": "total ascending", "title": None}, height=140 + 24 * len(frame),
+                      margin=dict(l=10, r=10, t=70, b=10), legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "title": None})
+    if compact:
+        fig.update_xaxes(nticks=4)
     st.plotly_chart(fig, key=key)
+    if targets.kind in ("uniform", "tree", "hybrid"):
+        st.caption(f"Every other class: {float(targets.rows([chosen])[0].min()):.2e}")
 
 
 def page() -> None:
@@ -84,9 +90,9 @@ def page() -> None:
         semantic = cached_targets(key, enc, template, "semantic", alpha, temperature, k, beta, mix, emb, None)
         tree = cached_targets(key, enc, template, "tree", alpha, temperature, k, beta, mix, emb, dist)
         with side[0]:
-            bar(semantic, chosen, paths, "semantic", "side_semantic")
+            bar(semantic, chosen, paths, "semantic", "side_semantic", compact=True)
         with side[1]:
-            bar(tree, chosen, paths, f"tree, β = {beta}", "side_tree")
+            bar(tree, chosen, paths, f"tree, β = {beta}", "side_tree", compact=True)
 
     st.subheader("Export these targets")
     fmt = st.radio("Format", ["CSV", "Parquet"], horizontal=True)
