@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import textwrap
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -125,8 +127,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.baseline:
         return compare_with_baseline(args)
     table = compare(args.run_dirs)
-    with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 40):
-        print(table.to_string())
+    width = min(shutil.get_terminal_size((100, 24)).columns, 120)
+    shown = table.drop(index=["encoder", "error"]).map(lambda v: "" if v is None or v != v else f"{v:.4f}" if isinstance(v, float) else v)
+    with pd.option_context("display.max_columns", None, "display.max_colwidth", 30):
+        print(shown.to_string(line_width=width))
+    notes = table.loc["encoder"]
+    for note in dict.fromkeys(notes):  # usually one note for all runs: said once, wrapped
+        runs_with = [r for r, e in notes.items() if e == note]
+        label = "all runs" if len(runs_with) == len(notes) else ", ".join(runs_with)
+        print(textwrap.fill(f"encoder ({label}): {note or 'not recorded'}", width=width, subsequent_indent="  "))
     if args.json:
         print(table.to_json())
     return 0

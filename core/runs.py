@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 STATES = ("queued", "running", "done", "failed", "cancelled")
 DERIVED_STATES = ("interrupted", "damaged")  # never written: read from a dead owner process or a broken file
 SUMMARY_KEYS = ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1")
+METRIC_COLUMNS = (*SUMMARY_KEYS, "ece_raw", "calibration_temperature", "crm_mistake_severity")  # summary's metrics
 
 
 @contextmanager
@@ -410,7 +411,8 @@ def cancel_requested(run_dir: Path) -> bool:
 
 
 def compare(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
-    """Metrics side by side, one column per run; a folder that is not a run or a damaged run is refused."""
+    """Runs side by side, one column per run: status, the test metrics first, then the settings, the
+    encoder and the error. A folder that is not a run or a damaged run is refused."""
     frames = {}
     for d in run_dirs:
         run = Run.open(d)
@@ -418,7 +420,9 @@ def compare(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
         if problems:
             raise RunError("; ".join(problems))
         frames[run.name] = pd.Series(run.summary()).drop("run_id")
-    return pd.DataFrame(frames)
+    table = pd.DataFrame(frames)
+    first = ["status", *METRIC_COLUMNS]
+    return table.loc[first + [r for r in table.index if r not in first]]
 
 
 def launch_background(run_dir: Path, cwd: str | Path | None = None, command: str = "run") -> subprocess.Popen:

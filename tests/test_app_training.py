@@ -1,0 +1,52 @@
+"""Training page: what a new user meets with an upload, live progress, the runs table and Compare (AppTest)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from tests.conftest import ROOT
+
+TIMEOUT = 300
+
+
+@pytest.fixture(autouse=True)
+def run_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def training() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / "training.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.radio[0].set_value("Upload a product table").run()
+    at.file_uploader[0].upload(name, data, "text/csv").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_messages_about_an_upload_name_the_users_file():
+    at = upload(training(), "empty.csv", b"id,title,category_path\n")
+    (error,) = at.error
+    assert "empty\\.csv holds no rows" in error.value  # escaped markdown of "empty.csv holds no rows"
+    assert not re.search(r"[0-9a-f]{12}", error.value)  # no internal content-hash name
+
+
+def test_columns_that_do_not_fit_are_not_guessed(run_store):
+    at = upload(training(), "items.csv", b"sku,colour,price\nA1,red,9.5\nA2,blue,3\nA3,red,4\n")
+    label = next(m for m in at.multiselect if m.label.startswith("Label column"))
+    text = next(m for m in at.multiselect if m.label == "Text column(s)")
+    assert label.value == [] and text.value == []
+    assert next(s for s in at.selectbox if s.label == "Id column").value == "sku"
+    assert any("No column looks like a category label" in i.value and "Footwear > Boots" in i.value for i in at.info)
+    at.button[0].click().run()
+    assert any("Choose at least one label column" in e.value for e in at.error)
+    assert runs.RunStore(run_store).runs() == []
