@@ -10,7 +10,7 @@ import streamlit as st
 from core import runs, triage
 from core.audit import corrections
 from core.data import csv_safe
-from core.metrics import rollup_from_predictions
+from core.metrics import metrics_from_predictions, rollup_from_predictions
 from pages.shared import (
     damaged_runs_notice,
     demo_run_offer,
@@ -48,6 +48,79 @@ def thumbnail(path: object) -> str | None:
 
 def branch(path: str) -> str:
     return str(path).split(" > ")[0]
+
+
+def leaf(path: str) -> str:
+    return str(path).split(" > ")[-1]
+
+
+def filters(frame: pd.DataFrame, pred_col: str) -> tuple[pd.DataFrame, bool]:
+    """The items the merchandiser asked about (true branch, predicted branch, confidence band): the
+    cards, the mistakes table and the sunburst all describe this subset."""
+    c = st.columns([1, 1, 1])
+    true_b = c[0].multiselect("True branch", sorted(frame.true_label.map(branch).unique()), key="errors_true_branch")
+    pred_b = c[1].multiselect("Predicted branch", sorted(frame[pred_col].map(branch).unique()), key="errors_pred_branch")
+    lo, hi = c[2].slider("Confidence of the top answer", 0.0, 1.0, (0.0, 1.0), 0.05, disabled="prob_1" not in frame,
+                         key="errors_confidence")
+    keep = pd.Series(True, index=frame.index)
+    if true_b:
+        keep &= frame.true_label.map(branch).isin(true_b)
+    if pred_b:
+        keep &= frame[pred_col].map(branch).isin(pred_b)
+    if "prob_1" in frame and (lo, hi) != (0.0, 1.0):
+        keep &= frame.prob_1.between(lo, hi)
+    return frame[keep], bool(true_b or pred_b or (lo, hi) != (0.0, 1.0))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def run_taxonomy(path: str, mtime: float):
+    try:
+        return runs.Run(path).taxonomy()
+    except runs.RunError:
+        return None  # an older run without taxonomy.json: hdist@5 of a subset is then n/a
+
+
+def metric_cards(run: runs.Run, metrics: dict, scope: pd.DataFrame | None, crm: bool) -> None:
+    """The four headline figures: the run's test metrics, or those of the filtered items. With CRM on,
+    the deltas say what re-ranking changed."""
+    if scope is None:
+        plain, rer = metrics.get("plain", {}), metrics.get("crm", {})
+    else:
+        tax = run_taxonomy(str(run.path), run.predictions_mtime())
+        plain = metrics_from_predictions(scope, tax)
+        rer = metrics_from_predictions(scope, tax, "crm_pred_1", "crm_tree_distance") if "crm_pred_1" in scope else {}
+    compared = bool(crm and rer)
+    shown = rer if compared else plain
+    for col, (key, label, lower_is_better) in zip(st.columns(len(CARDS)), CARDS, strict=True):
+        value, base = shown.get(key), plain.get(key)
+        delta = f"{value - base:+.3f}" if compared and value is not None and base is not None else None
+        col.metric(label, "n/a" if value is None else f"{value:.3f}", delta=delta,
+                   delta_color="inverse" if lower_is_better else "normal")
+
+
+def product_detail(item: pd.Series, pred_col: str) -> None:
+    """One mistake in full: text, image, the true path against the answer, the top-5 with probabilities."""
+    with st.container(border=True):
+        cols = st.columns([1, 3]) if isinstance(item.get("image_path"), str) else [None, st.container()]
+        if cols[0] is not None:
+            try:
+                cols[0].image(Path(item["image_path"]).read_bytes(), width=160)
+            except OSError:
+                cols[0].caption("image not readable")
+        body = cols[1]
+        body.markdown("**Product**")
+        body.text(str(item.get("text", item["id"])))
+        body.markdown("**True path**")
+        body.text(item.true_label)
+        body.markdown("**Answer**" + (" (CRM re-ranked)" if pred_col != "pred_1" else ""))
+        body.text(item[pred_col])
+        ranks = [r for r in range(1, 6) if f"pred_{r}" in item]
+        body.dataframe(pd.DataFrame({
+            "rank": ranks,
+            "category": [item[f"pred_{r}"] for r in ranks],
+            "probability": [round(float(item[f"prob_{r}"]), 3) if f"prob_{r}" in item else None for r in ranks],
+            "similarity to the truth": [round(float(item[f"sim_{r}"]), 3) if f"sim_{r}" in item else None for r in ranks],
+        }), hide_index=True, key="errors_detail_top5")
 
 
 def triage_cards_and_filter(frame: pd.DataFrame, wrong: pd.DataFrame) -> pd.DataFrame:
@@ -118,54 +191,44 @@ def page() -> None:
 
     crm = st.toggle("Re-rank answers by conditional risk (CRM)", help="Without retraining, answer the class with the lowest "
                     "expected tree distance under the model's probabilities.", disabled="crm_pred_1" not in frame)
-    plain, rer = metrics.get("plain", {}), metrics.get("crm", {})
-    compared = bool(crm and rer)
-    shown = rer if compared else plain
-    for col, (key, label, lower_is_better) in zip(st.columns(len(CARDS)), CARDS, strict=True):
-        value, base = shown.get(key), plain.get(key)
-        delta = f"{value - base:+.3f}" if compared and value is not None and base is not None else None
-        col.metric(label, "n/a" if value is None else f"{value:.3f}", delta=delta,
-                   delta_color="inverse" if lower_is_better else "normal")
+    pred_col, dist_col = ("crm_pred_1", "crm_tree_distance") if crm else ("pred_1", "tree_distance")
+    scope, filtered = filters(frame, pred_col)
+    metric_cards(run, metrics, scope if filtered else None, crm)
+    if filtered:
+        st.caption(f"Cards, table and chart below: the {len(scope):,} of {len(frame):,} test items that match the filters.")
     st.caption(metrics.get("encoder", ""))
 
-    pred_col, dist_col = ("crm_pred_1", "crm_tree_distance") if crm else ("pred_1", "tree_distance")
-    wrong = frame[frame[pred_col] != frame.true_label].copy()
-    wrong["true branch"] = wrong.true_label.map(branch)
-    wrong["predicted branch"] = wrong[pred_col].map(branch)
-    c = st.columns([1, 1, 1, 1])
-    order = c[0].radio("Rank by", ["semantic distance", "tree distance"])
-    true_b = c[1].multiselect("True branch", sorted(wrong["true branch"].unique()))
-    pred_b = c[2].multiselect("Predicted branch", sorted(wrong["predicted branch"].unique()))
-    lo, hi = c[3].slider("Confidence of the top answer", 0.0, 1.0, (0.0, 1.0), 0.05)
-    if true_b:
-        wrong = wrong[wrong["true branch"].isin(true_b)]
-    if pred_b:
-        wrong = wrong[wrong["predicted branch"].isin(pred_b)]
-    if "prob_1" in wrong:
-        wrong = wrong[(wrong.prob_1 >= lo) & (wrong.prob_1 <= hi)]
-    wrong = triage_cards_and_filter(frame, wrong)
+    wrong = scope[scope[pred_col] != scope.true_label].copy()
+    order = st.radio("Rank by", ["semantic distance", "tree distance"], horizontal=True)
+    wrong = triage_cards_and_filter(scope, wrong)
     wrong, suspects = split_label_issues(wrong)
-    key = "semantic_distance" if order == "semantic distance" else dist_col
+    key = "semantic_distance" if order == "semantic distance" and "semantic_distance" in wrong else dist_col
     wrong = wrong.sort_values([key, "prob_1"] if "prob_1" in wrong else [key], ascending=False)
-    st.subheader(f"{len(wrong):,} mistakes of {len(frame):,} test items")
-    top5 = [" · ".join(f"{r[f'pred_{i}'].split(' > ')[-1]} ({r[f'sim_{i}']:.2f})" for i in range(1, 6) if f"pred_{i}" in r)
-            for r in wrong.head(ROWS_SHOWN).to_dict("records")]
+    st.subheader(f"{len(wrong):,} mistakes of {len(scope):,} test items")
+    top = wrong.head(ROWS_SHOWN)
     view = pd.DataFrame({
-        "product": wrong.text.head(ROWS_SHOWN).to_numpy(),
-        "true path": wrong.true_label.head(ROWS_SHOWN).to_numpy(),
-        "predicted path": wrong[pred_col].head(ROWS_SHOWN).to_numpy(),
-        "confidence": wrong.prob_1.head(ROWS_SHOWN).round(3).to_numpy() if "prob_1" in wrong else None,
-        "tree distance": wrong[dist_col].head(ROWS_SHOWN).to_numpy(),
-        "semantic distance": wrong.semantic_distance.head(ROWS_SHOWN).round(3).to_numpy(),
-        "top-5 (similarity to truth)": top5,
+        "product": top.text.to_numpy() if "text" in top else top["id"].to_numpy(),
+        "true category": top.true_label.map(leaf).to_numpy(),
+        "predicted": top[pred_col].map(leaf).to_numpy(),
+        "confidence": top.prob_1.round(3).to_numpy() if "prob_1" in top else None,
+        "tree distance": top[dist_col].to_numpy(),
+        "semantic distance": top.semantic_distance.round(3).to_numpy() if "semantic_distance" in top else None,
     })
-    config = {}
-    if "image_path" in wrong:
-        view.insert(0, "image", [thumbnail(p) for p in wrong.image_path.head(ROWS_SHOWN)])
+    config = {"product": st.column_config.TextColumn("product", width="large"),
+              "confidence": st.column_config.NumberColumn("confidence", width="small", format="%.3f"),
+              "tree distance": st.column_config.NumberColumn("tree dist.", width="small"),
+              "semantic distance": st.column_config.NumberColumn("semantic dist.", width="small", format="%.3f")}
+    if "image_path" in top:
+        view.insert(0, "image", [thumbnail(p) for p in top.image_path])
         config["image"] = st.column_config.ImageColumn("image", width="small")
-    st.dataframe(view, hide_index=True, column_config=config)
+    st.caption("Click a row to see the product in full: its text, image, true path and the top-5 answers.")
+    event = st.dataframe(view, hide_index=True, column_config=config, on_select="rerun", selection_mode="single-row",
+                         key="errors_table")
     if len(wrong) > ROWS_SHOWN:
         st.caption(f"Showing the {ROWS_SHOWN} worst; the export holds all {len(wrong):,} and the likely label errors.")
+    if not top.empty:
+        rows = event.selection.rows if event is not None else []
+        product_detail(top.iloc[rows[0] if rows else 0], pred_col)
     shown = pd.concat([wrong, suspects])  # the export keeps the likely label errors, marked by label_issue
     export = csv_safe(shown.drop(columns=[c for c in ("image_path",) if c in shown]))
     st.download_button("Export these mistakes (CSV)", export.to_csv(index=False).encode(), file_name=f"mistakes-{run_id}.csv",
@@ -177,7 +240,7 @@ def page() -> None:
         audit_review(frame, run_id)
 
     st.subheader("Where the errors are")
-    roll = rollup(str(run.path), run.predictions_mtime(), crm)
+    roll = rollup_from_predictions(scope, pred_col, dist_col) if filtered else rollup(str(run.path), run.predictions_mtime(), crm)
     measure = st.segmented_control("Size by", ["errors", "support"], default="errors") or "errors"
     fig = px.sunburst(roll, ids="id", parents="parent", names="name", values=measure, color="mean_severity",
                       color_continuous_scale="OrRd", hover_data={"error_rate": ":.2f", "mean_severity": ":.2f"},
