@@ -109,12 +109,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute an already created (queued) run folder; what the app launches in the background."""
     from core.experiment import execute_run
-    from core.runs import Run, claim
+    from core.runs import ProgressFile, Run, claim
 
     run = Run.open(args.run_dir)
     if run.state != "queued":
         claim(run.path)  # raises the readable refusal; nothing in the folder is touched
-    summary = execute_run(run.path, on_epoch=lambda log: print(f"epoch {log.epoch + 1} done", flush=True))
+    summary = execute_run(run.path, on_epoch=lambda log: print(f"epoch {log.epoch + 1} done", flush=True),
+                          on_event=ProgressFile(run.path))
     print_result(run.path, summary, as_json=False)
     return 0
 

@@ -10,6 +10,7 @@
     classes.json         the class paths (and taxonomy node of each) in model output order
     taxonomy.json        the taxonomy the run used (ids, names, parents), so a run stands on its own
     report.json          what the data preparation dropped and noted
+    progress.json        the pipeline's latest step (stage, done, total) while it runs
 
 A `Run` reads all of it. Readers check the shape of what they read: a damaged file marks that run
 as damaged (with the reason), never breaks the store. A `running` run whose process is gone reads
@@ -291,6 +292,8 @@ class Run:
             "alpha": config.get("alpha"),
             "temperature": config.get("temperature"),
             "k": config.get("k"),
+            "beta": config.get("beta"),
+            "mix": config.get("mix"),
             "curriculum_epochs": config.get("curriculum_epochs"),
             "aux_codes": config.get("aux_codes"),
             "encoder": metrics.get("encoder", ""),
@@ -302,6 +305,23 @@ class Run:
         row["crm_mistake_severity"] = crm.get("mistake_severity")
         row["error"] = "; ".join(problems) if problems else st.get("error", "")
         return row
+
+
+SETTINGS_USED = {"onehot": (), "uniform": ("alpha",), "knn-uniform": ("alpha", "k"), "semantic": ("alpha", "temperature", "k"),
+                 "tree": ("beta",), "hybrid": ("alpha", "temperature", "k", "beta", "mix")}
+SYMBOLS = {"alpha": "α", "temperature": "T", "k": "k", "beta": "β", "mix": "λ"}
+
+
+def arm_label(row: dict) -> str:
+    """A run's label representation in a few characters (legends, colours): the kind and the settings
+    that kind uses, e.g. 'semantic α=0.1 T=0.05 k=20'; two runs that differ in any of them differ here."""
+    kind = str(row.get("targets") or "imported")
+    parts = [f"{SYMBOLS[n]}={row[n]:g}" for n in SETTINGS_USED.get(kind, ()) if isinstance(row.get(n), int | float)]
+    if row.get("curriculum_epochs"):
+        parts.append(f"curriculum {row['curriculum_epochs']:g}")
+    if row.get("aux_codes") not in (None, "none", ""):
+        parts.append(f"aux {row['aux_codes']}")
+    return " ".join([kind, *parts])
 
 
 def set_status(run_dir: Path, state: str, **extra: object) -> None:
@@ -373,6 +393,29 @@ def history(run_dir: Path) -> pd.DataFrame:
             except json.JSONDecodeError:
                 continue
     return pd.DataFrame(rows)
+
+
+class ProgressFile:
+    """The pipeline's `on_event(stage, done, total)` written to progress.json for readers in other
+    processes (the Training page), atomically and at most every `every` seconds, except a stage's
+    first and last step, so a long embedding shows its progress without a write per batch."""
+
+    def __init__(self, run_dir: Path, every: float = 1.0) -> None:
+        self.path, self.every, self.last, self.stage = Path(run_dir) / "progress.json", every, 0.0, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage == self.stage and done < total and now - self.last < self.every:
+            return
+        self.stage, self.last = stage, now
+        write_json(self.path, {"stage": stage, "done": int(done), "total": int(total)})
+
+
+def read_progress(run_dir: Path) -> dict | None:
+    """{"stage", "done", "total"} of a run's latest pipeline step, or None when nothing was written yet."""
+    data = read_json(Path(run_dir) / "progress.json")
+    ok = isinstance(data, dict) and isinstance(data.get("stage"), str) and all(isinstance(data.get(k), int) for k in ("done", "total"))
+    return data if ok else None
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:

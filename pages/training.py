@@ -89,28 +89,67 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
                             template=remembered("template", "name"), **chosen)
 
 
+STAGES = {"embed products": "embedding products", "embed categories": "embedding category names", "train epoch": "training"}
+
+
+def progress_line(run: runs.Run) -> tuple[float, str]:
+    """(fraction, text) for a live run: the embedding step before the first epoch (from progress.json,
+    written by the run process), then epochs."""
+    epochs = len(run.history())
+    total = int(run.config.get("epochs", 1))
+    step = runs.read_progress(run.path)
+    head = f"{run.name}: {run.state}, epoch {epochs}/{total}"
+    if epochs == 0 and step is None:
+        return 0.0, f"{head} (loading the encoder)"
+    if epochs == 0 and step["stage"] != "train epoch":
+        done, of = step["done"], max(step["total"], 1)
+        return done / of, f"{head}: {STAGES.get(step['stage'], step['stage'])} {done:,}/{of:,}"
+    return min(epochs / total, 1.0), head
+
+
 @st.fragment(run_every=2)
 def live_runs() -> None:
-    """Refreshes itself every 2 s: progress, per-epoch curves and a cancel button per active run."""
+    """Refreshes itself every 2 s: progress, per-epoch curves and a cancel button per active run.
+    When a run changes state (queued, running, done...) the whole page reruns, so the runs table and
+    Compare below show it without a reload."""
     store = runs.RunStore(runs_dir())
-    active = [r for r in store.runs() if r.state in ("queued", "running") and not r.problems()]
+    everything = store.runs()
+    states = {r.name: r.state for r in everything}
+    seen = st.session_state.get("_run_states")
+    st.session_state["_run_states"] = states
+    if seen is not None and seen != states:
+        st.rerun()
+    active = [r for r in everything if states[r.name] in ("queued", "running") and not r.problems()]
     if not active:
         st.caption("No run in progress.")
-    for run_dir in active:
-        hist = run_dir.history()
-        done = len(hist)
-        total = int(run_dir.config.get("epochs", 1))
+    for run in active:
         c = st.columns([4, 1])
-        state = run_dir.state
-        c[0].progress(min(done / total, 1.0), text=f"{run_dir.name}: {state}, epoch {done}/{total}"
-                      + ("" if done else " (embedding products and categories first)"))
-        if c[1].button("Cancel", key=f"cancel-{run_dir.name}"):
-            runs.request_cancel(run_dir.path)
-            st.toast(f"Cancelling {run_dir.name} after the current step")
-        if done:
+        fraction, text = progress_line(run)
+        c[0].progress(fraction, text=text)
+        if c[1].button("Cancel", key=f"cancel-{run.name}"):
+            runs.request_cancel(run.path)
+            st.toast(f"Cancelling {run.name} after the current step")
+        hist = run.history()
+        if len(hist):
             curves = hist.melt(id_vars="epoch", value_vars=["train_loss", "val_top1", "val_semsim5"])
             st.plotly_chart(px.line(curves, x="epoch", y="value", color="variable", markers=True, height=260),
-                            key=f"live-{run_dir.name}-{done}")
+                            key=f"live-{run.name}-{len(hist)}")
+
+
+def padded(values: pd.Series) -> list[float]:
+    """An axis range around the data (a single run sits in the middle, not on a 0 to 1.5 axis)."""
+    lo, hi = float(values.min()), float(values.max())
+    pad = max((hi - lo) * 0.15, abs(hi) * 0.02, 0.01)
+    return [lo - pad, hi + pad]
+
+
+def comparison_table(chosen: list[str]) -> pd.DataFrame:
+    """The chosen runs, one per row: the test metrics first (numbers), then the settings."""
+    table = runs.compare([runs_dir() / r for r in chosen]).T.drop(columns=["error"])
+    numeric = [c for c in table if c in runs.METRIC_COLUMNS or c in ("alpha", "temperature", "k", "beta", "mix",
+                                                                      "curriculum_epochs", "epochs_run")]
+    table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
+    return table.infer_objects()
 
 
 def runs_table_and_compare() -> None:
@@ -127,11 +166,16 @@ def runs_table_and_compare() -> None:
     st.subheader("Compare runs")
     chosen = st.multiselect("Runs", done.run_id.tolist(), default=done.run_id.tolist()[:4])
     if chosen:
-        st.dataframe(runs.compare([runs_dir() / r for r in chosen]), key="compare")
-        sub = done[done.run_id.isin(chosen)]
-        fig = px.scatter(sub, x="mistake_severity", y="top1", color="targets", hover_name="run_id", size_max=14,
+        compared = comparison_table(chosen)
+        st.dataframe(compared, key="compare")
+        sub = compared.reset_index(names="run_id").assign(settings=lambda f: [runs.arm_label(r) for r in f.to_dict("records")])
+        sub["targets"] = sub["targets"].fillna("imported")
+        fig = px.scatter(sub, x="mistake_severity", y="top1", color="settings", symbol="targets", hover_name="run_id",
                          title="Accuracy against mistake severity (up and to the left is better)")
         fig.update_traces(marker=dict(size=14))
+        fig.update_xaxes(range=padded(sub.mistake_severity), title="mistake severity (mean tree distance of the mistakes)")
+        fig.update_yaxes(range=padded(sub.top1), title="top-1 accuracy")
+        fig.update_layout(legend={"title": "label representation"})
         st.plotly_chart(fig, key="acc_vs_sev")
         baseline_comparison(chosen)
         for run_id in chosen[:4]:

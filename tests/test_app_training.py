@@ -50,3 +50,34 @@ def test_columns_that_do_not_fit_are_not_guessed(run_store):
     at.button[0].click().run()
     assert any("Choose at least one label column" in e.value for e in at.error)
     assert runs.RunStore(run_store).runs() == []
+
+
+def test_live_progress_shows_the_embedding_step(run_store):
+    run = runs.RunStore(run_store).create({"epochs": 8, "targets": "semantic"}, name="demo")
+    runs.set_status(run.path, "running")  # owned by this (live) test process
+    runs.ProgressFile(run.path)("embed products", 1200, 4604)
+    at = training()
+    (bar,) = at.get("progress")
+    assert "embedding products 1,200/4,604" in bar.proto.text
+    assert bar.proto.value == round(100 * 1200 / 4604)
+
+
+def test_compare_puts_metrics_first_as_numbers_and_tells_settings_apart(run_store, tree_run):
+    import json
+    import shutil
+
+    run_store.mkdir(parents=True)
+    for name, temperature in (("20990101-000000-cold", 0.05), ("20990101-000001-warm", 1.0)):
+        shutil.copytree(tree_run["run_dir"], run_store / name)
+        config = json.loads((run_store / name / "config.json").read_text()) | {"targets": "semantic", "temperature": temperature}
+        (run_store / name / "config.json").write_text(json.dumps(config))
+    at = training()
+    compared = next(d.value for d in at.dataframe if d.value.columns[0] == "status")  # the runs table starts with run_id
+    assert list(compared.columns[:4]) == ["status", "top1", "top5", "mistake_severity"]
+    assert compared["top1"].dtype == float and compared["temperature"].dtype == float  # numbers, not strings
+    spec = json.loads(next(c for c in at.get("plotly_chart") if "Accuracy against" in c.proto.spec).proto.spec)
+    names = sorted(t["name"] for t in spec["data"])
+    assert len(names) == 2 and "T=0.05" in names[0] and "T=1" in names[1]  # same kind, different T: different colours
+    x_range = spec["layout"]["xaxis"]["range"]
+    severity = compared["mistake_severity"].iloc[0]
+    assert x_range[0] < severity < x_range[1] and x_range[1] - x_range[0] < 0.5

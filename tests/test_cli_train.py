@@ -78,3 +78,19 @@ def test_background_run_and_cancel(tmp_path):
     runs.request_cancel(cancelled)
     runs.launch_background(cancelled).wait(timeout=300)
     assert runs.status(cancelled)["state"] == "cancelled"
+
+
+def test_background_run_command_leaves_its_progress_for_the_app(tmp_path):
+    """`python -m core run` (what the Training page launches) records the pipeline's steps in progress.json."""
+    from core import runs
+    from core.settings import ExperimentConfig
+    from tests.conftest import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY
+    from tests.test_cli_taxonomy import run_cli
+
+    config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title"], id_column="id",
+                              taxonomy=str(SAMPLE_TAXONOMY), encoder="minilm", epochs=1, max_rows=300)
+    run = runs.RunStore(tmp_path).create(config.to_dict(), name="bg")
+    r = run_cli("run", run.path)
+    assert r.returncode == 0, r.stderr
+    assert runs.read_progress(run.path) == {"stage": "train epoch", "done": runs.read_progress(run.path)["total"],
+                                            "total": runs.read_progress(run.path)["total"]}
