@@ -1,9 +1,12 @@
 """Taxolens: see how severe a product categorizer's mistakes are, and make them milder.
 `make run` starts this on the sample catalog; each page lives in pages/."""
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="Taxolens", page_icon=":material/explore:", layout="wide")
+# a local icon: a material-icon favicon is fetched from fonts.gstatic.com, which fails offline
+st.set_page_config(page_title="Taxolens", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide")
 
 PAGES = [
     st.Page("pages/taxonomy.py", title="Taxonomy", icon=":material/account_tree:", default=True),
