@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-# a local icon: a material-icon favicon is fetched from fonts.gstatic.com, which fails offline
+# a local icon: a material-symbol icon makes the browser fetch a font from an outside host, which fails offline
 st.set_page_config(page_title="Taxolens", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide")
 
 PAGES = [

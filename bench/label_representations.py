@@ -26,10 +26,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core.experiment import ExperimentConfig, load_dataset, prepare, train_and_evaluate  # noqa: E402
+from core.export import write_csv  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 FASHION = SHARED / "fashion-small"
-METRICS = ["top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece"]
+METRICS = ["top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "ece_raw"]
 
 DATASETS = {
     "fashion-text": dict(data=str(FASHION / "styles.csv"), label_columns=["masterCategory", "subCategory", "articleType"],
@@ -75,7 +76,7 @@ def run(datasets: list[str], seeds: list[int], epochs: int, arms: list[str]) -> 
                              "encoder": prepared.encoder_identity, **{m: summary["plain"][m] for m in METRICS}})
                 if arm == "1 onehot" and summary["crm"]:
                     rows.append({"dataset": name, "arm": CRM_ARM, "seed": seed, "seconds": took, "classes": summary["n_classes"],
-                                 "encoder": prepared.encoder_identity, **{m: summary["crm"][m] for m in METRICS}})
+                                 "encoder": prepared.encoder_identity, **{m: summary["crm"].get(m, summary["plain"][m]) for m in METRICS}})
                 print(f"{name:20s} seed {seed} {arm:26s} top1 {summary['plain']['top1']:.3f} "
                       f"severity {summary['plain']['mistake_severity']:.3f} ({took:.1f} s)", flush=True)
     return pd.DataFrame(rows)
@@ -120,7 +121,7 @@ def main() -> None:
     results = run(args.datasets, args.seeds, args.epochs, args.arms)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    results.to_csv(out / "label_representations.csv", index=False)
+    write_csv(results, out / "label_representations.csv")
     table = markdown_table(results)
     print(table)
     if not args.no_write:

@@ -109,13 +109,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute an already created (queued) run folder; what the app launches in the background."""
     from core.experiment import execute_run
-    from core.runs import ProgressFile, Run, claim
+    from core.runs import ProgressWriter, Run, claim
 
     run = Run.open(args.run_dir)
     if run.state != "queued":
         claim(run.path)  # raises the readable refusal; nothing in the folder is touched
     summary = execute_run(run.path, on_epoch=lambda log: print(f"epoch {log.epoch + 1} done", flush=True),
-                          on_event=ProgressFile(run.path))
+                          on_event=ProgressWriter(run.path))
     print_result(run.path, summary, as_json=False)
     return 0
 
@@ -123,20 +123,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.runs import compare
+    from core.runs import compare, split_comparison
 
     if args.baseline:
         return compare_with_baseline(args)
     table = compare(args.run_dirs)
+    metrics, settings = split_comparison(table)
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
-    shown = table.drop(index=["encoder", "error"]).map(lambda v: "" if v is None or v != v else f"{v:.4f}" if isinstance(v, float) else v)
-    with pd.option_context("display.max_columns", None, "display.max_colwidth", 30):
-        print(shown.to_string(line_width=width))
-    notes = table.loc["encoder"]
-    for note in dict.fromkeys(notes):  # usually one note for all runs: said once, wrapped
-        runs_with = [r for r, e in notes.items() if e == note]
-        label = "all runs" if len(runs_with) == len(notes) else ", ".join(runs_with)
-        print(textwrap.fill(f"encoder ({label}): {note or 'not recorded'}", width=width, subsequent_indent="  "))
+    notes = settings.loc["encoder"] if "encoder" in settings.index else pd.Series(dtype=str)
+    with pd.option_context("display.max_colwidth", 30):  # blocks of columns that fit the terminal, not 400-column lines
+        print(metrics.round(4).to_string(line_width=width, na_rep="n/a"))
+        print()
+        print(settings.drop(index=["encoder"], errors="ignore").to_string(line_width=width))
+    for run_id, note in notes.items():
+        print(textwrap.fill(f"encoder of {run_id}: {note}", width=width, subsequent_indent="  "))
     if args.json:
         print(table.to_json())
     return 0

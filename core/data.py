@@ -61,6 +61,29 @@ def read_table(path: str | Path, column_names: Sequence[str] | None = None, nrow
     return frame
 
 
+def _is_nested(value: object) -> bool:
+    return isinstance(value, list | tuple | dict | np.ndarray | set)
+
+
+def scalar_column(frame: pd.DataFrame, column: str, role: str, segments: bool = False) -> pd.Series:
+    """A column as strings. Parquet and JSON Lines can hold lists and structs, which `astype(str)` would
+    turn into "['A' 'B']": with `segments`, a list of strings is a category path (its segments joined
+    with ' > '); anything else that is not a single value is refused, naming the row."""
+    values = frame[column]
+    if values.dtype == object:
+        nested = values.map(_is_nested)
+        if nested.any():
+            row = int(np.flatnonzero(nested.to_numpy())[0])
+            cell = values.iloc[row]
+            flat = segments and all(not isinstance(c, dict) and not any(_is_nested(v) for v in c) for c in values[nested])
+            if not flat:
+                what = "structs (key: value records)" if isinstance(cell, dict) else "lists"
+                accepts = "a path string, a list of path segments or a taxonomy id" if segments else "one value per row"
+                raise DataError(f"{role} column {column!r} holds {what} (row {row + 1}: {str(cell)[:80]}); it needs {accepts}")
+            values = values.map(lambda v: " > ".join(str(x).strip() for x in v if str(x).strip()) if _is_nested(v) else v)
+    return values.fillna("").astype(str)
+
+
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], role: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -151,8 +174,8 @@ def prepare_dataset(frame: pd.DataFrame, *, label_columns: Sequence[str], text_c
     frame = frame.reset_index(drop=True)
     ids = item_ids(frame, id_column)
     texts = compose_texts(frame, text_columns)
-    titles = frame[text_columns[0]].fillna("").astype(str)
-    raw = frame[list(label_columns)].fillna("").astype(str)
+    titles = scalar_column(frame, text_columns[0], "text")
+    raw = pd.DataFrame({c: scalar_column(frame, c, "label", segments=len(label_columns) == 1) for c in label_columns})
     stripped = 0
     paths = []
     for n in range(len(frame)):
@@ -190,7 +213,7 @@ def prepare_dataset(frame: pd.DataFrame, *, label_columns: Sequence[str], text_c
     classes, labels = np.unique(node_ids, return_inverse=True)
     image_paths = None
     if image_column:
-        image_paths = resolve_image_paths(frame.loc[keep, image_column], image_dir, image_pattern)
+        image_paths = resolve_image_paths(scalar_column(frame, image_column, "image")[keep], image_dir, image_pattern)
         missing = sum(not Path(p).is_file() for p in image_paths)
         if missing == len(image_paths):
             raise DataError(f"none of the {len(image_paths)} images exist (first looked for {image_paths[0]}); check the image folder and pattern")
@@ -203,14 +226,14 @@ def prepare_dataset(frame: pd.DataFrame, *, label_columns: Sequence[str], text_c
 def item_ids(frame: pd.DataFrame, id_column: str | None, offset: int = 0) -> pd.Series:
     """The id column as stripped strings, or row numbers (from `offset`) when there is none."""
     if id_column:
-        return frame[id_column].astype(str).str.strip().reset_index(drop=True)
+        return scalar_column(frame, id_column, "id").str.strip().reset_index(drop=True)
     return pd.Series([str(i) for i in range(offset, offset + len(frame))])
 
 
 def compose_texts(frame: pd.DataFrame, text_columns: Sequence[str]) -> pd.Series:
     """One text per row: the non-empty text columns joined with ' . ', as training and prediction see it."""
-    return frame[list(text_columns)].fillna("").astype(str).agg(
-        lambda r: " . ".join(x.strip() for x in r if x.strip()), axis=1).reset_index(drop=True)
+    texts = pd.DataFrame({c: scalar_column(frame, c, "text") for c in text_columns})
+    return texts.agg(lambda r: " . ".join(x.strip() for x in r if x.strip()), axis=1).reset_index(drop=True)
 
 
 def resolve_image_paths(values: pd.Series, image_dir: str | Path | None, image_pattern: str = "{}") -> list[str]:
@@ -338,6 +361,25 @@ def image_features(paths: Sequence[str], encoder: Encoder, cache_dir: str | Path
     return vecs, ok
 
 
+def precomputed_block(item_ids: Sequence[str], npy_path: str | Path, ids_path: str | Path,
+                      allow_missing: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Precomputed embeddings joined on the item ids: an (N, D) block (zeros where an item has no row)
+    and its (N,) mask. Files that cannot be used (see `load_precomputed`) are refused, and so is a join
+    that finds no id at all unless `allow_missing` (scoring new items)."""
+    try:
+        ids, matrix = load_precomputed(npy_path, ids_path)
+    except (ValueError, FileNotFoundError) as exc:
+        raise DataError(str(exc)) from None
+    row = {i: r for r, i in enumerate(ids)}
+    where = np.array([row.get(str(i), -1) for i in item_ids], dtype=np.int64)
+    found = where >= 0
+    if not found.any() and not allow_missing:
+        raise DataError("none of the product ids appear in the embedding id list; check --embedding-ids and --id-column")
+    block = np.zeros((len(where), matrix.shape[1]), dtype=np.float32)
+    block[found] = matrix[where[found]]
+    return block, found
+
+
 def build_features(dataset: Dataset | Items, text_encoder: Encoder, *, precomputed: tuple[str, str] | None = None,
                    image_encoder: Encoder | None = None, cache_dir: str | Path | None = None,
                    progress: Progress | None = None, use_text: bool = True, allow_missing: bool = False) -> Features:
@@ -351,18 +393,11 @@ def build_features(dataset: Dataset | Items, text_encoder: Encoder, *, precomput
         masks.append(np.ones(len(text), dtype=bool))
         names.append("text")
     if precomputed is not None:
-        ids, matrix = load_precomputed(*precomputed)
-        row = {i: r for r, i in enumerate(ids)}
-        where = np.array([row.get(str(i), -1) for i in dataset.ids])
-        found = where >= 0
-        if not found.any() and not allow_missing:
-            raise DataError("none of the product ids appear in the embedding id list; check --embedding-ids and --id-column")
-        block = np.zeros((len(where), matrix.shape[1]), dtype=np.float32)
-        block[found] = matrix[where[found]]
+        block, found = precomputed_block(dataset.ids, *precomputed, allow_missing=allow_missing)
         blocks.append(block)
         masks.append(found)
         names.append("image")
-        notes.append(f"precomputed embeddings ({matrix.shape[1]} dims) for {found.sum()} of {len(found)} items")
+        notes.append(f"precomputed embeddings ({block.shape[1]} dims) for {found.sum()} of {len(found)} items")
     elif dataset.image_paths is not None:
         if image_encoder is not None and image_encoder.supports_images:
             vecs, ok = image_features(dataset.image_paths, image_encoder, cache_dir, progress)

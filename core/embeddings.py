@@ -149,9 +149,11 @@ class ClipEncoder(Encoder):
 
     def encode_images(self, paths: Sequence[str | Path], batch_size: int = 64,
                       progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(N, dim) normalised embeddings and an (N,) bool mask; unreadable images get zeros and mask False."""
+        """(N, dim) normalised embeddings and an (N,) bool mask; unreadable images (decompression bombs
+        included) get zeros and mask False."""
         import torch
-        from PIL import Image, UnidentifiedImageError
+
+        from core.images import IMAGE_ERRORS, open_image
 
         out = np.zeros((len(paths), self.dim), dtype=np.float32)
         ok = np.zeros(len(paths), dtype=bool)
@@ -159,10 +161,10 @@ class ClipEncoder(Encoder):
             tensors, rows = [], []
             for r in range(sl.start, sl.stop):
                 try:
-                    with Image.open(paths[r]) as img:
+                    with open_image(paths[r]) as img:
                         tensors.append(self.preprocess(img.convert("RGB")))
                     rows.append(r)
-                except (OSError, UnidentifiedImageError, ValueError):
+                except IMAGE_ERRORS:  # broken, missing or a decompression bomb: masked, and counted in the notes
                     continue
             if tensors:
                 with torch.inference_mode():
@@ -207,6 +209,26 @@ def _checkpoint_file(path: Path) -> Path:
             return found[0]
         raise EncoderUnavailable(f"no CLIP weights file ({', '.join(CLIP_WEIGHT_FILES)}, *.pt) in folder {path}")
     raise EncoderUnavailable(f"CLIP checkpoint {path} does not exist")
+
+
+def check_checkpoint(path: str | Path) -> Path:
+    """The weights file a CLIP checkpoint setting names, checked readable without building the model
+    (a safetensors header is parsed; other files must open and be non-empty)."""
+    from safetensors import SafetensorError, safe_open
+
+    file = _checkpoint_file(Path(path))
+    try:
+        if file.suffix == ".safetensors":
+            with safe_open(str(file), framework="pt") as fh:
+                empty = not list(fh.keys())
+        else:
+            with open(file, "rb") as fh:
+                empty = not fh.read(1)
+    except (OSError, SafetensorError) as exc:
+        raise EncoderUnavailable(f"CLIP checkpoint {file} cannot be read: {exc}") from None
+    if empty:
+        raise EncoderUnavailable(f"CLIP checkpoint {file} holds no weights")
+    return file
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -350,17 +372,38 @@ def label_embeddings(taxonomy: object, classes: Sequence[int], encoder: Encoder,
 
 # ----- precomputed modality ----------------------------------------------------------------------
 def load_precomputed(npy_path: str | Path, ids_path: str | Path) -> tuple[list[str], np.ndarray]:
-    """A precomputed embedding matrix and its row ids (a one-column CSV with a header, or one id per line)."""
+    """A precomputed embedding matrix and its row ids: one id per line, with or without a header line
+    (a one-column CSV). The first line is a header when it reads like one ("id", "product_id") or when
+    there is one line more than the matrix has rows.
+    Refused: a matrix that is not 2-D finite numbers, a count mismatch, an id listed twice."""
     npy_path, ids_path = Path(npy_path), Path(ids_path)
     for p in (npy_path, ids_path):
         if not p.is_file():
             raise FileNotFoundError(f"embedding file not found: {p}")
     try:
-        matrix = np.load(npy_path, mmap_mode="r")
+        matrix = np.load(npy_path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
         raise ValueError(f"{npy_path} is not a readable .npy array: {exc}") from None
-    ids_frame = pd.read_csv(ids_path, dtype=str)
-    ids = ids_frame.iloc[:, 0].str.strip().tolist()
-    if matrix.ndim != 2 or matrix.shape[0] != len(ids):
-        raise ValueError(f"{npy_path.name} has shape {matrix.shape} but {ids_path.name} lists {len(ids)} ids; they must match row for row")
-    return ids, np.asarray(matrix, dtype=np.float32)
+    if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
+        raise ValueError(f"{npy_path.name} must be a 2-D numeric array (items x dimensions); it is {matrix.dtype} of shape {matrix.shape}")
+    try:
+        column = pd.read_csv(ids_path, header=None, dtype=str, keep_default_na=False).iloc[:, 0].str.strip()
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{ids_path.name} could not be read as one id per line: {str(exc).splitlines()[0]}") from None
+    lines = column.tolist()
+    named_id = bool(lines) and (lines[0].casefold() == "id" or lines[0].casefold().endswith(("_id", " id")))
+    if named_id or len(lines) == matrix.shape[0] + 1:
+        lines = lines[1:]  # the first line is a header
+    if len(lines) != matrix.shape[0]:
+        raise ValueError(f"{npy_path.name} has shape {matrix.shape} but {ids_path.name} lists {len(lines)} ids; "
+                         "they must match row for row (a header line is allowed)")
+    ids = pd.Series(lines)
+    repeated = ids[ids.duplicated()]
+    if len(repeated):
+        raise ValueError(f"{ids_path.name} lists id {repeated.iloc[0]!r} more than once ({len(repeated)} repeats); "
+                         "each row of the embeddings needs its own id")
+    vectors = np.asarray(matrix, dtype=np.float32)
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{npy_path.name} holds NaN or infinite values in {int(bad.sum())} rows (first: id {lines[int(np.argmax(bad))]!r})")
+    return lines, vectors

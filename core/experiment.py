@@ -25,11 +25,18 @@ from core.data import (
     Split,
     build_features,
     load_catalog_taxonomy,
+    precomputed_block,
     prepare_dataset,
     read_table,
     stratified_split,
 )
-from core.embeddings import EncoderChoice, label_embeddings, load_encoder
+from core.embeddings import (
+    EncoderChoice,
+    EncoderUnavailable,
+    check_checkpoint,
+    label_embeddings,
+    load_encoder,
+)
 from core.label_issues import with_label_issues
 from core.metrics import evaluate, expected_calibration_error, jsonable, pairwise, ranked_predictions
 from core.settings import ExperimentConfig
@@ -242,17 +249,42 @@ def execute_run(run_dir: Path, on_epoch: Callable[[EpochLog], None] | None = Non
         runs.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
         return train_and_evaluate(config, prepared, run_dir, on_epoch, on_event)
     except (DataError, ValueError, FileNotFoundError, OSError) as exc:
-        runs.set_status(run_dir, "failed", error=str(exc))
+        record_failure(run_dir, error=str(exc))
         raise
     except Exception as exc:  # an unexpected failure is still recorded, with the trace for a bug report
-        runs.set_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(limit=8))
+        record_failure(run_dir, error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(limit=8))
         raise
+
+
+def record_failure(run_dir: Path, **fields: str) -> None:
+    """Mark the run failed; when even that cannot be saved (a full disk), the original error is what the
+    user needs to see, so this one is dropped."""
+    try:
+        runs.set_status(run_dir, "failed", **fields)
+    except OSError:
+        pass
 
 
 def check_inputs(config: ExperimentConfig) -> Dataset:
-    """Read and validate the data before a run folder exists, so typos do not leave failed runs behind."""
+    """Validate everything that can be checked without training, before a run folder exists, so a typo
+    or a bad file never leaves a failed or empty run behind: the settings, the CLIP checkpoint file,
+    the data and labels (at least two classes, enough items to split), the precomputed embeddings
+    (shape, finite values, unique ids, ids that match the data)."""
     config.validate()
+    if config.clip_checkpoint and config.encoder in ("auto", "clip"):
+        try:
+            check_checkpoint(config.clip_checkpoint)
+        except EncoderUnavailable as exc:
+            raise DataError(str(exc)) from None
     for path, what in ((config.embeddings, "embeddings"), (config.embedding_ids, "embedding ids")):
         if path is not None and not Path(path).is_file():
             raise DataError(f"{what} file not found: {path}")
-    return load_dataset(config)
+    dataset = load_dataset(config)
+    if len(dataset.classes) < 2:
+        only = dataset.taxonomy.path_str(int(dataset.classes[0]))
+        raise DataError(f"every usable row has the same label ({only!r}); a categorizer needs at least two classes "
+                        f"(check the label column{' and --max-depth' if config.max_depth else ''})")
+    stratified_split(dataset.labels, config.val_fraction, config.test_fraction, config.seed)
+    if config.embeddings:
+        precomputed_block(dataset.ids, config.embeddings, config.embedding_ids)
+    return dataset

@@ -48,17 +48,18 @@ class ImportSpec:
 
 
 _ROLE_PATTERNS = {
-    "true_column": r"^(true|gold|actual|label|category|category_path|target|y)([_ ]?(label|path|category))?$",
+    "true_column": r"^(true|gold|actual|label|category|category_path|path|target|y)([_ ]?(label|path|category))?$",
     "pred_columns": r"^(pred|prediction|predicted|guess|top)[_ ]?(label|category|class)?[_ ]?\d*$",
     "score_columns": r"^(prob|score|confidence|p)[_ ]?\d*$",
-    "id_column": r"^(id|sku|item[_ ]?id|product[_ ]?id)$",
+    "id_column": r"^(id|sku|uniq[_ ]?id|item[_ ]?id|product[_ ]?id)$",
     "text_columns": r"^(title|name|text|description|product[_ ]?name)$",
 }
 
 
 def guess_spec(columns: Sequence[str]) -> dict:
     """A first guess at each role from the column names (the app shows it for the user to correct);
-    numbered columns keep their number order (pred_1, pred_2, ...)."""
+    a role no name fits stays empty rather than taking the first column; numbered columns keep their
+    number order (pred_1, pred_2, ...). The Training and Import pages share it."""
 
     def number(c: str) -> int:
         m = re.search(r"(\d+)$", c)

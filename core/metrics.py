@@ -186,30 +186,26 @@ def rollup_from_predictions(predictions: pd.DataFrame, pred_column: str = "pred_
     return subtree_rollup(per_class, taxonomy, classes)
 
 
-def metrics_from_predictions(predictions: pd.DataFrame, taxonomy: object | None = None, pred_column: str = "pred_1",
-                             distance_column: str = "tree_distance") -> dict[str, float | None]:
-    """top1, mistake_severity, hdist@5 and semsim@5 (METHOD.md) recomputed from a predictions table,
-    so any subset of items (a branch, a confidence band) gets its own figures. hdist@5 needs the
-    taxonomy to measure pred_2..pred_5; both @5 metrics need the plain ranking (pred_column pred_1).
-    A metric that cannot be computed is None."""
+def headline_from_predictions(predictions: pd.DataFrame, taxonomy: object | None = None, pred_column: str = "pred_1",
+                              distance_column: str = "tree_distance", k: int = 5) -> dict:
+    """top1, mistake_severity, hdist@k and semsim@k (METHOD.md) of a predictions table or a filtered part
+    of it: the Errors page's cards follow the user's filters. hdist@k and semsim@k need the ranked
+    answers (pred_1..k, sim_1..k) and are None for a re-ranked top answer alone or a missing column."""
     n = len(predictions)
-    if n == 0:
-        return {"top1": None, "mistake_severity": None, "hdist@5": None, "semsim@5": None}
-    wrong = predictions[pred_column] != predictions["true_label"]
-    out: dict[str, float | None] = {"top1": float(1 - wrong.mean()),
-                                    "mistake_severity": float(predictions.loc[wrong, distance_column].mean()) if wrong.any() else None}
-    ranking = pred_column == "pred_1"
-    k = 5
-    sims = [f"sim_{r}" for r in range(1, k + 1)]
-    out["semsim@5"] = float(predictions[sims].to_numpy(dtype=float).sum(axis=1).mean() / k) if ranking and all(
-        c in predictions for c in sims) else None
-    preds = [f"pred_{r}" for r in range(1, k + 1)]
-    if ranking and taxonomy is not None and all(c in predictions for c in preds):
-        paths = pd.unique(predictions[[*preds, "true_label"]].to_numpy().ravel())
-        node = {p: taxonomy.resolve(p) for p in paths}
-        y = predictions["true_label"].map(node).to_numpy(dtype=np.int64)
-        total = sum(taxonomy.distance(predictions[c].map(node).to_numpy(dtype=np.int64), y) for c in preds)
-        out["hdist@5"] = float(np.mean(total) / k)
-    else:
-        out["hdist@5"] = None
+    correct = (predictions[pred_column] == predictions["true_label"]).to_numpy()
+    dist = predictions[distance_column].to_numpy(dtype=float)
+    out = {"top1": float(correct.mean()) if n else None,
+           "mistake_severity": float(dist[~correct].mean()) if (~correct).any() else None,
+           f"hdist@{k}": None, f"semsim@{k}": None}
+    ranked = pred_column == "pred_1" and n > 0
+    preds, sims = [f"pred_{r}" for r in range(1, k + 1)], [f"sim_{r}" for r in range(1, k + 1)]
+    if ranked and taxonomy is not None and all(c in predictions for c in preds):
+        index = {taxonomy.path_str(i): i for i in range(len(taxonomy))}
+        true = predictions["true_label"].map(index)
+        answers = [predictions[c].map(index) for c in preds]
+        if not true.isna().any() and not any(a.isna().any() for a in answers):
+            d = np.stack([taxonomy.distance(a.to_numpy(int), true.to_numpy(int)) for a in answers], axis=1)
+            out[f"hdist@{k}"] = float(d.mean())
+    if ranked and all(c in predictions for c in sims):
+        out[f"semsim@{k}"] = float(predictions[sims].to_numpy(dtype=float).mean())
     return out

@@ -17,13 +17,13 @@ from core.data import (
     DataError,
     Items,
     compose_texts,
-    csv_safe,
     item_ids,
     iter_table,
     require_columns,
     resolve_image_paths,
 )
 from core.embeddings import Encoder, EncoderChoice, encoder_from_identity
+from core.export import write_csv
 from core.metrics import ranked_predictions
 from core.settings import DEFAULT_REVIEW_RISK, ExperimentConfig
 from core.targets import crm_rerank
@@ -214,7 +214,8 @@ class TableWriter:
                 self.parquet = pq.ParquetWriter(self.path, table.schema)
             self.parquet.write_table(table.cast(self.parquet.schema))
         elif self.suffix == ".csv":
-            csv_safe(frame).to_csv(self.path, mode="w" if self.rows == 0 else "a", header=self.rows == 0, index=False)
+            with open(self.path, "w" if self.rows == 0 else "a", encoding="utf-8", newline="") as fh:
+                write_csv(frame, fh, header=self.rows == 0)
         else:
             with open(self.path, "w" if self.rows == 0 else "a", encoding="utf-8") as fh:
                 frame.to_json(fh, orient="records", lines=True, force_ascii=False)

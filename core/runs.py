@@ -10,7 +10,6 @@
     classes.json         the class paths (and taxonomy node of each) in model output order
     taxonomy.json        the taxonomy the run used (ids, names, parents), so a run stands on its own
     report.json          what the data preparation dropped and noted
-    progress.json        the pipeline's latest step (stage, done, total) while it runs
 
 A `Run` reads all of it. Readers check the shape of what they read: a damaged file marks that run
 as damaged (with the reason), never breaks the store. A `running` run whose process is gone reads
@@ -21,6 +20,7 @@ leaves the previous version or nothing, never half a file."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -44,20 +44,41 @@ if TYPE_CHECKING:
 STATES = ("queued", "running", "done", "failed", "cancelled")
 DERIVED_STATES = ("interrupted", "damaged")  # never written: read from a dead owner process or a broken file
 SUMMARY_KEYS = ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1")
-METRIC_COLUMNS = (*SUMMARY_KEYS, "ece_raw", "calibration_temperature", "crm_mistake_severity")  # summary's metrics
+
+
+class StoreWriteError(OSError):
+    """A file could not be saved (disk full, no permission); the message names the file and the cause."""
+
+
+def write_failed(path: Path, exc: BaseException) -> StoreWriteError:
+    """One readable sentence for a failed save, instead of the writer library's traceback."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+        reason = "the disk is full; free some space and try again"
+    else:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    error = StoreWriteError(f"could not save {path}: {reason} (no partial file was left)")
+    error.errno = code or errno.EIO
+    return error
 
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; it replaces `path` only if the block finishes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    """Yield a temporary path beside `path`; it replaces `path` only if the block finishes. A failed
+    write (an OSError in the block) leaves the previous version and raises StoreWriteError."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         yield Path(tmp)
         os.replace(tmp, path)
+    except StoreWriteError:
+        raise
+    except OSError as exc:
+        raise write_failed(path, exc) from exc
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -307,23 +328,6 @@ class Run:
         return row
 
 
-SETTINGS_USED = {"onehot": (), "uniform": ("alpha",), "knn-uniform": ("alpha", "k"), "semantic": ("alpha", "temperature", "k"),
-                 "tree": ("beta",), "hybrid": ("alpha", "temperature", "k", "beta", "mix")}
-SYMBOLS = {"alpha": "α", "temperature": "T", "k": "k", "beta": "β", "mix": "λ"}
-
-
-def arm_label(row: dict) -> str:
-    """A run's label representation in a few characters (legends, colours): the kind and the settings
-    that kind uses, e.g. 'semantic α=0.1 T=0.05 k=20'; two runs that differ in any of them differ here."""
-    kind = str(row.get("targets") or "imported")
-    parts = [f"{SYMBOLS[n]}={row[n]:g}" for n in SETTINGS_USED.get(kind, ()) if isinstance(row.get(n), int | float)]
-    if row.get("curriculum_epochs"):
-        parts.append(f"curriculum {row['curriculum_epochs']:g}")
-    if row.get("aux_codes") not in (None, "none", ""):
-        parts.append(f"aux {row['aux_codes']}")
-    return " ".join([kind, *parts])
-
-
 def set_status(run_dir: Path, state: str, **extra: object) -> None:
     if state not in STATES:
         raise ValueError(f"unknown run state {state!r}")
@@ -376,10 +380,17 @@ def status(run_dir: Path) -> dict:
 
 
 def append_epoch(run_dir: Path, record: dict) -> None:
-    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, default=float) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Append one line to the epoch log; a failed write is cut back off, so no torn line stays."""
+    path = run_dir / "metrics.jsonl"
+    line = (json.dumps(record, default=float) + "\n").encode()
+    with open(path, "ab", buffering=0) as fh:
+        start = fh.tell()
+        try:
+            fh.write(line)
+            os.fsync(fh.fileno())
+        except OSError as exc:
+            os.ftruncate(fh.fileno(), start)
+            raise write_failed(path, exc) from exc
 
 
 def history(run_dir: Path) -> pd.DataFrame:
@@ -395,39 +406,20 @@ def history(run_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-class ProgressFile:
-    """The pipeline's `on_event(stage, done, total)` written to progress.json for readers in other
-    processes (the Training page), atomically and at most every `every` seconds, except a stage's
-    first and last step, so a long embedding shows its progress without a write per batch."""
-
-    def __init__(self, run_dir: Path, every: float = 1.0) -> None:
-        self.path, self.every, self.last, self.stage = Path(run_dir) / "progress.json", every, 0.0, None
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if stage == self.stage and done < total and now - self.last < self.every:
-            return
-        self.stage, self.last = stage, now
-        write_json(self.path, {"stage": stage, "done": int(done), "total": int(total)})
-
-
-def read_progress(run_dir: Path) -> dict | None:
-    """{"stage", "done", "total"} of a run's latest pipeline step, or None when nothing was written yet."""
-    data = read_json(Path(run_dir) / "progress.json")
-    ok = isinstance(data, dict) and isinstance(data.get("stage"), str) and all(isinstance(data.get(k), int) for k in ("done", "total"))
-    return data if ok else None
-
-
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
 
 
 def save_weights(path: Path, state_dict: dict) -> None:
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp))
+        try:
+            save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp))
+        except SafetensorError as exc:  # safetensors reports I/O failures (a full disk) as its own type
+            raise write_failed(path, exc) from exc
 
 
 def claim(run_dir: Path) -> None:
@@ -453,9 +445,12 @@ def cancel_requested(run_dir: Path) -> bool:
     return (Path(run_dir) / "cancel.request").exists()
 
 
+METRIC_ROWS = (*SUMMARY_KEYS, "ece_raw", "calibration_temperature", "crm_mistake_severity")
+
+
 def compare(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
-    """Runs side by side, one column per run: status, the test metrics first, then the settings, the
-    encoder and the error. A folder that is not a run or a damaged run is refused."""
+    """Metrics side by side, one column per run, metric rows first (what a comparison is for), then the
+    settings; a folder that is not a run or a damaged run is refused."""
     frames = {}
     for d in run_dirs:
         run = Run.open(d)
@@ -464,8 +459,57 @@ def compare(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
             raise RunError("; ".join(problems))
         frames[run.name] = pd.Series(run.summary()).drop("run_id")
     table = pd.DataFrame(frames)
-    first = ["status", *METRIC_COLUMNS]
-    return table.loc[first + [r for r in table.index if r not in first]]
+    return table.loc[[*METRIC_ROWS, *(r for r in table.index if r not in METRIC_ROWS)]]
+
+
+def split_comparison(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics as floats, settings as text) of a `compare` table: one type per table, so a grid (Arrow)
+    shows numbers as numbers instead of failing on a column mixing text and floats."""
+    metrics = table.loc[[r for r in METRIC_ROWS if r in table.index]].apply(pd.to_numeric, errors="coerce").astype(float)
+    settings = table.drop(index=metrics.index).map(lambda v: "" if v is None or v != v else str(v))
+    return metrics, settings
+
+
+REPRESENTATION_SETTINGS = {"onehot": (), "uniform": ("alpha",), "knn-uniform": ("alpha", "k"),
+                           "semantic": ("alpha", "temperature", "k"), "tree": ("alpha", "beta"),
+                           "hybrid": ("alpha", "temperature", "k", "beta", "mix")}
+SHORT_NAMES = {"alpha": "α", "temperature": "T", "beta": "β"}
+
+
+def representation_label(row: dict) -> str:
+    """A run's label representation with the settings that shape it, e.g. 'semantic α=0.1 T=0.05 k=20',
+    so two runs of one kind but different settings are told apart in a chart legend."""
+    kind = str(row.get("targets"))
+    parts = [f"{SHORT_NAMES.get(n, n)}={row[n]:g}" for n in REPRESENTATION_SETTINGS.get(kind, ()) if row.get(n) is not None]
+    return " ".join([kind, *parts])
+
+
+PROGRESS_FILE = "progress.json"
+
+
+class ProgressWriter:
+    """An `on_event(stage, done, total)` for a run process that keeps progress.json in the run folder
+    (atomically; at most once per `every` seconds, and always at a stage's start and end) so the app
+    can show embedding and training progress of a run it does not host."""
+
+    def __init__(self, run_dir: str | Path, every: float = 1.0) -> None:
+        self.path = Path(run_dir) / PROGRESS_FILE
+        self.every = every
+        self.stage: str | None = None
+        self.last = float("-inf")
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage == self.stage and 0 < done < total and now - self.last < self.every:
+            return
+        self.stage, self.last = stage, now
+        write_json(self.path, {"stage": stage, "done": int(done), "total": int(total)})
+
+
+def read_progress(run_dir: str | Path) -> dict | None:
+    """The last progress a run process wrote ({stage, done, total}), or None before the first."""
+    data = read_json(Path(run_dir) / PROGRESS_FILE)
+    return data if isinstance(data, dict) and {"stage", "done", "total"} <= data.keys() else None
 
 
 def launch_background(run_dir: Path, cwd: str | Path | None = None, command: str = "run") -> subprocess.Popen:

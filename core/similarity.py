@@ -107,10 +107,10 @@ def tree_agreement(embeddings: np.ndarray, taxonomy: object, classes: Sequence[i
 
 def suspicious_pairs(embeddings: np.ndarray, taxonomy: object, classes: Sequence[int], k: int = 5,
                      limit: int = 50) -> pd.DataFrame:
-    """Neighbour pairs that the encoder finds close but the tree puts far apart (candidate
-    mis-filed or ambiguously named categories), ranked by suspicion = similarity x d / d_max (d the
-    tree distance, d_max the largest possible among the classes, their deepest depth): high only when
-    both close in meaning and far apart in the tree (a far pair of unrelated names scores low)."""
+    """Neighbour pairs that the encoder finds close but the tree puts far apart (candidate mis-filed or
+    ambiguously named categories), ranked by suspicion = similarity x tree distance / deepest level:
+    1 for identical meaning at the far ends of the tree. Sorting by distance first would rank a weak
+    pair (0.33) across departments above a strong one (0.70) across aisles."""
     classes = np.asarray(classes)
     k = min(k, len(classes) - 1)
     idx, val = topk_neighbors(embeddings=embeddings, k=k)
@@ -118,8 +118,7 @@ def suspicious_pairs(embeddings: np.ndarray, taxonomy: object, classes: Sequence
     frame = pd.DataFrame({"lo": np.minimum(a, idx.ravel()), "hi": np.maximum(a, idx.ravel()), "similarity": val.ravel()})
     frame = frame.drop_duplicates(["lo", "hi"])
     frame["tree_distance"] = taxonomy.distance(frame.lo.to_numpy(), frame.hi.to_numpy(), classes=classes)
-    d_max = max(int(np.max(taxonomy.depth[classes])), 1)
-    frame["suspicion"] = frame.similarity.clip(lower=0) * frame.tree_distance / d_max
+    frame["suspicion"] = frame.similarity * frame.tree_distance / max(taxonomy.max_depth, 1)
     far = frame[frame.tree_distance >= 2].sort_values(["suspicion", "similarity"], ascending=False).head(limit)
     return pd.DataFrame({
         "category_a": [taxonomy.path_str(int(classes[x])) for x in far.lo],
@@ -130,26 +129,24 @@ def suspicious_pairs(embeddings: np.ndarray, taxonomy: object, classes: Sequence
     })
 
 
-def branch_sizes(paths: Sequence[str], level: int = 2, sep: str = " > ") -> pd.Series:
-    """Leaf count of each branch cut at `level` (path prefix), in path order; branches of one leaf
-    are left out: their heatmap would be a single square."""
-    prefixes = pd.Series([sep.join(p.split(sep)[:level]) for p in paths])
-    sizes = prefixes.value_counts().sort_index()
-    return sizes[sizes >= 2]
+def heatmap_branches(paths: Sequence[str], sep: str = " > ") -> pd.Series:
+    """Leaf count of every branch (a path prefix) holding at least two of the leaf `paths`, in path order:
+    the heatmap's choices. A single leaf would be a 1x1 heatmap, which shows nothing."""
+    counts: dict[str, int] = {}
+    for path in paths:
+        parts = path.split(sep)
+        for d in range(1, len(parts)):
+            prefix = sep.join(parts[:d])
+            counts[prefix] = counts.get(prefix, 0) + 1
+    series = pd.Series(counts, dtype=np.int64).sort_index()
+    return series[series >= 2]
 
 
-def default_branch(sizes: pd.Series, max_rows: int) -> str:
-    """The branch to open on: the largest that fits the heatmap whole, else the smallest."""
-    fits = sizes[sizes <= max_rows]
-    return str(fits.idxmax() if not fits.empty else sizes.idxmin())
-
-
-def short_labels(paths: Sequence[str], sep: str = " > ") -> list[str]:
-    """Leaf names for axis labels; a name that occurs twice gets its parent's name before it."""
-    parts = [p.split(sep) for p in paths]
-    names = pd.Series([p[-1] for p in parts])
-    twice = names.duplicated(keep=False).to_numpy()
-    return [sep.join(p[-2:]) if dup else p[-1] for p, dup in zip(parts, twice, strict=True)]
+def default_branch(branches: pd.Series, max_rows: int) -> str:
+    """The branch the heatmap opens on: the largest that fits in `max_rows` (the first such in path
+    order on ties), else the smallest branch of all."""
+    fits = branches[branches <= max_rows]
+    return str(fits.idxmax() if len(fits) else branches.idxmin())
 
 
 def label_map(embeddings: np.ndarray, method: str = "umap", seed: int = 0) -> np.ndarray:

@@ -20,6 +20,7 @@ import pandas as pd
 PATH_SEPARATORS = (" >> ", " > ", " / ")
 FORMATS = ("paths", "google", "csv", "idparent", "json", "bestbuy")
 MAX_TAXONOMY_BYTES = 200 * 1024 * 1024
+MAX_DEPTH = 255  # tree distances are stored as uint8
 _GOOGLE_LINE = re.compile(r"^\s*(\d+)\s+-\s+(.+?)\s*$")
 
 
@@ -231,33 +232,6 @@ class Taxonomy:
             "is_leaf": [not c for c in self._children],
         })
 
-    def leaf_counts(self) -> np.ndarray:
-        """Number of leaves under each node (1 for a leaf): the size of its wedge in a tree plot."""
-        counts = np.array([0 if c else 1 for c in self._children], dtype=np.int64)
-        for i in np.argsort(-self.depth, kind="stable"):
-            if self.parent[i] >= 0:
-                counts[self.parent[i]] += counts[i]
-        return counts
-
-    def plot_frame(self, levels: int, max_nodes: int) -> tuple[pd.DataFrame, dict]:
-        """The nodes a tree plot draws: the top `levels` levels, fewer when they hold more than
-        `max_nodes` nodes (a browser chokes on a 200,000-node sunburst), and only the largest
-        top-level branches when even the first level is too wide. Each row carries `leaves`, the
-        leaves under the node, so wedges keep their true size when deeper levels are left out.
-        Returns (frame, {"levels", "nodes", "total_nodes", "requested_levels", "cut"})."""
-        levels = max(1, min(levels, max(self.max_depth, 1)))
-        per_depth = np.bincount(self.depth, minlength=levels + 1)
-        drawn = levels
-        while drawn > 1 and per_depth[1:drawn + 1].sum() > max_nodes:
-            drawn -= 1
-        frame = self.to_frame().assign(leaves=self.leaf_counts())
-        frame = frame[frame.depth <= drawn]
-        if len(frame) > max_nodes:  # one level wider than the cap: keep its largest nodes
-            frame = frame.nlargest(max_nodes, "leaves")
-        info = {"levels": drawn, "requested_levels": levels, "nodes": len(frame), "total_nodes": len(self),
-                "cut": drawn < levels or len(frame) < int(per_depth[1:drawn + 1].sum())}
-        return frame, info
-
     # ----- construction ----------------------------------------------------------------------
     @classmethod
     def from_records(cls, records: Iterable[_Record], problems: Sequence[Problem] = (),
@@ -292,7 +266,12 @@ class Taxonomy:
         ids = list(nodes)
         index = {node_id: i for i, node_id in enumerate(ids)}
         parent = [index[r.parent] if r.parent is not None else -1 for r in nodes.values()]
-        return cls(ids, [r.name for r in nodes.values()], parent, problems, source_format)
+        tax = cls(ids, [r.name for r in nodes.values()], parent, problems, source_format)
+        if tax.max_depth > MAX_DEPTH:
+            deepest = tax.names[int(np.argmax(tax.depth))]
+            raise TaxonomyError([Problem("error", "too-deep",
+                                         f"the tree is {tax.max_depth} levels deep (down to {deepest!r}); the limit is {MAX_DEPTH}")])
+        return tax
 
     @classmethod
     def from_paths(cls, paths: Iterable[tuple[Sequence[str], str]], problems: Sequence[Problem] = (),
@@ -390,15 +369,19 @@ def detect_separator(lines: Iterable[str]) -> str | None:
 
 def detect_format(text: str, filename: str = "") -> str:
     """Guess the format from the content (the file name only breaks ties)."""
-    stripped = text.lstrip()
+    stripped = text.strip()
     if stripped.startswith(("[", "{")):
         try:
-            data = json.loads(stripped)
+            data = parse_json(stripped)
         except json.JSONDecodeError as exc:
             raise TaxonomyError(f"the file looks like JSON but does not parse: {exc.msg} at line {exc.lineno}") from None
         if isinstance(data, list) and data and isinstance(data[0], dict) and "path" in data[0]:
             return "bestbuy"
         return "json"
+    scalar = _json_scalar(stripped)
+    if scalar is not None:
+        raise TaxonomyError(f"the file holds a single JSON value ({scalar}), not a taxonomy; "
+                            "if it really is a one-line path list, choose the format paths (--format paths)")
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise TaxonomyError("the file holds no categories")
@@ -413,6 +396,25 @@ def detect_format(text: str, filename: str = "") -> str:
         if cols & {"path", "category_path", "category", "categories"}:
             return "csv"
     return "paths"
+
+
+def parse_json(text: str) -> object:
+    """json.loads, with nesting too deep for the parser as a TaxonomyError instead of a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise TaxonomyError("the JSON is nested too deeply to read (hundreds of levels); "
+                            f"a taxonomy may be at most {MAX_DEPTH} levels deep") from None
+
+
+def _json_scalar(text: str) -> str | None:
+    """The text's JSON value when the whole text is one string, number, true/false or null (else None):
+    such a file would otherwise load as a one-node path list."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return None if isinstance(value, list | dict) else json.dumps(value)[:60]
 
 
 def load_taxonomy(source: str | Path | bytes, format: str | None = None, filename: str = "") -> Taxonomy:
@@ -478,21 +480,28 @@ def _with_given_ids(paths: list[tuple[list[str], str]], ids: list[str], problems
     return Taxonomy.from_paths(paths, problems, fmt, ids=ids)
 
 
-def _read_table(text: str) -> list[dict[str, str]]:
+def _read_table(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """(lower-cased header, rows); a table with a header but no rows is refused."""
     first = text.splitlines()[0] if text else ""
     delim = "\t" if "\t" in first else ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delim)
     if reader.fieldnames is None:
         raise TaxonomyError("the table has no header row")
     reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
-    return list(reader)
+    rows = list(reader)
+    if not rows:
+        raise TaxonomyError(f"the table has a header ({', '.join(reader.fieldnames)}) but no categories below it")
+    return reader.fieldnames, rows
 
 
 def _load_csv_paths(text: str) -> Taxonomy:
     problems: list[Problem] = []
-    rows = _read_table(text)
-    col = next(c for c in ("path", "category_path", "category", "categories") if c in rows[0])
-    id_col = "id" if "id" in rows[0] else None
+    header, rows = _read_table(text)
+    names = ("path", "category_path", "category", "categories")
+    col = next((c for c in names if c in header), None)
+    if col is None:
+        raise TaxonomyError(f"a path table needs one of the columns {', '.join(names)}; it has {', '.join(header)}")
+    id_col = "id" if "id" in header else None
     paths = [((r.get(col) or "").strip(), f"line {n}") for n, r in enumerate(rows, 2)]
     split = split_paths(paths, problems)
     if id_col:
@@ -501,10 +510,11 @@ def _load_csv_paths(text: str) -> Taxonomy:
 
 
 def _load_idparent(text: str) -> Taxonomy:
-    rows = _read_table(text)
-    pcol = "parent_id" if "parent_id" in rows[0] else "parent"
-    if "name" not in rows[0]:
-        raise TaxonomyError("an id/parent table needs a 'name' column")
+    header, rows = _read_table(text)
+    pcol = "parent_id" if "parent_id" in header else "parent"
+    missing = [c for c in ("id", pcol, "name") if c not in header]
+    if missing:
+        raise TaxonomyError(f"an id/parent table needs the columns id, parent_id (or parent) and name; missing: {', '.join(missing)}")
     records = [_Record((r["id"] or "").strip(), (r["name"] or "").strip(), (r[pcol] or "").strip() or None, f"line {n}")
                for n, r in enumerate(rows, 2)]
     problems = [Problem("error", "empty-id", "a row has no id", r.where) for r in records if not r.id]
@@ -512,27 +522,35 @@ def _load_idparent(text: str) -> Taxonomy:
 
 
 def _load_nested_json(text: str) -> Taxonomy:
-    data = json.loads(text)
+    data = parse_json(text)
+    if not isinstance(data, list | dict):
+        raise TaxonomyError(f"nested JSON must be an object ({{name, children}}) or a list of them, not {json.dumps(data)[:60]}")
     top = data if isinstance(data, list) else data.get("children", [data]) if "name" not in data else [data]
+    if not isinstance(top, list):
+        raise TaxonomyError("'children' must be a list of {name, children} objects")
     records: list[_Record] = []
-
-    def walk(node: dict, parent: str | None, trail: str) -> None:
+    # an explicit stack, not recursion: the nesting depth is the file's choice
+    stack: list[tuple[object, str | None, str]] = [(node, None, "") for node in reversed(top)]
+    while stack:
+        node, parent, trail = stack.pop()
         if not isinstance(node, dict) or "name" not in node:
             raise TaxonomyError(f"a JSON node without a 'name' under {trail or 'the top level'}")
         name = str(node["name"])
         node_id = str(node.get("id", f"{trail} > {name}" if trail else name))
         records.append(_Record(node_id, name, parent, f"id {node_id}"))
-        for child in node.get("children", []) or []:
-            walk(child, node_id, f"{trail} > {name}" if trail else name)
-
-    for node in top:
-        walk(node, None, "")
+        children = node.get("children", []) or []
+        if not isinstance(children, list):
+            raise TaxonomyError(f"'children' of {node_id!r} must be a list")
+        here = f"{trail} > {name}" if trail else name
+        stack.extend((child, node_id, here) for child in reversed(children))
     return Taxonomy.from_records(records, (), "json")
 
 
 def _load_bestbuy(text: str) -> Taxonomy:
     """Rebuild the Best Buy tree from each entry's own `path`; report (not fail on) what disagrees."""
-    entries = json.loads(text)
+    entries = parse_json(text)
+    if not isinstance(entries, list):
+        raise TaxonomyError("the Best Buy layout is a JSON list of {id, name, path} entries")
     problems: list[Problem] = []
     records: dict[str, _Record] = {}
     own = {str(e["id"]) for e in entries}

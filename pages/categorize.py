@@ -7,10 +7,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.data import DataError, Items, csv_safe, read_table
+from core.data import DataError, Items, read_table
+from core.display import plain
+from core.export import write_csv
 from core.predictor import Predictor
 from core.settings import DEFAULT_REVIEW_RISK
-from pages.shared import demo_run_offer, finished_runs, guard, plain
+from pages.shared import demo_run_offer, finished_runs, guard
 
 UPLOAD_TYPES = ["csv", "tsv", "parquet", "jsonl"]
 
@@ -90,7 +92,7 @@ def uploaded_file(model: Predictor) -> None:
     st.dataframe(frame.head(200), hide_index=True)
     stem = Path(upload.name).stem
     c = st.columns(2)
-    c[0].download_button("Download CSV", csv_safe(frame).to_csv(index=False).encode(), file_name=f"{stem}-categorized.csv",
+    c[0].download_button("Download CSV", write_csv(frame), file_name=f"{stem}-categorized.csv",
                          mime="text/csv")
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import streamlit as st
 
 from core import runs, settings
 from core.data import DataError
+from core.display import plain
 from core.embeddings import EncoderChoice, EncoderUnavailable, label_embeddings, load_encoder
 from core.experiment import check_inputs
 from core.settings import ExperimentConfig
@@ -46,17 +46,8 @@ def runs_dir() -> Path:
     return Path(os.environ.get("TAXOLENS_RUNS", ROOT / "runs"))
 
 
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|:~$=&])")
-
-
-def plain(text: object) -> str:
-    """Text shown as written: every markdown character escaped, so a file name or an id in a message
-    can never become a link, an image the browser fetches, a colour directive or a formula."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
-
-
 def guard(render: Callable[[], None]) -> None:
-    """Run a page body; a problem with the user's input becomes one clear message, shown as text."""
+    """Run a page body; a problem with the user's input becomes one clear message."""
     try:
         render()
     except USER_ERRORS as exc:
@@ -221,8 +212,8 @@ def launch(config: ExperimentConfig, name: str | None = None) -> Path:
 def demo_run_offer(key: str) -> None:
     """What a page shows instead of being empty when it needs a run and there is none."""
     st.info("There are no finished training runs yet. A demo run trains a small categorizer on the sample catalog "
-            "(semantic label smoothing, 8 epochs): two to five minutes on two CPU cores, most of it embedding the "
-            "4,604 products; the Training page shows each step.")
+            "(semantic label smoothing, 8 epochs): about 2 to 3 minutes on two idle CPU cores, most of it embedding "
+            "the products; longer on a busy machine. The Training page shows its progress.")
     if st.button("Start a demo run on the sample catalog", type="primary", key=key):
         run_dir = launch(sample_config(), name="demo")
         st.success(f"Demo run {run_dir.name} started. Follow it on the Training page; this page fills in when it is done.")

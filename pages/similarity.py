@@ -3,21 +3,13 @@
 import numpy as np
 import pandas as pd
 import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
 
-from core.similarity import (
-    branch_sizes,
-    default_branch,
-    label_map,
-    short_labels,
-    suspicious_pairs,
-    tree_agreement,
-)
+from core.display import plain, short_labels
+from core.similarity import default_branch, heatmap_branches, label_map, suspicious_pairs, tree_agreement
 from pages.shared import class_distances, guard, label_space, neighbours
 
 HEATMAP_MAX = 150
-NEIGHBOURHOOD = 40
 UMAP_DEFAULT_MAX = 1000  # above this the map opens with PCA (instant); UMAP is one click away
 
 
@@ -31,52 +23,44 @@ def cached_agreement(key: str, kind: str, template: str, _emb, _tax, _classes) -
     return tree_agreement(_emb, _tax, _classes), suspicious_pairs(_emb, _tax, _classes, k=5, limit=30)
 
 
-def heatmap_rows(tax, classes, emb, key, kind, template) -> list[int]:
-    """Which classes the heatmap shows: all when few, else a branch (in parts of HEATMAP_MAX) or a
-    category's neighbourhood. A note always says what is shown and how to see the rest."""
+def heatmap_rows(tax, classes, emb, paths, key, kind, template) -> list[int]:
+    """Which classes the heatmap shows: all when few, else a branch (never a single leaf) or a category's
+    neighbourhood; a branch too large to draw says what is left out and how to see it."""
     if len(classes) <= HEATMAP_MAX:
         return list(range(len(classes)))
-    paths = [tax.path_str(int(c)) for c in classes]
-    mode = st.radio(f"{len(classes):,} categories are too many for one heatmap. Show", ["A branch", "A category's neighbourhood"],
-                    horizontal=True, key="hm_mode")
+    st.caption(f"{len(classes):,} categories are too many for one heatmap: choose a branch or a category's neighbourhood.")
+    mode = st.radio("Show", ["A branch", "A category's neighbourhood"], horizontal=True, key="hm_mode")
     if mode == "A branch":
-        sizes = branch_sizes(paths)
-        options = sizes.index.tolist()
-        if st.session_state.get("hm_branch") not in options:
-            st.session_state["hm_branch"] = default_branch(sizes, HEATMAP_MAX)
-        c = st.columns([3, 1])
-        branch = c[0].selectbox("Branch (second level; branches of a single category are left out)", options, key="hm_branch",
-                                format_func=lambda b: f"{b} ({sizes[b]:,} categories)")
-        rows = [i for i, p in enumerate(paths) if p == branch or p.startswith(branch + " > ")]
-        parts = -(-len(rows) // HEATMAP_MAX)
-        if parts == 1:
-            st.caption(f"All {len(rows):,} categories of {branch}.")
-            return rows
-        part = c[1].selectbox("Part", range(parts), key="hm_part", format_func=lambda i: f"{i + 1} of {parts}")
-        part = min(part, parts - 1)
-        shown = rows[part * HEATMAP_MAX:(part + 1) * HEATMAP_MAX]
-        st.caption(f"{branch} has {len(rows):,} categories; showing {part * HEATMAP_MAX + 1}-{part * HEATMAP_MAX + len(shown)} "
-                   f"in taxonomy order. Choose another part to see the rest, or a category's neighbourhood.")
-        return shown
+        branches = heatmap_branches(paths)
+        options = branches.index.tolist()
+        start = options.index(default_branch(branches, HEATMAP_MAX))
+        branch = st.selectbox("Branch", options, index=start, key="hm_branch",
+                              format_func=lambda b: f"{b} ({branches[b]:,} categories)")
+        rows = [i for i, p in enumerate(paths) if p.startswith(branch + " > ")]
+        if len(rows) > HEATMAP_MAX:
+            deeper = [b for b in options if b.startswith(branch + " > ") and b.count(" > ") == branch.count(" > ") + 1]
+            st.info(plain(f"{branch} holds {len(rows):,} categories; the heatmap shows the first {HEATMAP_MAX} in taxonomy "
+                          f"order. To see the rest, choose one of its {len(deeper)} sub-branches"
+                          + (f" (e.g. {deeper[-1]})" if deeper else "") + ", or a category's neighbourhood."))
+        return rows[:HEATMAP_MAX]
     centre = st.selectbox("Category", range(len(classes)), format_func=paths.__getitem__, key="hm_centre")
-    n = min(NEIGHBOURHOOD, len(classes) - 1)
-    idx, _ = neighbours(key, kind, template, emb, n)
-    st.caption(f"{paths[centre]} and its {n} most similar categories, in taxonomy order.")
+    idx, _ = neighbours(key, kind, template, emb, min(40, len(classes) - 1))
     return sorted([centre, *idx[centre].tolist()])
 
 
-def heatmap(sub: np.ndarray, paths: list[str]) -> go.Figure:
-    """Short names on the axes, full paths and the similarity on hover, one row about 16 px high."""
-    labels = short_labels(paths)
-    hover = [[f"{a}<br>{b}" for b in paths] for a in paths]
-    fig = go.Figure(go.Heatmap(z=sub, x=labels, y=labels, customdata=hover, colorscale="Viridis", zmin=float(sub.min()), zmax=1.0,
-                               colorbar={"title": "similarity"},
-                               hovertemplate="%{customdata}<br>similarity %{z:.3f}<extra></extra>"))
-    show = len(paths) <= 80
-    fig.update_xaxes(showticklabels=show, tickangle=-45, type="category")
-    fig.update_yaxes(showticklabels=show, autorange="reversed", type="category")
-    fig.update_layout(height=int(min(max(16 * len(paths), 300), 1400) + (160 if show else 40)), margin=dict(t=10, l=10, r=10, b=10))
-    return fig
+def heatmap(emb, paths: list[str], rows: list[int]) -> None:
+    """Short names on the axes (full paths on hover), one readable row per category."""
+    sub = emb[rows] @ emb[rows].T
+    full = [paths[i] for i in rows]
+    fig = px.imshow(sub, x=full, y=full, color_continuous_scale="Viridis", zmin=float(sub.min()), zmax=1.0,
+                    labels={"color": "similarity"}, aspect="auto")
+    show = len(rows) <= 80
+    short = short_labels(full)
+    fig.update_xaxes(showticklabels=show, tickvals=full, ticktext=short, tickangle=-60)
+    fig.update_yaxes(showticklabels=show, tickvals=full, ticktext=short)
+    fig.update_traces(hovertemplate="%{y}<br>%{x}<br>similarity %{z:.3f}<extra></extra>")
+    fig.update_layout(height=int(min(1400, max(420, 15 * len(rows) + 220))), margin=dict(t=10, l=10, r=10, b=10))
+    st.plotly_chart(fig, key="heatmap")
 
 
 def page() -> None:
@@ -89,8 +73,7 @@ def page() -> None:
     tops = [tax.path(int(c))[0] for c in classes]
 
     st.subheader("Cosine similarity, ordered by the taxonomy")
-    rows = heatmap_rows(tax, classes, emb, key, kind, template)
-    st.plotly_chart(heatmap(emb[rows] @ emb[rows].T, [paths[i] for i in rows]), key="heatmap")
+    heatmap(emb, paths, heatmap_rows(tax, classes, emb, paths, key, kind, template))
 
     st.subheader("Nearest neighbours of a category")
     chosen = st.selectbox("Category", range(len(classes)), format_func=paths.__getitem__, key="nn_category")
@@ -115,9 +98,8 @@ def page() -> None:
     agreement, pairs = cached_agreement(key, kind, template, emb, tax, classes)
     st.metric("Spearman correlation of similarity with closeness in the tree", f"{agreement['spearman']:.3f}",
               help=f"over {agreement['pairs']:,} {'sampled ' if agreement['sampled'] else ''}category pairs; 1 would mean the encoder orders pairs exactly as the tree does")
-    st.caption("Suspicious pairs: close in meaning, far apart in the tree; candidates for mis-filed or ambiguously named "
-               "categories. Ranked by suspicion = similarity x tree distance / the largest tree distance, so a pair comes "
-               "first when it is both similar and far apart.")
+    st.caption("Suspicious pairs: close in meaning, far apart in the tree. Candidates for mis-filed or ambiguously named "
+               "categories, most suspicious first: suspicion = similarity x tree distance / depth of the taxonomy.")
     st.dataframe(pairs, hide_index=True)
 
 

@@ -8,8 +8,9 @@ import plotly.express as px
 import streamlit as st
 
 from core import settings
+from core.display import short_labels
+from core.export import write_csv
 from core.settings import TARGET_KINDS
-from core.similarity import short_labels
 from core.targets import build_targets, effective_neighbors, effective_neighbors_curve, targets_frame
 from pages.shared import (
     class_distances,
@@ -33,22 +34,22 @@ def cached_targets(key, enc, template, kind, alpha, temperature, k, beta, mix, _
                          temperature=temperature, k=k, beta=beta, mix=mix, n_classes=len(_emb))
 
 
-def bar(targets, chosen: int, paths: list[str], title: str, key: str, compact: bool = False) -> None:
-    """The top of a target row as horizontal bars (log scale). `compact` (half-width columns): leaf
-    names for labels (full path on hover), the legend above the plot, few ticks."""
+def bar(targets, chosen: int, paths: list[str], title: str, key: str):
+    """The chosen class's target row, largest weights first: short names on the axis (full paths on
+    hover), the legend above the plot and the 'every other class' weight below it, so neither covers a bar."""
     idx, val = targets.sparse_row(chosen)
     shown = [paths[i] for i in idx[:SHOWN]]
-    frame = pd.DataFrame({"category": short_labels(shown) if compact else shown, "path": shown, "target": val[:SHOWN]})
+    frame = pd.DataFrame({"category": short_labels(shown), "path": shown, "target": val[:SHOWN]})
     frame["role"] = np.where(frame.path == paths[chosen], "true class", "neighbour")
     fig = px.bar(frame, x="target", y="category", color="role", orientation="h", title=title, log_x=True, hover_name="path",
                  hover_data={"category": False, "role": False}, color_discrete_map={"true class": "#1f77b4", "neighbour": "#ff7f0e"})
-    fig.update_layout(yaxis={"categoryorder": "total ascending", "title": None}, height=140 + 24 * len(frame),
-                      margin=dict(l=10, r=10, t=70, b=10), legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "title": None})
-    if compact:
-        fig.update_xaxes(nticks=4)
-    st.plotly_chart(fig, key=key)
+    fig.update_layout(yaxis={"categoryorder": "total ascending", "title": None}, xaxis={"nticks": 5},
+                      height=170 + 24 * len(frame), margin=dict(l=10, r=10, t=70, b=60),
+                      legend=dict(orientation="h", x=0, y=1.0, xanchor="left", yanchor="bottom", title=None))
     if targets.kind in ("uniform", "tree", "hybrid"):
-        st.caption(f"Every other class: {float(targets.rows([chosen])[0].min()):.2e}")
+        fig.add_annotation(text=f"every other class: {float(targets.rows([chosen])[0].min()):.2e}", xref="paper", yref="paper",
+                           x=0, y=0, yshift=-45, xanchor="left", yanchor="top", showarrow=False)
+    st.plotly_chart(fig, key=key)
 
 
 def page() -> None:
@@ -77,30 +78,32 @@ def page() -> None:
     bar(targets, chosen, paths, f"Target distribution when the true class is {tax.names[int(classes[chosen])]}", "target_bar")
     st.caption(f"Effective number of neighbours sharing the mass: {effective_neighbors(targets, chosen):.2f}")
 
-    cols = st.columns(2)
     nb_idx, nb_sim = neighbours(key, enc, template, emb, k)
     curve = effective_neighbors_curve(nb_sim[chosen], TEMPERATURES)
     fig = px.line(pd.DataFrame({"temperature": TEMPERATURES, "effective neighbours": curve}), x="temperature",
                   y="effective neighbours", log_x=True, markers=True, title=f"Effective neighbours (exp entropy) vs temperature, k = {k}")
     fig.add_vline(x=temperature, line_dash="dot")
-    cols[0].plotly_chart(fig, key="eff_curve")
-    with cols[1]:
-        st.markdown("**Semantic and tree targets side by side**")
-        side = st.columns(2)
-        semantic = cached_targets(key, enc, template, "semantic", alpha, temperature, k, beta, mix, emb, None)
-        tree = cached_targets(key, enc, template, "tree", alpha, temperature, k, beta, mix, emb, dist)
-        with side[0]:
-            bar(semantic, chosen, paths, "semantic", "side_semantic", compact=True)
-        with side[1]:
-            bar(tree, chosen, paths, f"tree, β = {beta}", "side_tree", compact=True)
+    st.plotly_chart(fig, key="eff_curve")
+    st.markdown("**Semantic and tree targets side by side**")
+    side = st.columns(2)
+    semantic = cached_targets(key, enc, template, "semantic", alpha, temperature, k, beta, mix, emb, None)
+    tree = cached_targets(key, enc, template, "tree", alpha, temperature, k, beta, mix, emb, dist)
+    with side[0]:
+        bar(semantic, chosen, paths, "semantic", "side_semantic")
+    with side[1]:
+        bar(tree, chosen, paths, f"tree, β = {beta}", "side_tree")
 
     st.subheader("Export these targets")
     fmt = st.radio("Format", ["CSV", "Parquet"], horizontal=True)
     if st.button("Prepare the export"):
         frame = targets_frame(targets, paths, min_weight=1e-6, max_per_row=50)
-        buffer = io.BytesIO()
-        frame.to_csv(buffer, index=False) if fmt == "CSV" else frame.to_parquet(buffer, index=False)
-        st.download_button(f"Download {len(frame):,} rows ({fmt})", buffer.getvalue(), file_name=f"targets-{kind}.{fmt.lower()}",
+        if fmt == "CSV":
+            data = write_csv(frame)
+        else:
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            data = buffer.getvalue()
+        st.download_button(f"Download {len(frame):,} rows ({fmt})", data, file_name=f"targets-{kind}.{fmt.lower()}",
                            mime="text/csv" if fmt == "CSV" else "application/octet-stream")
 
 

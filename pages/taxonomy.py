@@ -6,10 +6,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.display import plain
 from core.taxonomy import FORMATS
-from pages.shared import current_taxonomy, guard, plain, taxonomy_from_bytes
+from core.treeview import drawable_tree
+from pages.shared import current_taxonomy, guard, taxonomy_from_bytes
 
-MAX_DRAWN = 4000  # tree plot segments: about 0.5 MB of figure; 200,000 would be 25 MB
 PLAIN_WORDS = {
     "created-ancestor": "ancestors were created because a path named them without a line of their own",
     "unknown-child": "sub-category references point at categories that appear nowhere else (ignored)",
@@ -54,18 +55,13 @@ def validation_report(tax) -> None:
 
 def tree_view(tax) -> None:
     kind = st.segmented_control("Tree view", ["Sunburst", "Icicle", "Treemap"], default="Sunburst")
-    if tax.max_depth > 1:
-        depth = st.slider("Levels shown", 1, tax.max_depth, min(3, tax.max_depth))
-    else:
-        depth = 1
-        st.caption("A flat taxonomy: every category is at the top level.")
-    frame, drawn = tax.plot_frame(depth, MAX_DRAWN)
-    if drawn["cut"]:
-        st.caption(f"Drawing {drawn['nodes']:,} of {drawn['total_nodes']:,} categories ({drawn['levels']} of the "
-                   f"{drawn['requested_levels']} levels asked for{', the largest top-level branches' if drawn['nodes'] < (tax.depth == 1).sum() else ''}): "
-                   f"a tree plot stays readable and quick up to {MAX_DRAWN:,} segments. Search below reaches every category.")
+    # a flat taxonomy has one level: a slider from 1 to 1 is refused by Streamlit, and there is nothing to choose
+    levels = st.slider("Levels shown", 1, tax.max_depth, min(3, tax.max_depth)) if tax.max_depth > 1 else 1
+    drawing = drawable_tree(tax, levels)
+    if drawing.cut:
+        st.caption(drawing.note())
     draw = {"Sunburst": px.sunburst, "Icicle": px.icicle, "Treemap": px.treemap}[kind or "Sunburst"]
-    fig = draw(frame, ids="id", names="name", parents="parent", values="leaves", branchvalues="total",
+    fig = draw(drawing.frame, ids="id", names="name", parents="parent", values="leaves", branchvalues="total",
                hover_data={"path": True, "leaves": False})
     fig.update_traces(hovertemplate="%{customdata[0]}<br>%{value} leaf categories<extra></extra>")
     fig.update_layout(margin=dict(t=10, l=10, r=10, b=10), height=560)
@@ -104,8 +100,9 @@ def page() -> None:
     m[2].metric("Top-level branches", s["roots"])
     m[3].metric("Depth", s["max_depth"])
     validation_report(tax)
+    frame = tax.to_frame()
     tree_view(tax)
-    statistics(tax, tax.to_frame())
+    statistics(tax, frame)
     search(tax)
 
 

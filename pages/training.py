@@ -8,18 +8,17 @@ import plotly.express as px
 import streamlit as st
 
 from core import runs, settings
-from core.columns import LABEL_HELP, guess_columns
 from core.comparison import DifferentItems, compare_runs
 from core.data import read_table
+from core.display import plain
+from core.importer import guess_spec
 from core.settings import ExperimentConfig
 from pages.shared import (
     SAMPLE_PRODUCTS,
     SAMPLE_TAXONOMY,
-    current_taxonomy,
     demo_run_offer,
     guard,
     launch,
-    plain,
     remembered,
     runs_dir,
     setting_widget,
@@ -27,9 +26,8 @@ from pages.shared import (
 
 
 def saved_upload(data: bytes, name: str) -> Path:
-    """Uploads are written into the run store so the background run process can read them; a folder
-    per content keeps the user's own file name, which every message about the file then shows."""
-    folder = runs_dir() / "uploads" / hashlib.sha1(data).hexdigest()[:12]
+    """Uploads are written into the run store so the background run process can read them."""
+    folder = runs_dir() / "uploads" / hashlib.sha1(data).hexdigest()[:12]  # the user's own file name inside, for messages
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / Path(name).name
     if not path.exists():
@@ -48,28 +46,29 @@ def data_source() -> tuple[str, pd.DataFrame, str | None, str | None]:
     path = saved_upload(upload.getvalue(), upload.name)
     taxonomy, fmt = None, None
     src = st.session_state.get("taxonomy_source")
-    if src and st.checkbox(f"Check the labels against the taxonomy from the Taxonomy page ({plain(src['name'])})", value=True):
+    if src and st.checkbox(f"Check the labels against the taxonomy from the Taxonomy page ({src['name']})", value=True):
         taxonomy, fmt = str(saved_upload(src["bytes"], src["name"])), src["format"]
     elif not src:
         st.caption("The taxonomy will be derived from the label paths (upload one on the Taxonomy page to check them against it).")
     return str(path), read_table(path, nrows=200), taxonomy, fmt
 
 
+LABEL_HELP = ("A label column holds each product's category: a path such as 'Footwear > Boots > Rain Boots', or a name or id "
+              "from the taxonomy. With one column per level, choose them top level first.")
+
+
 def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, taxonomy_format: str | None) -> ExperimentConfig | None:
     cols = list(preview.columns)
-    known = None
-    if taxonomy is not None and taxonomy != str(SAMPLE_TAXONOMY):
-        tax, _ = current_taxonomy()
-        known = lambda v: tax.resolve(v) is not None  # noqa: E731
-    guess = guess_columns(preview, known)
-    if not guess["label"]:
-        st.info("No column looks like a category label, so none is chosen. " + LABEL_HELP)
+    guess = guess_spec(cols)
+    if guess["true_column"] is None:
+        st.info(plain(f"No column of {', '.join(cols)} looks like a category label: choose it below. " + LABEL_HELP))
     with st.form("launch"):
         st.markdown("**Columns**")
         c = st.columns(3)
-        label = c[0].multiselect("Label column(s), top level first", cols, default=guess["label"], help=LABEL_HELP)
-        text = c[1].multiselect("Text column(s)", cols, default=guess["text"])
-        id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + cols.index(guess["id"]) if guess["id"] else 0)
+        label = c[0].multiselect("Label column(s), top level first", cols, default=[guess["true_column"]] if guess["true_column"] else [],
+                                 help=LABEL_HELP)
+        text = c[1].multiselect("Text column(s)", cols, default=guess["text_columns"][:1])
+        id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + cols.index(guess["id_column"]) if guess["id_column"] else 0)
         st.markdown("**Label representation** (defaults from the Smoothing page)")
         chosen = {}
         c = st.columns(6)
@@ -82,7 +81,7 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
     if not submitted:
         return None
     if not label or not text:
-        st.error("Choose at least one label column and one text column. " + LABEL_HELP)
+        st.error("Choose at least one label column and one text column.")
         return None
     return ExperimentConfig(data=data_path, label_columns=label, text_columns=text, id_column=None if id_col == "(none)" else id_col,
                             taxonomy=taxonomy, taxonomy_format=taxonomy_format, encoder=remembered("encoder_kind", "auto"),
@@ -92,64 +91,49 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
 STAGES = {"embed products": "embedding products", "embed categories": "embedding category names", "train epoch": "training"}
 
 
-def progress_line(run: runs.Run) -> tuple[float, str]:
-    """(fraction, text) for a live run: the embedding step before the first epoch (from progress.json,
-    written by the run process), then epochs."""
-    epochs = len(run.history())
-    total = int(run.config.get("epochs", 1))
+def progress_text(run: runs.Run, done: int, total: int) -> tuple[float, str]:
+    """(fraction, words) for a run's bar: epochs when training, else the embedding stage the run process
+    last wrote to progress.json (embedding is most of a short run)."""
+    if done:
+        return min(done / total, 1.0), f"{run.name}: {run.state}, epoch {done}/{total}"
     step = runs.read_progress(run.path)
-    head = f"{run.name}: {run.state}, epoch {epochs}/{total}"
-    if epochs == 0 and step is None:
-        return 0.0, f"{head} (loading the encoder)"
-    if epochs == 0 and step["stage"] != "train epoch":
-        done, of = step["done"], max(step["total"], 1)
-        return done / of, f"{head}: {STAGES.get(step['stage'], step['stage'])} {done:,}/{of:,}"
-    return min(epochs / total, 1.0), head
+    if step is None or step["stage"] not in STAGES or step["stage"] == "train epoch":
+        return 0.0, f"{run.name}: {run.state}, epoch 0/{total}" + (" (starting)" if step is None else "")
+    return (step["done"] / max(step["total"], 1),
+            f"{run.name}: {STAGES[step['stage']]} {step['done']:,}/{step['total']:,}, then {total} epochs")
 
 
-@st.fragment(run_every=2)
 def live_runs() -> None:
-    """Refreshes itself every 2 s: progress, per-epoch curves and a cancel button per active run.
-    When a run changes state (queued, running, done...) the whole page reruns, so the runs table and
-    Compare below show it without a reload."""
+    """Progress, per-epoch curves and a cancel button per active run, with the runs table: redrawn every
+    2 s while a run is active; when one ends the whole page reruns, so Compare lists it at once."""
     store = runs.RunStore(runs_dir())
-    everything = store.runs()
-    states = {r.name: r.state for r in everything}
-    seen = st.session_state.get("_run_states")
-    st.session_state["_run_states"] = states
-    if seen is not None and seen != states:
-        st.rerun()
-    active = [r for r in everything if states[r.name] in ("queued", "running") and not r.problems()]
+    active = [r for r in store.runs() if r.state in ("queued", "running") and not r.problems()]
+    names = {r.name for r in active}
+    if st.session_state.get("_active_runs", set()) - names:  # a run finished since the last refresh
+        st.session_state["_active_runs"] = names
+        st.rerun(scope="app")
+    st.session_state["_active_runs"] = names
+    st.subheader("In progress")
     if not active:
         st.caption("No run in progress.")
-    for run in active:
+    for run_dir in active:
+        hist = run_dir.history()
+        done = len(hist)
+        total = int(run_dir.config.get("epochs", 1))
         c = st.columns([4, 1])
-        fraction, text = progress_line(run)
+        fraction, text = progress_text(run_dir, done, total)
         c[0].progress(fraction, text=text)
-        if c[1].button("Cancel", key=f"cancel-{run.name}"):
-            runs.request_cancel(run.path)
-            st.toast(f"Cancelling {run.name} after the current step")
-        hist = run.history()
-        if len(hist):
+        if c[1].button("Cancel", key=f"cancel-{run_dir.name}"):
+            runs.request_cancel(run_dir.path)
+            st.toast(f"Cancelling {run_dir.name} after the current step")
+        if done:
             curves = hist.melt(id_vars="epoch", value_vars=["train_loss", "val_top1", "val_semsim5"])
             st.plotly_chart(px.line(curves, x="epoch", y="value", color="variable", markers=True, height=260),
-                            key=f"live-{run.name}-{len(hist)}")
-
-
-def padded(values: pd.Series) -> list[float]:
-    """An axis range around the data (a single run sits in the middle, not on a 0 to 1.5 axis)."""
-    lo, hi = float(values.min()), float(values.max())
-    pad = max((hi - lo) * 0.15, abs(hi) * 0.02, 0.01)
-    return [lo - pad, hi + pad]
-
-
-def comparison_table(chosen: list[str]) -> pd.DataFrame:
-    """The chosen runs, one per row: the test metrics first (numbers), then the settings."""
-    table = runs.compare([runs_dir() / r for r in chosen]).T.drop(columns=["error"])
-    numeric = [c for c in table if c in runs.METRIC_COLUMNS or c in ("alpha", "temperature", "k", "beta", "mix",
-                                                                      "curriculum_epochs", "epochs_run")]
-    table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
-    return table.infer_objects()
+                            key=f"live-{run_dir.name}-{done}")
+    st.subheader("All runs")
+    table = store.table()
+    if not table.empty:
+        st.dataframe(table, hide_index=True, key="runs_table")
 
 
 def runs_table_and_compare() -> None:
@@ -157,7 +141,6 @@ def runs_table_and_compare() -> None:
     if table.empty:
         demo_run_offer("demo-training")
         return
-    st.dataframe(table, hide_index=True)
     for row in table[table.status.isin(["failed", "interrupted", "damaged"])].itertuples():
         st.error(plain(f"{row.run_id} {row.status}: {row.error}"))
     done = table[table.status == "done"]
@@ -166,23 +149,31 @@ def runs_table_and_compare() -> None:
     st.subheader("Compare runs")
     chosen = st.multiselect("Runs", done.run_id.tolist(), default=done.run_id.tolist()[:4])
     if chosen:
-        compared = comparison_table(chosen)
-        st.dataframe(compared, key="compare")
-        sub = compared.reset_index(names="run_id").assign(settings=lambda f: [runs.arm_label(r) for r in f.to_dict("records")])
-        sub["targets"] = sub["targets"].fillna("imported")
-        fig = px.scatter(sub, x="mistake_severity", y="top1", color="settings", symbol="targets", hover_name="run_id",
-                         title="Accuracy against mistake severity (up and to the left is better)")
-        fig.update_traces(marker=dict(size=14))
-        fig.update_xaxes(range=padded(sub.mistake_severity), title="mistake severity (mean tree distance of the mistakes)")
-        fig.update_yaxes(range=padded(sub.top1), title="top-1 accuracy")
-        fig.update_layout(legend={"title": "label representation"})
-        st.plotly_chart(fig, key="acc_vs_sev")
+        metrics, config = runs.split_comparison(runs.compare([runs_dir() / r for r in chosen]))
+        st.dataframe(metrics, key="compare", column_config={r: st.column_config.NumberColumn(format="%.4f") for r in chosen})
+        with st.expander("Settings of these runs"):
+            st.dataframe(config, key="compare_settings")
+        scatter(done[done.run_id.isin(chosen)])
         baseline_comparison(chosen)
         for run_id in chosen[:4]:
             hist = runs.Run(runs_dir() / run_id).history()
             if not hist.empty:
                 st.plotly_chart(px.line(hist, x="epoch", y=["val_top1", "val_semsim5"], title=run_id, height=240, markers=True),
                                 key=f"hist-{run_id}")
+
+
+def scatter(sub: pd.DataFrame) -> None:
+    """Accuracy against severity, one colour per label representation with its settings (two semantic
+    runs at different T differ), axes padded around the points rather than a fixed 0 to 1.5."""
+    sub = sub.assign(representation=[runs.representation_label(r) for r in sub.to_dict("records")])
+    fig = px.scatter(sub, x="mistake_severity", y="top1", color="representation", hover_name="run_id",
+                     title="Accuracy against mistake severity (up and to the left is better)")
+    fig.update_traces(marker=dict(size=14))
+    for axis, col in (("xaxis", "mistake_severity"), ("yaxis", "top1")):
+        lo, hi = float(sub[col].min()), float(sub[col].max())
+        pad = max((hi - lo) * 0.15, 0.02)
+        fig.update_layout({axis: {"range": [lo - pad, hi + pad]}})
+    st.plotly_chart(fig, key="acc_vs_sev")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -222,9 +213,8 @@ def page() -> None:
         if config is not None:
             run_dir = launch(config)
             st.success(f"Run {run_dir.name} started.")
-    st.subheader("In progress")
-    live_runs()
-    st.subheader("All runs")
+    active = any(r.state in ("queued", "running") for r in runs.RunStore(runs_dir()).runs())
+    st.fragment(live_runs, run_every=2 if active else None)()
     runs_table_and_compare()
 
 

@@ -7,8 +7,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import runs, settings, sweep
+from core.display import plain
 from core.settings import TARGET_KINDS, TEMPLATES
-from pages.shared import ROOT, guard, plain, runs_dir, sample_config
+from pages.shared import ROOT, guard, runs_dir, sample_config
 
 ADOPTED = ("targets", "alpha", "temperature", "k", "beta", "mix", "template", "curriculum_epochs", "aux_codes")
 

@@ -76,6 +76,8 @@ def test_smoothing_temperature_slider_changes_the_target():
     assert not at.exception
     assert cold < 2 and hot > 15  # T -> 0: one neighbour; T large: close to k = 20
     assert at.session_state["_persist"]["temperature"] == 10.0  # what the Training page starts from
+    next(b for b in at.button if b.label == "Prepare the export").click().run()
+    assert not at.exception and at.get("download_button")  # the CSV export goes through core.export.write_csv
 
 
 def test_training_launch_short_run_then_errors_page(run_store):
@@ -112,3 +114,34 @@ def test_uploaded_product_table_with_unusable_rows_is_refused_before_any_run(run
     assert not at.exception
     assert any("no usable rows" in e.value and "empty text" in e.value for e in at.error)
     assert runs.RunStore(run_store).runs() == []
+
+
+def test_errors_page_shows_only_real_images_from_the_run_folder(run_store, tmp_path):
+    """An image column value that leaves the image folder is not read (defect: /etc/passwd was embedded)."""
+    import pandas as pd
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (60, 80), (200, 30, 30)).save(images / "ok.jpg")
+    store = runs.RunStore(run_store)
+    run_dir = store.create({"targets": "onehot", "image_dir": str(images)})
+    truth = ["Shoes > Boots", "Shoes > Sandals", "Kitchen > Knives"]
+    frame = pd.DataFrame({"id": ["1", "2", "3"], "text": ["=HYPERLINK(\"http://evil.example\",\"x\")", "b", "c"],
+                          "true_label": truth, "image_path": [str(images / "ok.jpg"), str(images / "../../../../../etc/passwd"),
+                                                              "/etc/passwd"]})
+    for r in range(1, 4):
+        frame[f"pred_{r}"] = truth[r:] + truth[:r]
+        frame[f"prob_{r}"] = [0.5, 0.3, 0.2][r - 1]
+        frame[f"sim_{r}"] = 0.5
+    frame["correct"] = False
+    frame["tree_distance"] = 2
+    frame["semantic_distance"] = 0.5
+    runs.write_parquet(run_dir / "predictions.parquet", frame)
+    runs.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.0}, "crm": {}, "encoder": "test"})
+    runs.set_status(run_dir, "done")
+    at = page("errors")
+    shown = at.dataframe[0].value
+    by_id = dict(zip(shown["product"], shown["image"], strict=True))
+    assert pd.isna(by_id["b"]) and pd.isna(by_id["c"])
+    assert str(by_id['=HYPERLINK("http://evil.example","x")']).startswith("data:image/jpeg;base64,")

@@ -51,21 +51,3 @@ def test_runs_on_different_items_are_refused(tmp_path, capsys):
     code = main(["compare", b, "--baseline", a])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: the runs were evaluated on different items") and len(err.splitlines()) == 1
-
-
-def test_plain_compare_fits_a_terminal_with_metrics_first(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "100")
-    store = runs.RunStore(tmp_path / "runs")
-    note = "Using all-MiniLM-L6-v2 (bundled sentence model, text only) " + "(auto: no CLIP weights on this machine) " * 8
-    folders = []
-    for name in ("semantic-t01", "semantic-t05", "tree-beta3"):
-        folder = run_with(store, name, ["A > A1 > b"] * 4, ["A > A1 > b"] * 4, [0] * 4)
-        runs.write_json(runs.Run(folder) / "metrics.json", {"plain": {"top1": 1 / 3, "mistake_severity": 1.5}, "crm": {}, "encoder": note})
-        folders.append(folder)
-    assert main(["compare", *folders]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert max(map(len, lines)) <= 100, max(lines, key=len)
-    rows = [line.split()[0] for line in lines if line and not line.startswith(" ")]
-    assert rows.index("top1") < rows.index("targets")  # metrics before settings
-    assert "0.3333" in next(line for line in lines if line.startswith("top1"))
-    assert sum("Using all-MiniLM" in line for line in lines) == 1  # the encoder note once, wrapped, not in every column

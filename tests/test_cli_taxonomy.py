@@ -35,3 +35,12 @@ def test_wrong_format_override_exits_2(tmp_path):
     (tmp_path / "p.txt").write_text("A > B\n")
     r = run_cli("taxonomy", tmp_path / "p.txt", "--format", "bestbuy")
     assert r.returncode == 2 and "bestbuy" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_header_only_csv_and_flat_taxonomy_in_the_cli(tmp_path):
+    (tmp_path / "header.csv").write_text("id,parent_id,name\n")
+    r = run_cli("taxonomy", tmp_path / "header.csv")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "no categories below it" in r.stderr
+    (tmp_path / "flat.txt").write_text("Shoes\nBags\nHats\n")
+    r = run_cli("taxonomy", tmp_path / "flat.txt", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[-1])["nodes"] == 3

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -80,17 +81,67 @@ def test_background_run_and_cancel(tmp_path):
     assert runs.status(cancelled)["state"] == "cancelled"
 
 
-def test_background_run_command_leaves_its_progress_for_the_app(tmp_path):
-    """`python -m core run` (what the Training page launches) records the pipeline's steps in progress.json."""
-    from core import runs
-    from core.settings import ExperimentConfig
-    from tests.conftest import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY
-    from tests.test_cli_taxonomy import run_cli
+SMALL = ["--max-rows", "600", "--epochs", "2", "--encoder", "minilm", "--quiet"]
 
-    config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title"], id_column="id",
-                              taxonomy=str(SAMPLE_TAXONOMY), encoder="minilm", epochs=1, max_rows=300)
-    run = runs.RunStore(tmp_path).create(config.to_dict(), name="bg")
-    r = run_cli("run", run.path)
-    assert r.returncode == 0, r.stderr
-    assert runs.read_progress(run.path) == {"stage": "train epoch", "done": runs.read_progress(run.path)["total"],
-                                            "total": runs.read_progress(run.path)["total"]}
+
+@pytest.mark.parametrize("extra", [["--temperature", "nan"], ["--temperature", "inf"], ["--beta=-1"], ["--max-depth", "0"]])
+def test_bad_settings_exit_2_before_a_run_folder_exists(tmp_path, extra):
+    r = run_cli(*BASE, *extra, "--out", tmp_path / "runs")
+    setting = extra[0].lstrip("-").split("=")[0].replace("-", "_")
+    assert r.returncode == 2 and r.stderr.startswith(f"error: {setting} must") and "Traceback" not in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def _embeddings(tmp_path, array):
+    ids = pd.read_csv(SAMPLE_PRODUCTS, dtype=str, nrows=600)["id"]
+    (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n")
+    np.save(tmp_path / "e.npy", array)
+    return ["--embeddings", tmp_path / "e.npy", "--embedding-ids", tmp_path / "ids.txt"]
+
+
+@pytest.mark.parametrize("case", ["single class", "nan embeddings", "wrong shape", "bad checkpoint"])
+def test_bad_data_exits_2_before_a_run_folder_exists(tmp_path, case):
+    args = [*BASE[:-7], *SMALL, "--targets", "onehot", "--out", tmp_path / "runs"]
+    if case == "single class":
+        args += ["--max-depth", "1", "--taxonomy", tmp_path / "one.txt"]
+        (tmp_path / "one.txt").write_text("Shoes\n")
+        table = pd.read_csv(SAMPLE_PRODUCTS, dtype=str, nrows=600).assign(category_path="Shoes > Boots")
+        table.to_csv(tmp_path / "p.csv", index=False)
+        args[args.index(SAMPLE_PRODUCTS)] = tmp_path / "p.csv"
+        words = "at least two classes"
+    elif case == "nan embeddings":
+        array = np.ones((600, 4), dtype=np.float32)
+        array[7, 2] = np.nan
+        args += _embeddings(tmp_path, array)
+        words = "NaN or infinite values in 1 rows"
+    elif case == "wrong shape":
+        args += _embeddings(tmp_path, np.ones((500, 4), dtype=np.float32))
+        words = "they must match row for row"
+    else:
+        (tmp_path / "clip.safetensors").write_bytes(b"not weights at all")
+        args += ["--encoder", "clip", "--clip-checkpoint", tmp_path / "clip.safetensors"]
+        words = "cannot be read"
+    r = run_cli(*args)
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_disk_full_while_saving_is_one_message_and_no_partial_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from core.cli import main
+
+    def full_disk(self, path, *args, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"PAR1 half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full_disk)
+    rc = main([str(a) for a in (*BASE[:-7], *SMALL, "--targets", "onehot", "--out", tmp_path / "runs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("error: could not save") and "the disk is full" in err[-1]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert runs.status(run_dir)["state"] == "failed" and "disk is full" in runs.status(run_dir)["error"]
+    assert not (run_dir / "predictions.parquet").exists()
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary file left behind

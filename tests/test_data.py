@@ -137,3 +137,30 @@ def test_real_fashion_loads_with_images_and_embeddings():
 ])
 def test_name_tail_rules(label, title, kept):
     assert len(normalise_label(label, title)[0]) == kept
+
+
+def test_parquet_list_labels_are_paths_and_structs_are_refused(tmp_path):
+    frame = pd.DataFrame({"id": ["1", "2", "3"], "title": ["Rain boots", "Chef knife", "Sandal"],
+                          "segments": [["Shoes", "Boots"], ["Kitchen", "Knives"], ["Shoes", "Sandals"]],
+                          "text": [{"en": "Rain boots"}, {"en": "Chef knife"}, {"en": "Sandal"}]})
+    frame.to_parquet(tmp_path / "t.parquet")
+    table = read_table(tmp_path / "t.parquet")
+    ds = prepare_dataset(table, label_columns=["segments"], text_columns=["title"], id_column="id")
+    assert ds.class_names == ["Kitchen > Knives", "Shoes > Boots", "Shoes > Sandals"]
+    with pytest.raises(DataError, match=r"text column 'text' holds structs .*row 1"):
+        prepare_dataset(table, label_columns=["segments"], text_columns=["text"])
+    with pytest.raises(DataError, match="label column 'text' holds structs"):
+        prepare_dataset(table, label_columns=["text"], text_columns=["title"])
+    with pytest.raises(DataError, match="label column 'segments' holds lists"):  # several label columns: one level each
+        prepare_dataset(table, label_columns=["segments", "title"], text_columns=["title"])
+
+
+def test_precomputed_files_that_cannot_be_joined_are_refused(tmp_path, tax):
+    from core.data import precomputed_block
+
+    (tmp_path / "ids.txt").write_text("5\n1\n99\n")  # one id per line, no header
+    np.save(tmp_path / "e.npy", np.eye(3, 4, dtype=np.float32))
+    block, found = precomputed_block(["1", "2", "5"], tmp_path / "e.npy", tmp_path / "ids.txt")
+    assert found.tolist() == [True, False, True] and block[2].tolist() == [1, 0, 0, 0]
+    with pytest.raises(DataError, match="none of the product ids"):
+        precomputed_block(["7", "8"], tmp_path / "e.npy", tmp_path / "ids.txt")

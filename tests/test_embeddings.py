@@ -107,3 +107,46 @@ def test_precomputed_mismatch_is_reported(tmp_path):
     (tmp_path / "ids.csv").write_text("id\n1\n2\n")
     with pytest.raises(ValueError, match="must match"):
         load_precomputed(tmp_path / "e.npy", tmp_path / "ids.csv")
+
+
+def test_ids_file_with_or_without_header_keeps_every_id(tmp_path):
+    np.save(tmp_path / "e.npy", np.arange(6, dtype=np.float32).reshape(3, 2))
+    (tmp_path / "plain.txt").write_text("10\n20\n30\n")
+    (tmp_path / "header.csv").write_text("id\n10\n20\n30\n")
+    for name in ("plain.txt", "header.csv"):
+        ids, matrix = load_precomputed(tmp_path / "e.npy", tmp_path / name)
+        assert ids == ["10", "20", "30"] and matrix[2].tolist() == [4, 5]
+
+
+@pytest.mark.parametrize(("array", "ids", "words"), [
+    (np.zeros((3, 2)), "10\n20\n10\n", "'10' more than once"),
+    (np.array([[0, 1], [np.nan, 0], [1, 0]]), "10\n20\n30\n", "NaN or infinite values in 1 rows .*'20'"),
+    (np.array([[0, 1], [np.inf, 0], [1, 0]]), "10\n20\n30\n", "NaN or infinite"),
+    (np.zeros(3), "10\n20\n30\n", "2-D numeric array"),
+])
+def test_unusable_precomputed_embeddings_are_refused(tmp_path, array, ids, words):
+    np.save(tmp_path / "e.npy", array)
+    (tmp_path / "ids.txt").write_text(ids)
+    with pytest.raises(ValueError, match=words):
+        load_precomputed(tmp_path / "e.npy", tmp_path / "ids.txt")
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims width x height pixels and holds none (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_a_broken_image_not_a_crash(random_clip, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (60, 80), (200, 30, 30)).save(tmp_path / "ok.jpg")
+    (tmp_path / "bomb.png").write_bytes(png_header(20_000, 10_000))  # 200 megapixels: PIL's error
+    (tmp_path / "big.png").write_bytes(png_header(10_000, 10_000))  # 100 megapixels: PIL only warns
+    vecs, ok = random_clip.encode_images([tmp_path / "bomb.png", tmp_path / "ok.jpg", tmp_path / "big.png"])
+    assert ok.tolist() == [False, True, False] and not vecs[0].any() and not vecs[2].any()

@@ -78,22 +78,3 @@ def test_per_class_and_subtree_rollup(small_tree, ancestors):
     roll = subtree_rollup(table, small_tree, leaves).set_index("name")
     assert roll.loc["A", "support"] == 2 and roll.loc["A", "errors"] == 1
     assert roll.loc["B", "mean_severity"] == 3 and roll.loc["d", "parent"] == small_tree.ids[small_tree.resolve("B")]
-
-
-def test_metrics_from_predictions_hand_worked(small_tree):
-    import pandas as pd
-
-    from core.metrics import metrics_from_predictions
-
-    a, b, c, d = "A > A1 > a", "A > A1 > b", "A > A2 > c", "B > d"
-    frame = pd.DataFrame({"true_label": [a, d], "tree_distance": [0, 3], "crm_pred_1": [a, d], "crm_tree_distance": [0, 0]})
-    for r, (p1, p2) in enumerate([(a, c), (b, d), (c, a), (d, b), (a, d)], start=1):
-        frame[f"pred_{r}"] = [p1, p2]
-    for r, (s1, s2) in enumerate([(1, 0.1), (0.5, 1), (0.2, 0), (0, 0), (1, 1)], start=1):
-        frame[f"sim_{r}"] = [s1, s2]
-    m = metrics_from_predictions(frame, small_tree)
-    # row 1: d = 0,1,2,3,0 -> 6/5; row 2: d(c,d)=3, 0, d(a,d)=3, d(b,d)=3, 0 -> 9/5
-    assert m == pytest.approx({"top1": 0.5, "mistake_severity": 3.0, "hdist@5": 1.5, "semsim@5": (2.7 / 5 + 2.1 / 5) / 2})
-    crm = metrics_from_predictions(frame, small_tree, "crm_pred_1", "crm_tree_distance")
-    assert crm["top1"] == 1.0 and crm["mistake_severity"] is None and crm["hdist@5"] is None
-    assert metrics_from_predictions(frame.iloc[:0], small_tree)["top1"] is None

@@ -48,28 +48,49 @@ def test_compare_rejects_non_run_folder(tmp_path):
         runs.compare([tmp_path])
 
 
-def test_progress_file_is_throttled_but_keeps_each_stages_first_and_last_step(tmp_path, monkeypatch):
-    clock = iter([0.0, 0.1, 0.2, 0.3, 5.0])
+def finished_run(store: runs.RunStore, **config) -> runs.Run:
+    run = store.create({"targets": "semantic", "alpha": 0.1, "temperature": 0.1, "k": 20, "data": "/x/p.csv"} | config)
+    note = "MiniLM (sentence-transformers/all-MiniLM-L6-v2, bundled) " * 7  # a long encoder note, as real runs have
+    runs.write_json(run.path / "metrics.json", {"encoder": note, "plain": {"top1": 0.8, "mistake_severity": 2.0}, "crm": {}})
+    runs.set_status(run.path, "done")
+    return run
+
+
+def test_compare_puts_metrics_first_and_splits_them_from_settings(tmp_path):
+    store = runs.RunStore(tmp_path)
+    a, b = finished_run(store), finished_run(store, temperature=0.05)
+    table = runs.compare([a, b])
+    assert table.index[0] == "top1" and table.index.get_loc("mistake_severity") < table.index.get_loc("targets")
+    metrics, settings = runs.split_comparison(table)
+    assert all(pd.api.types.is_float_dtype(d) for d in metrics.dtypes) and metrics.loc["top1", a.name] == 0.8
+    assert "targets" in settings.index and all(isinstance(v, str) for v in settings.to_numpy().ravel())
+    assert settings.loc["temperature", b.name] == "0.05"
+    labels = [runs.representation_label(r) for r in store.table().to_dict("records")]
+    assert sorted(labels) == ["semantic α=0.1 T=0.05 k=20", "semantic α=0.1 T=0.1 k=20"]
+    assert runs.representation_label({"targets": "onehot", "alpha": 0.1}) == "onehot"
+
+
+def test_cli_compare_fits_a_terminal(tmp_path, capsys):
+    from core.cli import main
+
+    store = runs.RunStore(tmp_path)
+    dirs = [str(finished_run(store, temperature=t).path) for t in (0.05, 0.1, 0.2, 0.5)]
+    assert main(["compare", *dirs]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 120, max(lines, key=len)
+    assert lines[0].split()[0] != "status" and any(line.startswith("top1") for line in lines)
+
+
+def test_progress_file_is_throttled_and_keeps_stage_ends(tmp_path, monkeypatch):
+    clock = iter([0.0, 0.1, 0.2, 5.0, 5.1, 5.2])
     monkeypatch.setattr(runs.time, "monotonic", lambda: next(clock))
-    record = runs.ProgressFile(tmp_path, every=1.0)
+    write = runs.ProgressWriter(tmp_path, every=1.0)
     assert runs.read_progress(tmp_path) is None
-    record("embed products", 0, 100)
-    record("embed products", 64, 100)  # 0.1 s later: not written
+    write("embed products", 0, 100)  # a stage's start: written
+    write("embed products", 10, 100)  # 0.1 s later: skipped
     assert runs.read_progress(tmp_path) == {"stage": "embed products", "done": 0, "total": 100}
-    record("embed products", 100, 100)  # the last step always
+    write("embed products", 100, 100)  # a stage's end: always written
     assert runs.read_progress(tmp_path)["done"] == 100
-    record("embed categories", 0, 10)  # a new stage always
-    assert runs.read_progress(tmp_path)["stage"] == "embed categories"
-    record("embed categories", 5, 10)  # 4.7 s later
-    assert runs.read_progress(tmp_path)["done"] == 5
-    (tmp_path / "progress.json").write_text('{"stage": 1}')
-    assert runs.read_progress(tmp_path) is None  # a damaged file reads as no progress
-
-
-def test_arm_label_names_the_settings_each_kind_uses():
-    row = {"targets": "semantic", "alpha": 0.1, "temperature": 0.05, "k": 20, "beta": 10.0, "mix": 0.5, "curriculum_epochs": 0,
-           "aux_codes": "none"}
-    assert runs.arm_label(row) == "semantic α=0.1 T=0.05 k=20"
-    assert runs.arm_label(row | {"temperature": 1.0}) != runs.arm_label(row)
-    assert runs.arm_label(row | {"targets": "tree", "curriculum_epochs": 3}) == "tree β=10 curriculum 3"
-    assert runs.arm_label({"targets": None}) == "imported"
+    write("embed categories", 5, 50)  # a new stage: written at once
+    write("embed categories", 6, 50)  # 0.1 s later: skipped
+    assert runs.read_progress(tmp_path) == {"stage": "embed categories", "done": 5, "total": 50}

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from core.similarity import cosine_similarity, suspicious_pairs, topk_neighbors, tree_agreement
+from core.similarity import (
+    cosine_similarity,
+    default_branch,
+    heatmap_branches,
+    suspicious_pairs,
+    topk_neighbors,
+    tree_agreement,
+)
 
 
 def test_topk_breaks_ties_by_lower_index():
@@ -47,26 +54,19 @@ def test_agreement_and_suspicious_pairs(small_tree):
     assert pairs.iloc[0]["tree_distance"] == 3
 
 
-def test_suspicious_pairs_rank_by_similarity_times_tree_distance(small_tree):
-    """Issue 12 item 5 in miniature: a fairly similar pair two levels apart (a, c: 0.699, d = 2) outranks a
-    weakly similar pair three apart (c, d: 0.335, d = 3). suspicion = s d / d_max, d_max = 3 here."""
+def test_suspicious_pairs_rank_by_similarity_times_distance(small_tree):
+    """b~c (0.95, distance 2) is more suspicious than a~d (0.40, distance 3): 0.95*2/3 = 0.633 > 0.40*3/3."""
     t = small_tree
     leaves = [t.resolve(p) for p in ("A > A1 > a", "A > A1 > b", "A > A2 > c", "B > d")]
-    y = 0.335 / np.sqrt(1 - 0.699**2)
-    e = np.array([[1, 0, 0], [0, 0, -1], [0.699, np.sqrt(1 - 0.699**2), 0], [0, y, np.sqrt(1 - y**2)]], dtype=np.float32)
-    pairs = suspicious_pairs(e, t, leaves, k=2)
-    top = pairs.head(2)
-    assert top[["category_a", "category_b"]].values.tolist() == [["A > A1 > a", "A > A2 > c"], ["A > A2 > c", "B > d"]]
-    assert np.allclose(top.suspicion, [round(0.699 * 2 / 3, 3), round(0.335 * 3 / 3, 3)])
-    assert pairs.suspicion.is_monotonic_decreasing
+    e = np.array([[1, 0, 0], [0, 1, 0], [0, 0.95, np.sqrt(1 - 0.95**2)], [0.4, 0, np.sqrt(1 - 0.4**2)]], dtype=np.float32)
+    pairs = suspicious_pairs(e, t, leaves, k=1)
+    assert pairs[["category_a", "category_b"]].values.tolist() == [["A > A1 > b", "A > A2 > c"], ["A > A1 > a", "B > d"]]
+    assert pairs.suspicion.tolist() == pytest.approx([0.633, 0.4], abs=1e-3)
+    assert pairs.tree_distance.tolist() == [2, 3]
 
 
-def test_heatmap_branch_choices_and_short_labels():
-    from core.similarity import branch_sizes, default_branch, short_labels
-
-    paths = ["A > x > 1", "A > x > 2", "A > y", "B > z > 1", "B > z > 2", "B > z > 3", "C"]
-    sizes = branch_sizes(paths)
-    assert sizes.to_dict() == {"A > x": 2, "B > z": 3}  # single leaves (A > y, C) are never offered
-    assert default_branch(sizes, max_rows=3) == "B > z" and default_branch(sizes, max_rows=2) == "A > x"
-    assert default_branch(sizes, max_rows=1) == "A > x"  # nothing fits whole: the smallest
-    assert short_labels(["A > x > 1", "B > z > 1", "B > z > 3"]) == ["x > 1", "z > 1", "3"]
+def test_heatmap_branches_skip_single_leaves_and_open_on_the_largest_that_fits():
+    paths = ["A > x > 1", "A > x > 2", "A > y", "B > z", "C > p", "C > q", "C > r"]
+    branches = heatmap_branches(paths)
+    assert branches.to_dict() == {"A": 3, "A > x": 2, "C": 3}  # B and B's only leaf: a 1x1 heatmap
+    assert default_branch(branches, 3) == "A" and default_branch(branches, 2) == "A > x" and default_branch(branches, 1) == "A > x"

@@ -124,3 +124,35 @@ def test_bestbuy_loads_with_problems_listed():
     assert len(created) == 139
     assert len(t) == 4584 + 139 and len(t.roots) >= 43
     assert {p.code for p in t.problems} >= {"unknown-child", "child-mismatch"}
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (b"id,parent_id,name\n", "no categories below it"),
+    (b"path\n", "no categories below it"),
+    (b'"hello"\n', "single JSON value"),
+    (b"null", "single JSON value"),
+])
+def test_header_only_tables_and_json_scalars_are_refused(text, words):
+    with pytest.raises(TaxonomyError, match=words):
+        load_taxonomy(text, filename="t.csv")
+
+
+def test_a_json_scalar_still_loads_as_a_path_list_when_asked():
+    assert load_taxonomy(b"null", format="paths").names == ["null"]
+
+
+def _nested(depth: int) -> bytes:
+    return ("".join(f'{{"name": "n{i}", "children": [' for i in range(depth)) + '{"name": "leaf"}' + "]}" * depth).encode()
+
+
+def test_deep_nested_json_is_refused_with_a_message_not_a_recursion_error():
+    with pytest.raises(TaxonomyError, match="nested too deeply"):
+        load_taxonomy(_nested(600))  # json's own parser gives up here
+    with pytest.raises(TaxonomyError, match="301 levels deep"):
+        load_taxonomy(_nested(300))  # parses, but distances are stored in 8 bits
+    assert load_taxonomy(_nested(200)).max_depth == 201  # walked without recursion
+
+
+def test_flat_taxonomy_loads():
+    t = load_taxonomy(b"Shoes\nBags\nHats\n")
+    assert (len(t), len(t.leaves), t.max_depth) == (3, 3, 1)
