@@ -379,7 +379,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = Predictor.load(args.run_dir, clip_checkpoint=args.clip_checkpoint)
     print(predictor.encoder_choice.note, file=sys.stderr)
     given = {name: getattr(args, name, None) for name in ("data", "text_columns", "id_column", "image_column", "image_dir",
-                                                           "image_pattern", "embeddings", "embedding_ids", "max_rows")}
+                                                           "image_pattern", "embeddings", "embedding_ids", "max_rows",
+                                                           "features")}
     if args.column_names:
         given["column_names"] = [c.strip() for c in args.column_names.split(",") if c.strip()]
     config = predictor.input_config(**given)
@@ -390,6 +391,42 @@ def cmd_predict(args: argparse.Namespace) -> int:
           f"(risk above {args.review_risk})")
     if args.json:
         print(json.dumps({"run_id": predictor.run.name, "encoder": predictor.encoder.identity} | result))
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Embed a table into FEATURES_DIR: chunked, cached per item, resumable; on Ray Data when asked."""
+    import time
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from core import features
+    from core.experiment import cached_encoder
+
+    config = settings.config_from_args(args, whole=False)
+    if args.chunk_rows < 1 or args.workers < 1:
+        raise CliError("--chunk-rows and --workers must be at least 1")
+    if not Path(config.data).is_file():
+        raise CliError(f"data file not found: {config.data}")
+    if config.image_dir is not None and not Path(config.image_dir).is_dir():
+        raise CliError(f"image folder not found: {config.image_dir}")
+    started = time.perf_counter()
+    with tqdm(desc="embedding", unit=" items", file=sys.stderr, disable=args.quiet) as bar:
+        if args.ray or args.ray_address:
+            from core.embed_ray import embed_on_ray
+
+            stats = embed_on_ray(config, args.out, address=args.ray_address, workers=args.workers,
+                                 chunk_rows=args.chunk_rows, progress=bar.update)
+        else:
+            choice = cached_encoder(config.encoder, config.clip_checkpoint, config.device)
+            print(choice.note, file=sys.stderr)
+            stats = features.embed_file(config, choice.encoder, args.out, chunk_rows=args.chunk_rows, progress=bar.update)
+    stats["seconds"] = round(time.perf_counter() - started, 2)
+    print(f"{stats['rows']} items in {args.out}: {stats['embedded']} embedded now, {stats['cached']} reused"
+          + (f", {stats['images_unreadable']} images missing or unreadable (masked)" if stats["images_unreadable"] else ""))
+    if args.json:
+        print(json.dumps({"out": str(args.out)} | stats))
     return 0
 
 
@@ -483,6 +520,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)
+
+    em = sub.add_parser("embed", help="embed a product table into a FEATURES_DIR (per-item cache, resumable, "
+                        "optionally on Ray Data) for train/predict/sweep --features")
+    settings.add_arguments(em, ("data", "encoder"), required=("data", "text_columns", "id_column"),
+                           skip=(*NOT_PREDICT_SETTINGS, "features", "embeddings", "embedding_ids", "template"))
+    em.add_argument("--out", required=True, metavar="FEATURES_DIR", help="features folder (created, or resumed)")
+    em.add_argument("--chunk-rows", type=int, default=10_000, help="rows read and written at a time (default 10000)")
+    em.add_argument("--ray", action="store_true", help="run as a Ray Data pipeline on a local Ray")
+    em.add_argument("--ray-address", metavar="HOST:PORT", help="run as a Ray Data pipeline on this Ray cluster")
+    em.add_argument("--workers", type=int, default=2, metavar="N", help="encoder actors on Ray (default 2)")
+    em.add_argument("--json", action="store_true", help="print the counts (embedded, cached, ...) as JSON on the last line")
+    em.add_argument("--quiet", action="store_true", help="no progress bar")
+    em.set_defaults(func=cmd_embed)
 
     rs = sub.add_parser("runs", help="list the runs in a store with their state and headline metrics")
     rs.add_argument("store", metavar="RUNS_DIR")

@@ -3,7 +3,6 @@ and why, a stratified split, and the feature matrix (text, image, precomputed) w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -16,9 +15,9 @@ import pandas as pd
 from core.embeddings import (
     Encoder,
     Progress,
-    atomic_save_npy,
     cached_text_embeddings,
-    default_cache_dir,
+    embed_images,
+    item_cache,
     load_precomputed,
 )
 from core.taxonomy import Taxonomy, TaxonomyError, detect_separator, taxonomy_from_labels
@@ -344,20 +343,8 @@ class Features:
 
 def image_features(paths: Sequence[str], encoder: Encoder, cache_dir: str | Path | None = None,
                    progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """CLIP image embeddings for paths, cached by encoder identity, path and file size/mtime."""
-    keys = []
-    for p in paths:
-        path = Path(p)
-        stat = path.stat() if path.is_file() else None
-        keys.append(f"{p}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"{p}:missing")
-    digest = hashlib.sha256("\x1f".join([encoder.identity, *keys]).encode()).hexdigest()[:32]
-    root = Path(cache_dir or default_cache_dir()) / "image"
-    vec_path, mask_path = root / f"{digest}.npy", root / f"{digest}.mask.npy"
-    if vec_path.is_file() and mask_path.is_file():
-        return np.load(vec_path), np.load(mask_path)
-    vecs, ok = encoder.encode_images(paths, progress=progress)
-    atomic_save_npy(vec_path, vecs)
-    atomic_save_npy(mask_path, ok)
+    """CLIP image embeddings for paths and their mask, from the per-item cache keyed by each file's bytes."""
+    vecs, ok, _ = embed_images(encoder, paths, item_cache(encoder, cache_dir) if encoder.cacheable else None, progress)
     return vecs, ok
 
 
@@ -382,10 +369,16 @@ def precomputed_block(item_ids: Sequence[str], npy_path: str | Path, ids_path: s
 
 def build_features(dataset: Dataset | Items, text_encoder: Encoder, *, precomputed: tuple[str, str] | None = None,
                    image_encoder: Encoder | None = None, cache_dir: str | Path | None = None,
-                   progress: Progress | None = None, use_text: bool = True, allow_missing: bool = False) -> Features:
+                   progress: Progress | None = None, use_text: bool = True, allow_missing: bool = False,
+                   features_dir: str | Path | None = None) -> Features:
     """Text embeddings (unless `use_text` is False); image embeddings from a precomputed .npy (joined
     on id) or from CLIP. Items without an image get zeros and mask False, never a crash; with
-    `allow_missing` (scoring new items) even none of them having a precomputed embedding is no error."""
+    `allow_missing` (scoring new items) even none of them having a precomputed embedding is no error.
+    `features_dir` takes every modality from a FEATURES_DIR (`python -m core embed`) instead."""
+    if features_dir is not None:
+        if precomputed is not None:
+            raise DataError("--features and --embeddings cannot be combined: embed the image modality into the features folder")
+        return features_from_dir(dataset, features_dir, text_encoder.identity, use_text=use_text)
     blocks, masks, names, notes = [], [], [], []
     if use_text:
         text = cached_text_embeddings(text_encoder, dataset.texts, cache_dir, progress)
@@ -415,6 +408,28 @@ def build_features(dataset: Dataset | Items, text_encoder: Encoder, *, precomput
         slices.append((name, start, start + block.shape[1]))
         start += block.shape[1]
     return Features(np.concatenate(blocks, axis=1).astype(np.float32), np.stack(masks, axis=1), slices, notes)
+
+
+def features_from_dir(dataset: Dataset | Items, path: str | Path, identity: str, use_text: bool = True) -> Features:
+    """The dataset's rows of a FEATURES_DIR, matched by id (read from the memory map, not embedded)."""
+    from core.features import open_features
+
+    fd = open_features(path, identity)
+    rows = fd.rows_for(dataset.ids)
+    keep = [i for i, (name, _, _) in enumerate(fd.slices) if use_text or name != "text"]
+    if not keep:
+        raise DataError("no modality left: text is switched off and the features folder holds no images")
+    order = np.argsort(rows, kind="stable")  # the memory map is read in file order
+    matrix, mask = np.empty((len(rows), fd.matrix.shape[1]), dtype=np.float32), np.empty((len(rows), fd.mask.shape[1]), dtype=bool)
+    matrix[order], mask[order] = fd.matrix[rows[order]], fd.mask[rows[order]]
+    columns = np.concatenate([np.arange(fd.slices[i][1], fd.slices[i][2]) for i in keep])
+    slices, start = [], 0
+    for i in keep:
+        name, lo, hi = fd.slices[i]
+        slices.append((name, start, start + hi - lo))
+        start += hi - lo
+    return Features(matrix[:, columns] if len(keep) < len(fd.slices) else matrix, mask[:, keep], slices,
+                    [f"features from {fd.path} ({fd.info['encoder']}; {len(rows)} of its {len(fd.ids)} items)"])
 
 
 def load_catalog_taxonomy(path: str | Path | None, format: str | None = None) -> Taxonomy | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.itemcache import ItemCache, item_keys
 from core.settings import TEMPLATES
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -149,31 +149,54 @@ class ClipEncoder(Encoder):
 
     def encode_images(self, paths: Sequence[str | Path], batch_size: int = 64,
                       progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(N, dim) normalised embeddings and an (N,) bool mask; unreadable images (decompression bombs
-        included) get zeros and mask False."""
+        """(N, dim) normalised embeddings and an (N,) bool mask; unreadable images get zeros and mask False."""
+        out = np.zeros((len(paths), self.dim), dtype=np.float32)
+        ok = np.zeros(len(paths), dtype=bool)
+        for sl in _batches(len(paths), batch_size):
+            out[sl], ok[sl] = self.encode_image_bytes([read_bytes(p) for p in paths[sl]])
+            if progress:
+                progress(sl.stop, len(paths))
+        return out, ok
+
+    def encode_image_bytes(self, blobs: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray]:
+        """One batch of encoded image files (None: missing): decoded (decompression bombs refused),
+        then one forward pass."""
+        import io
+
         import torch
 
         from core.images import IMAGE_ERRORS, open_image
 
-        out = np.zeros((len(paths), self.dim), dtype=np.float32)
-        ok = np.zeros(len(paths), dtype=bool)
-        for sl in _batches(len(paths), batch_size):
-            tensors, rows = [], []
-            for r in range(sl.start, sl.stop):
-                try:
-                    with open_image(paths[r]) as img:
-                        tensors.append(self.preprocess(img.convert("RGB")))
-                    rows.append(r)
-                except IMAGE_ERRORS:  # broken, missing or a decompression bomb: masked, and counted in the notes
-                    continue
-            if tensors:
-                with torch.inference_mode():
-                    feats = self.model.encode_image(torch.stack(tensors).to(self.device)).float().cpu().numpy()
-                out[rows] = _normalise(feats)
-                ok[rows] = True
-            if progress:
-                progress(sl.stop, len(paths))
+        out = np.zeros((len(blobs), self.dim), dtype=np.float32)
+        ok = np.zeros(len(blobs), dtype=bool)
+        tensors, rows = [], []
+        for r, blob in enumerate(blobs):
+            if blob is None:
+                continue
+            try:
+                with open_image(io.BytesIO(blob)) as img:
+                    tensors.append(self.preprocess(img.convert("RGB")))
+                rows.append(r)
+            except IMAGE_ERRORS:  # broken, fake or a decompression bomb: masked
+                continue
+        if tensors:
+            with torch.inference_mode():
+                feats = self.model.encode_image(torch.stack(tensors).to(self.device)).float().cpu().numpy()
+            out[rows] = _normalise(feats)
+            ok[rows] = True
         return out, ok
+
+
+def read_bytes(path: str | Path) -> bytes | None:
+    """A file's bytes, or None when it is missing, unreadable or too large (the item is masked, never a crash)."""
+    from core.images import MAX_IMAGE_BYTES
+
+    try:
+        if Path(path).stat().st_size > MAX_IMAGE_BYTES:
+            return None
+        return Path(path).read_bytes()
+    except OSError:
+        return None
 
 
 def encode_text_trimmed(model: object, tokens: object) -> object:
@@ -335,33 +358,74 @@ def render_prompts(taxonomy: object, classes: Sequence[int], template: str = "na
 
 
 # ----- cache -----------------------------------------------------------------------------------
+_CACHES: dict[tuple[str, str], ItemCache] = {}
+
+
+def item_cache(encoder: Encoder, cache_dir: str | Path | None = None) -> ItemCache:
+    """This process's view of `encoder`'s per-item cache (its index is read once, then refreshed)."""
+    root = str(Path(cache_dir or default_cache_dir()).resolve())
+    cache = _CACHES.get((root, encoder.identity))
+    if cache is None:
+        cache = _CACHES[(root, encoder.identity)] = ItemCache(root, encoder.identity, encoder.dim)
+    else:
+        cache.refresh()
+    return cache
+
+
+def embed_texts(encoder: Encoder, texts: Sequence[str], cache: ItemCache | None, progress: Progress | None = None,
+                batch_size: int = 64) -> tuple[np.ndarray, int]:
+    """Embeddings of `texts` and how many were encoded now: cached items are reused, the rest (each
+    distinct text once) encoded and added to the cache."""
+    texts = [str(t) for t in texts]
+    if cache is None:
+        return encoder.encode_text(texts, batch_size=batch_size, progress=progress), len(texts)
+    keys = item_keys(encoder.identity, "text", texts)
+    vecs, found = cache.get(keys)
+    missing = np.flatnonzero(~found)
+    new_keys, first, inverse = np.unique(keys[missing], return_index=True, return_inverse=True)
+    if len(missing):
+        done = len(texts) - len(missing)
+        step = (lambda d, _t: progress(done + d, len(texts))) if progress else None
+        new = encoder.encode_text([texts[missing[i]] for i in first], batch_size=batch_size, progress=step)
+        cache.put(new_keys, new)
+        vecs[missing] = new[inverse]
+    if progress:
+        progress(len(texts), len(texts))
+    return vecs, len(new_keys)
+
+
 def cached_text_embeddings(encoder: Encoder, texts: Sequence[str], cache_dir: str | Path | None = None,
                            progress: Progress | None = None, batch_size: int = 64) -> np.ndarray:
-    """Embed `texts`, reusing a disk cache keyed by the encoder identity and the exact texts."""
-    texts = [str(t) for t in texts]
-    digest = hashlib.sha256("\x1f".join([encoder.identity, *texts]).encode()).hexdigest()[:32]
-    path = Path(cache_dir or default_cache_dir()) / "text" / f"{digest}.npy"
-    if encoder.cacheable and path.is_file():
-        try:
-            vecs = np.load(path)
-            if vecs.shape == (len(texts), encoder.dim):
-                if progress:
-                    progress(len(texts), len(texts))
-                return vecs
-        except (OSError, ValueError):
-            pass  # a damaged cache entry is recomputed
-    vecs = encoder.encode_text(texts, batch_size=batch_size, progress=progress)
-    if encoder.cacheable:
-        atomic_save_npy(path, vecs)
-    return vecs
+    """Embed `texts`, reusing the per-item disk cache (keyed by encoder identity and each text)."""
+    cache = item_cache(encoder, cache_dir) if encoder.cacheable else None
+    return embed_texts(encoder, texts, cache, progress, batch_size)[0]
 
 
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    with os.fdopen(fd, "wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, path)
+def embed_images(encoder: ClipEncoder, paths: Sequence[str | Path], cache: ItemCache | None,
+                 progress: Progress | None = None, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, int]:
+    """Image embeddings keyed by the file's bytes (a renamed file is a hit, an edited one a miss),
+    decoded and encoded a batch at a time; (vectors, mask, encoded now). Unreadable files are masked."""
+    out = np.zeros((len(paths), encoder.dim), dtype=np.float32)
+    ok = np.zeros(len(paths), dtype=bool)
+    new_keys, new_vecs = [], []
+    for sl in _batches(len(paths), batch_size):
+        blobs = [read_bytes(p) for p in paths[sl]]
+        present = np.flatnonzero([b is not None for b in blobs])
+        keys = item_keys(encoder.identity, "image", [blobs[i] for i in present])
+        vecs, found = cache.get(keys) if cache is not None else (None, np.zeros(len(present), dtype=bool))
+        if found.any():
+            out[sl.start + present[found]], ok[sl.start + present[found]] = vecs[found], True
+        todo = present[~found]
+        if len(todo):
+            new, good = encoder.encode_image_bytes([blobs[i] for i in todo])
+            out[sl.start + todo], ok[sl.start + todo] = new, good
+            new_keys.append(keys[~found][good])
+            new_vecs.append(new[good])
+        if progress:
+            progress(sl.stop, len(paths))
+    if cache is not None and new_keys:
+        cache.put(np.concatenate(new_keys), np.concatenate(new_vecs))
+    return out, ok, sum(len(k) for k in new_keys)
 
 
 def label_embeddings(taxonomy: object, classes: Sequence[int], encoder: Encoder, template: str = "name",

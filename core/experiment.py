@@ -39,7 +39,7 @@ from core.embeddings import (
 )
 from core.label_issues import with_label_issues
 from core.metrics import evaluate, expected_calibration_error, jsonable, pairwise, ranked_predictions
-from core.settings import ExperimentConfig
+from core.settings import ExperimentConfig, resolve_device
 from core.targets import SoftTargets, build_targets, crm_rerank, feature_codes
 from core.train import EpochLog, predict_logits, train_model
 from core.triage import with_triage
@@ -63,9 +63,9 @@ class Prepared:
 
 
 @functools.lru_cache(maxsize=4)
-def cached_encoder(kind: str, clip_checkpoint: str | None) -> EncoderChoice:
+def cached_encoder(kind: str, clip_checkpoint: str | None, device: str = "auto") -> EncoderChoice:
     """Encoders take seconds to load; a process (the CLI, a benchmark) loads each once."""
-    return load_encoder(kind, clip_checkpoint=clip_checkpoint)
+    return load_encoder(kind, clip_checkpoint=clip_checkpoint, device=resolve_device(device))
 
 
 def load_dataset(config: ExperimentConfig) -> Dataset:
@@ -81,11 +81,11 @@ def prepare(config: ExperimentConfig, on_event: Event | None = None, dataset: Da
     config.validate()
     dataset = dataset or load_dataset(config)
     split = stratified_split(dataset.labels, config.val_fraction, config.test_fraction, config.seed)
-    choice = cached_encoder(config.encoder, config.clip_checkpoint)
+    choice = cached_encoder(config.encoder, config.clip_checkpoint, config.device)
     image_encoder = choice.encoder if choice.encoder.supports_images else None
     features = build_features(dataset, choice.encoder, image_encoder=image_encoder, use_text=config.use_text,
                               precomputed=(config.embeddings, config.embedding_ids) if config.embeddings else None,
-                              progress=(lambda d, t: on_event("embed products", d, t)) if on_event else None)
+                              features_dir=config.features, progress=(lambda d, t: on_event("embed products", d, t)) if on_event else None)
     emb = label_embeddings(dataset.taxonomy, dataset.classes, choice.encoder, config.template,
                            progress=(lambda d, t: on_event("embed categories", d, t)) if on_event else None)
     c = len(dataset.classes)

@@ -33,7 +33,7 @@ DENSE_DISTANCE_LIMIT = 12_000
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
 # what `predict` may take from the user instead of the run's own settings
 INPUT_SETTINGS = ("data", "text_columns", "id_column", "image_column", "image_dir", "image_pattern", "embeddings",
-                  "embedding_ids", "column_names", "max_rows")
+                  "embedding_ids", "column_names", "max_rows", "features")
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Predictor:
         unknown = set(given) - set(INPUT_SETTINGS)
         if unknown:
             raise ValueError(f"predict cannot change {', '.join(sorted(unknown))}")
-        return self.config.replace(**({"max_rows": None} | {k: v for k, v in given.items() if v is not None}))
+        return self.config.replace(**({"max_rows": None, "features": None} | {k: v for k, v in given.items() if v is not None}))
 
     def check_input(self, config: ExperimentConfig, columns: list[str]) -> None:
         """Refuse, before anything is written, a table that lacks what the model was trained on."""
@@ -108,7 +108,7 @@ class Predictor:
         image_encoder = self.encoder if self.image_source == "clip" and items.image_paths is not None else None
         precomputed = (config.embeddings, config.embedding_ids) if self.image_source == "precomputed" else None
         features = build_features(items, self.encoder, image_encoder=image_encoder, use_text=self.config.use_text,
-                                  precomputed=precomputed, allow_missing=True)
+                                  precomputed=precomputed, allow_missing=True, features_dir=config.features)
         expected = [tuple(s) for s in self.model.slices]
         if [tuple(s) for s in features.slices] != expected:
             features = align_features(features, expected)

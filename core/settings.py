@@ -43,6 +43,7 @@ TEMPLATES = {
     "path": "{path}",
     "photo": "a photo of {name}, a kind of {parent}",
 }
+DEVICES = {"auto": "Auto (CUDA when present, else CPU)", "cpu": "CPU", "cuda": "CUDA GPU"}
 AUX_CODES = {"none": "None", "taxonomy": "Taxonomy levels", "clusters": "Embedding clusters (k-means)"}
 # `predict` flags an answer for review when its expected tree distance (METHOD.md's R_k under the
 # calibrated probabilities) is above this: half a level of expected error (README: "Categorizing").
@@ -148,6 +149,8 @@ class ExperimentConfig:
     image_pattern: str = setting("{}", "file name from the image column's value, e.g. '{}.jpg'", "data")
     embeddings: str | None = setting(None, "precomputed item embeddings (.npy) used as the image modality", "data")
     embedding_ids: str | None = setting(None, "ids for the rows of --embeddings (one per line, or a one-column CSV)", "data")
+    features: str | None = setting(None, "FEATURES_DIR written by `python -m core embed`: its memory-mapped "
+                                   "embeddings are used instead of embedding again", "data")
     use_text: bool = setting(True, "train on the precomputed/image modality only", "data", flag="--no-text-features")
     column_names: list[str] | None = setting(None, "column names for a header-less CSV/TSV (comma-separated)", "data")
     max_rows: int | None = setting(None, "read only the first N rows", "data", lo=1)
@@ -162,6 +165,7 @@ class ExperimentConfig:
     encoder: str = setting("auto", "text encoder for products and category names", "encoder", choices=ENCODERS,
                            label="Text encoder")
     clip_checkpoint: str | None = setting(None, "local open_clip checkpoint file or folder", "encoder")
+    device: str = setting("auto", "where encoders run (auto: CUDA when present)", "encoder", choices=DEVICES)
     template: str = setting("name", "category prompt: name, path, photo, or a format string with {name} {path} "
                             "{parent}", "encoder", choices=TEMPLATES, open_choices=True, label="Prompt template")
     # ----- label representation -----------------------------------------------------------------
@@ -195,8 +199,7 @@ class ExperimentConfig:
 
     def validate(self) -> None:
         """Every declared setting against its type and bounds, then the rules that tie settings together."""
-        for s in settings():
-            object.__setattr__(self, s.name, s.check(getattr(self, s.name)))
+        self.check_settings()
         if (self.embeddings is None) != (self.embedding_ids is None):
             raise ValueError("--embeddings and --embedding-ids go together")
         if not self.data:
@@ -205,6 +208,11 @@ class ExperimentConfig:
             raise ValueError("at least one label column and one text column are needed")
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError("val_fraction + test_fraction must be below 1")
+
+    def check_settings(self) -> None:
+        """Each declared setting against its type, choices and bounds (converted in place)."""
+        for s in settings():
+            object.__setattr__(self, s.name, s.check(getattr(self, s.name)))
 
     def train_config(self) -> Any:
         from core.train import TrainConfig
@@ -293,8 +301,21 @@ def add_arguments(parser: argparse.ArgumentParser, groups: Sequence[str] = tuple
             arg_group.add_argument(s.flag, help=help_text, **kw)
 
 
-def config_from_args(args: argparse.Namespace, base: ExperimentConfig | None = None) -> ExperimentConfig:
-    """An ExperimentConfig from parsed arguments: what the user gave over `base` (or the defaults)."""
+def resolve_device(device: str) -> str:
+    """'auto' becomes 'cuda' when a CUDA device is present, else 'cpu'; 'cuda' without one is refused."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA device is available here; use --device cpu or auto")
+    return device
+
+
+def config_from_args(args: argparse.Namespace, base: ExperimentConfig | None = None, *,
+                     whole: bool = True) -> ExperimentConfig:
+    """An ExperimentConfig from parsed arguments: what the user gave over `base` (or the defaults).
+    `whole=False` checks each setting but not the rules of a training run (for `embed`, which has no labels)."""
     values = (base or ExperimentConfig()).to_dict()
     for s in settings():
         given = getattr(args, s.name, None)
@@ -304,5 +325,8 @@ def config_from_args(args: argparse.Namespace, base: ExperimentConfig | None = N
             given = [c.strip() for c in str(given).split(",") if c.strip()]
         values[s.name] = given
     config = ExperimentConfig.from_dict(values)
-    config.validate()
+    if whole:
+        config.validate()
+    else:
+        config.check_settings()
     return config

@@ -252,7 +252,7 @@ def share(base: ExperimentConfig, templates: Sequence[str], on_event: Callable |
 
     prepared = prepare(base, on_event, dataset)
     out = {base.template: prepared}
-    encoder = cached_encoder(base.encoder, base.clip_checkpoint).encoder
+    encoder = cached_encoder(base.encoder, base.clip_checkpoint, base.device).encoder
     for t in templates:
         if t not in out:
             emb = label_embeddings(prepared.dataset.taxonomy, prepared.dataset.classes, encoder, t)
