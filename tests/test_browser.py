@@ -70,6 +70,12 @@ def test_every_page_renders_in_chromium(server):
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         outside = []  # the app must work offline: no request may leave this machine (was: a favicon font)
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((server, "data:", "blob:")) else None)
+        # nothing else may fail either, except Streamlit's own probe of a deep link's folder: its frontend
+        # tries /errors/_stcore/health (and host-config) before /_stcore/health, by design
+        probe = re.compile(rf"^{re.escape(server)}/[a-z_]+/_stcore/(health|host-config)$")
+        failing = []
+        page.on("response", lambda r: failing.append(f"{r.status} {r.url}") if r.status >= 400 and not probe.match(r.url) else None)
+        page.on("requestfailed", lambda r: failing.append(f"failed {r.url}"))
         for path, last_text in PAGES.items():
             page.goto(f"{server}/{path}")  # a deep link on a fresh server, as a bookmark would be
             page.get_by_text(last_text).first.wait_for(timeout=240_000)
@@ -81,6 +87,7 @@ def test_every_page_renders_in_chromium(server):
             assert (shots / f"{path}.png").stat().st_size > 10_000
         browser.close()
     assert not outside, outside
+    assert not failing, failing
 
 
 
