@@ -130,7 +130,7 @@ def metric_cards(run: runs.Run, metrics: dict, scope: pd.DataFrame, crm: bool, f
     st.caption((f"Figures for the {len(scope):,} test items in the filter. " if filtering else "") + metrics.get("encoder", ""))
 
 
-def mistakes_table(wrong: pd.DataFrame, pred_col: str, dist_col: str) -> None:
+def mistakes_table(wrong: pd.DataFrame, pred_col: str, dist_col: str, image_root: str | None) -> None:
     """The verdict columns first and short names, so they fit at 1440 px; a clicked row's full detail
     (text, image, paths, top-5 with probabilities) beneath, the worst mistake's until one is clicked."""
     head = wrong.head(ROWS_SHOWN)
@@ -146,7 +146,7 @@ def mistakes_table(wrong: pd.DataFrame, pred_col: str, dist_col: str) -> None:
               "confidence": st.column_config.NumberColumn(format="%.3f"),
               "semantic distance": st.column_config.NumberColumn(format="%.3f")}
     if "image_path" in head:
-        view.insert(0, "image", [thumbnail(p) for p in head.image_path])
+        view.insert(0, "image", [thumbnail(p, image_root) for p in head.image_path])
         config["image"] = st.column_config.ImageColumn("image", width="small")
     event = st.dataframe(view, hide_index=True, column_config=config, on_select="rerun", selection_mode="single-row",
                          key="mistakes")
@@ -154,18 +154,18 @@ def mistakes_table(wrong: pd.DataFrame, pred_col: str, dist_col: str) -> None:
         st.caption(f"Showing the {ROWS_SHOWN} worst; the export holds all {len(wrong):,} and the likely label errors.")
     if not head.empty:
         rows = event.selection.rows if event else []
-        detail(head.iloc[rows[0] if rows else 0], pred_col)
+        detail(head.iloc[rows[0] if rows else 0], pred_col, image_root)
 
 
 def leaf(path: str) -> str:
     return str(path).split(" > ")[-1]
 
 
-def detail(row: pd.Series, pred_col: str) -> None:
+def detail(row: pd.Series, pred_col: str, image_root: str | None) -> None:
     """One product in full: what the model saw, the truth, and its ranked answers."""
     with st.container(border=True):
         st.caption("Click a row above to see another product.")
-        image = thumbnail(row["image_path"]) if "image_path" in row else None
+        image = thumbnail(row["image_path"], image_root) if "image_path" in row else None
         body = st.container()
         if image:
             cols = st.columns([1, 3])
@@ -211,7 +211,7 @@ def page() -> None:
     key = "semantic_distance" if order == "semantic distance" else dist_col
     wrong = wrong.sort_values([key, "prob_1"] if "prob_1" in wrong else [key], ascending=False)
     st.subheader(f"{len(wrong):,} mistakes of {len(scope):,} test items")
-    mistakes_table(wrong, pred_col, dist_col)
+    mistakes_table(wrong, pred_col, dist_col, run.config.get("image_dir"))
     shown = pd.concat([wrong, suspects])  # the export keeps the likely label errors, marked by label_issue
     export = write_csv(shown.drop(columns=[c for c in ("image_path",) if c in shown]))
     st.download_button("Export these mistakes (CSV)", export, file_name=f"mistakes-{run_id}.csv", mime="text/csv")
