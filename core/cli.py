@@ -234,6 +234,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from core.settings import config_from_args
 
     config = config_from_args(args)
+    if args.folds < 2:
+        raise CliError(f"--folds must be between 2 and the number of products; got {args.folds}")
     dataset = check_inputs(config)
     if not 2 <= args.folds <= len(dataset.labels):
         raise CliError(f"--folds must be between 2 and the number of products ({len(dataset.labels)}); got {args.folds}")

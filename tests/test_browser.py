@@ -111,7 +111,10 @@ def test_google_taxonomy_upload_then_similarity_and_smoothing(server):
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         page.goto(f"{server}/taxonomy")
         settle(page, "Search a category", 240_000)
-        page.get_by_text("Upload a file").click()  # the radio's label: clicking the hidden input itself is inert
+        # the radio's label; under load Chromium can report it inert for a while, so the click event is
+        # dispatched to it directly (what a user's click does) and the uploader is awaited
+        page.get_by_text("Upload a file").dispatch_event("click")
+        page.locator('input[type="file"]').wait_for(state="attached", timeout=60_000)
         page.locator('input[type="file"]').set_input_files(str(google))
         settle(page, "google-product-taxonomy-with-ids", 240_000)
         assert page.get_by_text("5,595").count() >= 1
