@@ -148,3 +148,20 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.fixture
+def run_store(tmp_path, monkeypatch):
+    """An empty run store for the app's pages (TAXOLENS_RUNS)."""
+    monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def app_page(name: str, timeout: int = 300) -> object:
+    """A page of the app run once through AppTest; it must render without an exception."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=timeout)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

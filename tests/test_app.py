@@ -8,22 +8,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from tests.conftest import ROOT
+from tests.conftest import app_page as page
 
-TIMEOUT = 300
-
-
-@pytest.fixture(autouse=True)
-def run_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
-def page(name: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+pytestmark = pytest.mark.usefixtures("run_store")  # every page test gets an empty run store of its own
 
 
 def metric(at: AppTest, label: str) -> str:

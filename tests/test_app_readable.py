@@ -11,21 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
+from tests.conftest import app_page as page
 
-TIMEOUT = 300
-
-
-@pytest.fixture(autouse=True)
-def run_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
-def page(name: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+pytestmark = pytest.mark.usefixtures("run_store")  # every page test gets an empty run store of its own
 
 
 def upload_taxonomy(at: AppTest, name: str, data: bytes) -> AppTest:
@@ -80,7 +68,7 @@ def google_similarity():
     from tests.conftest import shared_file
 
     data = shared_file("taxonomies/google-product-taxonomy-with-ids.en-US.txt").read_bytes()
-    at = AppTest.from_file(str(ROOT / "pages" / "similarity.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(ROOT / "pages" / "similarity.py"), default_timeout=300)
     at.session_state["taxonomy_source"] = {"bytes": data, "format": None, "name": "google.txt"}
     at.session_state["encoder_kind"] = "minilm"
     at.run()

@@ -4,12 +4,9 @@ import shutil
 
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core import runs
-from tests.conftest import ROOT
-
-TIMEOUT = 300
+from tests.conftest import app_page as page
 
 
 @pytest.fixture
@@ -22,11 +19,6 @@ def store(tmp_path, monkeypatch, tree_run):
     return root
 
 
-def page(name: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def test_categorize_a_typed_product(store):
