@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from label_representations import DATASETS, SHARED  # noqa: E402
+from label_representations import DATASETS, SHARED, replace_section  # noqa: E402
 
 from core import cluster, sweep  # noqa: E402
 from core.experiment import load_dataset  # noqa: E402
@@ -117,16 +117,6 @@ def markdown(results: list[dict], command: str) -> str:
     return "\n".join(lines)
 
 
-def write_into_benchmarks(block: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text += "\n" + block + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
@@ -164,7 +154,7 @@ def main() -> None:
         block = markdown(results, command)
     print(block)
     if not args.no_write:
-        write_into_benchmarks(block)
+        replace_section(START, END, block)
 
 
 if __name__ == "__main__":
