@@ -378,7 +378,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CliError(f"output folder not found: {out.parent}")
     if args.top_k < 1:
         raise CliError(f"--top-k must be at least 1; got {args.top_k}")
-    predictor = Predictor.load(args.run_dir, clip_checkpoint=args.clip_checkpoint)
+    if args.chunk_rows < 1 or args.workers < 1:
+        raise CliError("--chunk-rows and --workers must be at least 1")
+    address = ray_address(args)
+    device = settings.resolve_device(args.device or settings.get("device").default)
+    predictor = Predictor.load(args.run_dir, clip_checkpoint=args.clip_checkpoint, device=device)
     print(predictor.encoder_choice.note, file=sys.stderr)
     given = {name: getattr(args, name, None) for name in ("data", "text_columns", "id_column", "image_column", "image_dir",
                                                            "image_pattern", "embeddings", "embedding_ids", "max_rows",
@@ -386,14 +390,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.column_names:
         given["column_names"] = [c.strip() for c in args.column_names.split(",") if c.strip()]
     config = predictor.input_config(**given)
+    options = {"top_k": args.top_k, "review_risk": args.review_risk}
     with tqdm(desc="categorizing", unit=" items", file=sys.stderr, disable=args.quiet) as bar:
-        result = predictor.predict_file(out, config, top_k=args.top_k, review_risk=args.review_risk,
-                                        chunk_rows=args.chunk_rows, progress=bar.update)
-    print(f"{result['rows']} items categorized into {out}; {result['review']} flagged for review "
+        if address is not None:
+            from core.predict_ray import predict_on_ray
+
+            result = predict_on_ray(predictor, out, config, address=address or None, workers=args.workers, device=device,
+                                    batch_rows=min(args.chunk_rows, 2_000), clip_checkpoint=args.clip_checkpoint,
+                                    progress=bar.update, **options)
+        else:
+            result = predictor.predict_file(out, config, chunk_rows=args.chunk_rows, progress=bar.update, **options)
+            result["engine"] = "one-process"
+    print(f"{result['rows']} items categorized into {out} on {result['engine']}; {result['review']} flagged for review "
           f"(risk above {args.review_risk})")
     if args.json:
         print(json.dumps({"run_id": predictor.run.name, "encoder": predictor.encoder.identity} | result))
     return 0
+
+
+def ray_address(args: argparse.Namespace) -> str | None:
+    """None for the one-process path; "" for a local Ray (--ray); else the cluster's address, which must
+    answer (checked here, in seconds, before any model is loaded or file written)."""
+    from core import cluster
+
+    if not (args.ray or args.ray_address):
+        return None
+    address = cluster.resolve_address(args.ray_address)
+    if address:
+        cluster.check_reachable(address)
+    return address or ""
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser, work: str) -> None:
+    """--ray, --ray-address and --workers for a command that can run as a Ray Data pipeline."""
+    g = parser.add_argument_group("Ray Data")
+    g.add_argument("--ray", action="store_true", help=f"{work} as a Ray Data pipeline on a local Ray")
+    g.add_argument("--ray-address", metavar="HOST:PORT", help=f"{work} as a Ray Data pipeline on this Ray cluster")
+    g.add_argument("--workers", type=int, default=2, metavar="N", help="actors on Ray, one model each (default 2)")
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -413,17 +446,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
         raise CliError(f"data file not found: {config.data}")
     if config.image_dir is not None and not Path(config.image_dir).is_dir():
         raise CliError(f"image folder not found: {config.image_dir}")
+    address = ray_address(args)
     started = time.perf_counter()
     with tqdm(desc="embedding", unit=" items", file=sys.stderr, disable=args.quiet) as bar:
-        if args.ray or args.ray_address:
+        if address is not None:
             from core.embed_ray import embed_on_ray
 
-            stats = embed_on_ray(config, args.out, address=args.ray_address, workers=args.workers,
+            stats = embed_on_ray(config, args.out, address=address or None, workers=args.workers,
                                  chunk_rows=args.chunk_rows, progress=bar.update)
         else:
             choice = cached_encoder(config.encoder, config.clip_checkpoint, config.device)
             print(choice.note, file=sys.stderr)
             stats = features.embed_file(config, choice.encoder, args.out, chunk_rows=args.chunk_rows, progress=bar.update)
+            stats["engine"] = "one-process"
     stats["seconds"] = round(time.perf_counter() - started, 2)
     print(f"{stats['rows']} items in {args.out}: {stats['embedded']} embedded now, {stats['cached']} reused"
           + (f", {stats['images_unreadable']} images missing or unreadable (masked)" if stats["images_unreadable"] else ""))
@@ -512,13 +547,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="categorize new products with a finished run")
     pr.add_argument("run_dir", metavar="RUN_DIR")
-    settings.add_arguments(pr, ("data",), required=("data",), skip=NOT_PREDICT_SETTINGS)
-    pr.add_argument("--clip-checkpoint", metavar="PATH", help="the CLIP checkpoint the run was trained with, if any")
+    # the run fixes the encoder and its template; the checkpoint file and the device may be given
+    settings.add_arguments(pr, ("data", "encoder"), required=("data",), skip=(*NOT_PREDICT_SETTINGS, "encoder", "template"))
     pr.add_argument("--out", required=True, metavar="OUT", help="output file: .parquet, .csv or .jsonl")
     pr.add_argument("--top-k", type=int, default=5, help="answers per item (default 5)")
     pr.add_argument("--review-risk", type=float, default=DEFAULT_REVIEW_RISK,
                     help=f"flag items whose answer's expected tree distance exceeds this (default {DEFAULT_REVIEW_RISK})")
     pr.add_argument("--chunk-rows", type=int, default=20_000, help="rows read and scored at a time (memory stays flat)")
+    add_ray_arguments(pr, "categorize")
     pr.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)
@@ -529,9 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
                            skip=(*NOT_PREDICT_SETTINGS, "features", "embeddings", "embedding_ids", "template"))
     em.add_argument("--out", required=True, metavar="FEATURES_DIR", help="features folder (created, or resumed)")
     em.add_argument("--chunk-rows", type=int, default=10_000, help="rows read and written at a time (default 10000)")
-    em.add_argument("--ray", action="store_true", help="run as a Ray Data pipeline on a local Ray")
-    em.add_argument("--ray-address", metavar="HOST:PORT", help="run as a Ray Data pipeline on this Ray cluster")
-    em.add_argument("--workers", type=int, default=2, metavar="N", help="encoder actors on Ray (default 2)")
+    add_ray_arguments(em, "embed")
     em.add_argument("--json", action="store_true", help="print the counts (embedded, cached, ...) as JSON on the last line")
     em.add_argument("--quiet", action="store_true", help="no progress bar")
     em.set_defaults(func=cmd_embed)

@@ -89,8 +89,12 @@ def init(address: str | None = None, num_cpus: int | None = None, runtime_env: d
         except Exception as exc:  # Ray raises several types for a refused or mismatched cluster
             raise ClusterError(f"could not join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
         return Engine("ray-cluster", address)
-    ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR", configure_logging=True, _node_ip_address="127.0.0.1", runtime_env=runtime_env)
+    try:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR", configure_logging=True, _node_ip_address="127.0.0.1", runtime_env=runtime_env)
+    except Exception as exc:  # a timeout, a full /tmp, no free port: Ray raises several types
+        raise ClusterError(f"could not start a local Ray ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                           "check free memory and space in /tmp, or pass --ray-address of a running cluster") from None
     return Engine("ray-local", ray.get_runtime_context().gcs_address)
 
 
@@ -107,3 +111,36 @@ def session(address: str | None = None, num_cpus: int | None = None, runtime_env
     finally:
         if started:
             ray.shutdown()
+
+
+def pipeline_cpus(workers: int) -> int:
+    """CPUs for a local Ray that runs a Ray Data pipeline of `workers` one-CPU actors: one more than
+    the actors, because the pipeline's read tasks need a CPU too (Ray counts logical CPUs)."""
+    return max(workers, 1) + 1
+
+
+def actors_that_fit(workers: int) -> int:
+    """How many one-CPU actors the connected cluster can hold beside the pipeline's read tasks:
+    actors holding every CPU starve the readers, and Ray Data then waits forever without a word."""
+    import ray
+
+    total = int(ray.cluster_resources().get("CPU", 0))
+    if total < 2:
+        raise ClusterError(f"this Ray cluster has {total} CPU(s); a Ray Data pipeline needs at least 2 "
+                           "(one for an actor, one for reading the table)")
+    return min(max(workers, 1), total - 1)
+
+
+def data_context() -> object:
+    """Ray Data's context for our pipelines: rows keep the table's order, and Ray Data's own progress
+    reports stay in its log file (the command shows one progress bar of its own)."""
+    import logging
+
+    import ray.data
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if "File" not in type(handler).__name__:
+            handler.setLevel(logging.WARNING)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    return ctx

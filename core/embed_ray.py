@@ -78,12 +78,14 @@ def embed_on_ray(config: ExperimentConfig, out: str | Path, *, address: str | No
     info, _ = begin(out, identity_probe, config, ids, chunk_rows)
     cache = str(Path(cache_dir or default_cache_dir()).resolve())
     stats = {"rows": int(len(ids)), "embedded": 0, "cached": 0, "images_unreadable": 0, "chunks_resumed": 0}
-    with cluster.session(address, num_cpus=max(workers, 1), runtime_env=cluster.worker_env()) as engine:
+    with cluster.session(address, num_cpus=cluster.pipeline_cpus(workers), runtime_env=cluster.worker_env()) as engine:
         import ray.data
 
-        ray.data.DataContext.get_current().execution_options.preserve_order = True
+        workers = cluster.actors_that_fit(workers)
+        cluster.data_context()
         ds = read_dataset(config).map_batches(
-            EmbedActor, fn_constructor_kwargs={"config": config.to_dict(), "cache_dir": cache}, concurrency=workers,
+            EmbedActor, fn_constructor_kwargs={"config": config.to_dict(), "cache_dir": cache},
+            compute=ray.data.ActorPoolStrategy(size=workers),
             batch_size=min(chunk_rows, 2_000), batch_format="pandas", num_gpus=1 if device == "cuda" else 0, num_cpus=1)
         position = 0
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -99,6 +101,6 @@ def embed_on_ray(config: ExperimentConfig, out: str | Path, *, address: str | No
     if position != len(ids):
         raise DataError(f"Ray read {position} rows of {config.data} but the table has {len(ids)}; nothing was marked complete")
     mark_done(out, set(range(-(-len(ids) // chunk_rows))))
-    stats["engine"] = engine.kind
+    stats |= {"engine": engine.kind, "workers": workers}
     finish(out, info, stats)
     return stats

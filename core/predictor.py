@@ -4,7 +4,8 @@ paths, the taxonomy and the calibration temperature; `predict_file` streams a ta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +50,9 @@ class Predictor:
     image_source: str | None
 
     @classmethod
-    def load(cls, run_dir: str | Path, clip_checkpoint: str | None = None) -> Predictor:
-        """Everything needed to score new items; RunError / EncoderUnavailable say what is missing."""
+    def load(cls, run_dir: str | Path, clip_checkpoint: str | None = None, device: str = "cpu") -> Predictor:
+        """Everything needed to score new items, the encoder and model on `device` (a resolved torch
+        device); RunError / EncoderUnavailable say what is missing."""
         from safetensors.torch import load_file
 
         from core.model import FusionClassifier
@@ -64,14 +66,14 @@ class Predictor:
         info = run.model_info()
         config = run.experiment_config()
         names, nodes, taxonomy = run.classes(), run.class_nodes(), run.taxonomy()
-        choice = encoder_from_identity(str(info["encoder_identity"]), clip_checkpoint or config.clip_checkpoint)
+        choice = encoder_from_identity(str(info["encoder_identity"]), clip_checkpoint or config.clip_checkpoint, device)
         model = FusionClassifier([tuple(s) for s in info["slices"]], int(info["n_classes"]), int(info["hidden"]),
                                  str(info["fusion"]), float(info["dropout"]), int(info.get("aux_dim", 0)))
         try:
             model.load_state_dict(load_file(str(run / "model.safetensors")))
         except (OSError, RuntimeError) as exc:
             raise runs.RunError(f"{run.name}: model.safetensors does not load ({str(exc).splitlines()[0]})") from None
-        model.eval()
+        model.to(device).eval()
         distance = taxonomy.distance_matrix(nodes) if len(nodes) <= DENSE_DISTANCE_LIMIT else None
         return cls(run, config, model, float(info["temperature"]), names, taxonomy, distance, choice, info.get("image_source"))
 
@@ -144,27 +146,40 @@ class Predictor:
                      progress: Callable[[int], None] | None = None) -> dict:
         """Stream `config.data` in chunks into `out` (.parquet, .csv or .jsonl), written to a temporary
         file that replaces `out` only when every row is done. Returns counts for the summary."""
-        out = Path(out)
-        if out.suffix.lower() not in OUTPUT_SUFFIXES:
-            raise ValueError(f"--out must end in {', '.join(OUTPUT_SUFFIXES)}; got {out.name}")
+        out = output_path(out)
         chunks = iter_table(config.data, config.column_names, chunk_rows, config.max_rows)
         first = next(chunks)  # reads the header: bad columns are refused before anything is written
         self.check_input(config, list(first.columns))
-        rows = flagged = 0
-        with runs.atomic_path(out) as tmp, TableWriter(tmp, out.suffix.lower()) as writer:
-            for chunk in _chain(first, chunks):
-                result = self.predict_frame(chunk, config, top_k=top_k, review_risk=review_risk, offset=rows)
-                writer.write(result)
-                rows += len(result)
-                flagged += int(result["review"].sum()) if "review" in result else 0
-                if progress:
-                    progress(len(result))
-        return {"rows": rows, "review": flagged, "out": str(out)}
+
+        def answered() -> Iterator[pd.DataFrame]:
+            offset = 0
+            for chunk in itertools.chain([first], chunks):
+                yield self.predict_frame(chunk, config, top_k=top_k, review_risk=review_risk, offset=offset)
+                offset += len(chunk)
+
+        return write_answers(out, answered(), progress)
 
 
-def _chain(first: pd.DataFrame, rest: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    yield first
-    yield from rest
+def output_path(out: str | Path) -> Path:
+    """`out` as a Path, refused unless it names a format `predict` writes."""
+    out = Path(out)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"--out must end in {', '.join(OUTPUT_SUFFIXES)}; got {out.name}")
+    return out
+
+
+def write_answers(out: Path, frames: Iterable[pd.DataFrame], progress: Callable[[int], None] | None = None) -> dict:
+    """Write answer frames, in order, to a temporary file that replaces `out` only when all are written
+    (an interrupted run leaves the previous file). Shared by the one-process and the Ray Data paths."""
+    rows = flagged = 0
+    with runs.atomic_path(out) as tmp, TableWriter(tmp, out.suffix.lower()) as writer:
+        for result in frames:
+            writer.write(result)
+            rows += len(result)
+            flagged += int(result["review"].sum()) if "review" in result else 0
+            if progress:
+                progress(len(result))
+    return {"rows": rows, "review": flagged, "out": str(out)}
 
 
 def items_from_frame(frame: pd.DataFrame, config: ExperimentConfig, use_text: bool = True, offset: int = 0) -> Items:

@@ -165,7 +165,7 @@ class ExperimentConfig:
     encoder: str = setting("auto", "text encoder for products and category names", "encoder", choices=ENCODERS,
                            label="Text encoder")
     clip_checkpoint: str | None = setting(None, "local open_clip checkpoint file or folder", "encoder")
-    device: str = setting("auto", "where encoders run (auto: CUDA when present)", "encoder", choices=DEVICES)
+    device: str = setting("auto", "where encoders and training run (auto: CUDA when present)", "encoder", choices=DEVICES)
     template: str = setting("name", "category prompt: name, path, photo, or a format string with {name} {path} "
                             "{parent}", "encoder", choices=TEMPLATES, open_choices=True, label="Prompt template")
     # ----- label representation -----------------------------------------------------------------
@@ -220,7 +220,8 @@ class ExperimentConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
                            hidden=self.hidden, dropout=self.dropout, fusion=self.fusion, patience=self.patience,
                            curriculum_epochs=self.curriculum_epochs,
-                           aux_weight=self.aux_weight if self.aux_codes != "none" else 0.0, seed=self.seed)
+                           aux_weight=self.aux_weight if self.aux_codes != "none" else 0.0, seed=self.seed,
+                           device=resolve_device(self.device))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -31,6 +31,7 @@ class TrainConfig:
     aux_weight: float = 0.0
     seed: int = 0
     threads: int | None = None
+    device: str = "cpu"  # a resolved torch device ("cpu", "cuda"); the returned model is always on the CPU
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "hidden"):
@@ -82,12 +83,13 @@ def predict_logits(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, row
     """Raw class scores for the given rows (all rows by default), batched, in float32."""
     rows = np.arange(len(x)) if rows is None else np.asarray(rows)
     model.eval()
+    device = next(model.parameters()).device
     out = []
     with torch.inference_mode():
         for batch in iterate_batches(len(rows), batch_size, None):
             r = np.sort(rows[batch])  # sorted reads are friendlier to memory-mapped features
-            logits, _ = model(torch.from_numpy(np.asarray(x[r])), torch.from_numpy(np.asarray(mask[r])))
-            out.append(logits.numpy()[np.argsort(np.argsort(rows[batch]))])
+            logits, _ = model(torch.from_numpy(np.asarray(x[r])).to(device), torch.from_numpy(np.asarray(mask[r])).to(device))
+            out.append(logits.float().cpu().numpy()[np.argsort(np.argsort(rows[batch]))])
     return np.concatenate(out) if out else np.zeros((0, model.head.out_features), dtype=np.float32)
 
 
@@ -115,10 +117,11 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
     config.validate()
     seed_everything(config.seed, config.threads)
     aux_dim = codes.shape[1] if codes is not None and config.aux_weight > 0 else 0
-    model = FusionClassifier(slices, targets.n_classes, config.hidden, config.fusion, config.dropout, aux_dim)
+    device = torch.device(config.device)
+    model = FusionClassifier(slices, targets.n_classes, config.hidden, config.fusion, config.dropout, aux_dim).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    buffers = targets.torch_buffers()
-    codes_t = torch.as_tensor(codes, dtype=torch.float32) if aux_dim else None
+    buffers = targets.torch_buffers(device)
+    codes_t = torch.as_tensor(codes, dtype=torch.float32, device=device) if aux_dim else None
     bce = torch.nn.BCEWithLogitsLoss()
     rng = np.random.default_rng(config.seed)
     result = TrainResult(model)
@@ -136,8 +139,9 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
                 result.cancelled = True
                 break
             rows = np.sort(train_idx[batch])
-            xb, mb = torch.from_numpy(np.asarray(x[rows])), torch.from_numpy(np.asarray(mask[rows]))
-            yb = torch.from_numpy(y[rows])
+            xb = torch.from_numpy(np.asarray(x[rows])).to(device, non_blocking=True)
+            mb = torch.from_numpy(np.asarray(mask[rows])).to(device, non_blocking=True)
+            yb = torch.from_numpy(y[rows]).to(device, non_blocking=True)
             logits, aux = model(xb, mb)
             loss = epoch_targets.loss(logits, yb, buffers)
             if aux is not None:
@@ -167,5 +171,5 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
-    model.eval()
+    model.to("cpu").eval()  # calibration, evaluation and saving happen on the CPU
     return result

@@ -5,8 +5,9 @@ import sys
 from tests.conftest import ROOT, SAMPLE_TAXONOMY, shared_file
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=env)
 
 
 def test_google_summary_json_last_line():

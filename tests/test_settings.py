@@ -66,3 +66,12 @@ def test_every_setting_has_help_group_and_a_valid_default():
         assert s.help and s.group in settings.GROUPS
         if s.default is not None and not s.is_list:
             assert s.check(s.default) == s.default
+
+
+def test_device_reaches_training():
+    import torch
+
+    from core.settings import ExperimentConfig
+
+    assert ExperimentConfig(device="cpu").train_config().device == "cpu"
+    assert ExperimentConfig(device="auto").train_config().device == ("cuda" if torch.cuda.is_available() else "cpu")

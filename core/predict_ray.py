@@ -1,0 +1,69 @@
+"""`predict` as a Ray Data pipeline: the table is read by Ray's readers in blocks, an actor pool
+(`map_batches` with `concurrency=N`) loads the run's predictor (encoder, model, taxonomy) once per
+actor and answers a batch at a time; the driver writes the answers, in the table's order, through
+the same atomic writer as the one-process path, so the output file is identical.
+
+On a cluster, the run folder, the table and any features or images must be on storage every node sees."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from core import cluster
+from core.data import iter_table
+from core.embed_ray import read_dataset
+from core.predictor import Predictor, output_path, write_answers
+from core.settings import DEFAULT_REVIEW_RISK, ExperimentConfig
+
+
+class PredictActor:
+    """One predictor per actor; called with a pandas batch of the table's rows."""
+
+    def __init__(self, run_dir: str, config: dict, top_k: int, review_risk: float, clip_checkpoint: str | None,
+                 device: str) -> None:
+        self.predictor = Predictor.load(run_dir, clip_checkpoint=clip_checkpoint, device=device)
+        self.config = ExperimentConfig.from_dict(config)
+        self.top_k, self.review_risk = top_k, review_risk
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        return self.predictor.predict_frame(batch, self.config, top_k=self.top_k, review_risk=self.review_risk)
+
+
+def predict_on_ray(predictor: Predictor, out: str | Path, config: ExperimentConfig, *, address: str | None = None,
+                   workers: int = 2, device: str = "cpu", top_k: int = 5, review_risk: float = DEFAULT_REVIEW_RISK,
+                   batch_rows: int = 2_000, clip_checkpoint: str | None = None,
+                   progress: Callable[[int], None] | None = None) -> dict:
+    """Categorize `config.data` into `out` with `workers` predictor actors (GPU actors on 'cuda').
+    Returns predict_file's counts plus the engine and its address."""
+    out = output_path(out)
+    address = cluster.resolve_address(address)
+    if address:
+        cluster.check_reachable(address)  # before anything is read or written
+    header = next(iter_table(config.data, config.column_names, 1, 1))
+    predictor.check_input(config, list(header.columns))
+    with cluster.session(address, num_cpus=cluster.pipeline_cpus(workers), runtime_env=cluster.worker_env()) as engine:
+        import ray.data
+
+        workers = cluster.actors_that_fit(workers)
+        cluster.data_context()
+        ds = read_dataset(config).map_batches(
+            PredictActor, fn_constructor_kwargs={"run_dir": str(Path(predictor.run.path).resolve()), "config": config.to_dict(),
+                                                 "top_k": top_k, "review_risk": review_risk,
+                                                 "clip_checkpoint": clip_checkpoint, "device": device},
+            compute=ray.data.ActorPoolStrategy(size=workers), batch_size=batch_rows, batch_format="pandas", num_cpus=1,
+            num_gpus=1 if device == "cuda" else 0)
+
+        def answered() -> Iterator[pd.DataFrame]:
+            position = 0
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                frame = pd.DataFrame(batch)  # numpy, not Arrow-backed columns: the same file types as predict_file
+                if not config.id_column:  # row numbers, counted here: an actor sees only its batch
+                    frame["id"] = [str(i) for i in range(position, position + len(frame))]
+                position += len(frame)
+                yield frame
+
+        result = write_answers(out, answered(), progress)
+    return result | {"engine": engine.kind, "address": engine.address, "workers": workers}
