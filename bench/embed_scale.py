@@ -4,6 +4,7 @@
     .venv/bin/python bench/embed_scale.py catalog /tmp/catalog-28k.csv           # Flipkart 20k + sample + fashion
     .venv/bin/python bench/embed_scale.py changed /tmp/catalog-28k.csv           # embed, change one title, embed again
     .venv/bin/python bench/embed_scale.py throughput /tmp/titles-1m.csv --rows 20000 [--ray --workers 2]
+    .venv/bin/python bench/embed_scale.py resume /tmp/titles-1m.csv --rows 40000   # SIGKILL half-way, then resume
 
 Each measurement runs `python -m core embed` in a subprocess with its own cache folder and reports
 wall seconds, the command's `embedded`/`cached` counts and the peak RSS of the subprocess.
@@ -60,12 +61,16 @@ def catalog(out: Path) -> int:
     return len(frame)
 
 
-def embed(data: Path, out: Path, cache: Path, *extra: str) -> dict:
+def embed_command(data: Path, out: Path, cache: Path, *extra: str) -> tuple[list[str], dict]:
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "TAXOLENS_CACHE": str(cache)}
+    return [sys.executable, "-m", "core", "embed", "--data", str(data), "--text-column", "title", "--id-column", "id",
+            "--encoder", "minilm", "--out", str(out), "--json", "--quiet", *extra], env
+
+
+def embed(data: Path, out: Path, cache: Path, *extra: str) -> dict:
+    command, env = embed_command(data, out, cache, *extra)
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "core", "embed", "--data", str(data), "--text-column", "title",
-                           "--id-column", "id", "--encoder", "minilm", "--out", str(out), "--json", "--quiet", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if proc.returncode:
         raise SystemExit(proc.stderr)
@@ -75,9 +80,33 @@ def embed(data: Path, out: Path, cache: Path, *extra: str) -> dict:
             "rows": result["rows"], "items_per_s": round(result["rows"] / seconds, 1), "peak_rss_mb_so_far": round(peak)}
 
 
+def killed_half_way(data: Path, out: Path, cache: Path, *extra: str) -> dict:
+    """Start `embed`, SIGKILL it once half of its chunks are marked done (progress.json), and report
+    when; the caller then runs the same command again, which resumes."""
+    import signal
+
+    rows = sum(1 for _ in open(data)) - 1
+    chunk_rows = int(extra[extra.index("--chunk-rows") + 1])
+    half = -(-rows // chunk_rows) // 2
+    command, env = embed_command(data, out, cache, *extra)
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done: list = []
+    while proc.poll() is None and len(done) < half:
+        time.sleep(0.2)
+        try:
+            done = json.loads((out / "progress.json").read_text())["done"]
+        except (OSError, ValueError, KeyError):
+            continue
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return {"killed_after_s": round(time.perf_counter() - started, 1), "chunks_done_at_kill": len(done),
+            "chunks": -(-rows // chunk_rows)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["synthetic", "catalog", "changed", "throughput"])
+    p.add_argument("what", choices=["synthetic", "catalog", "changed", "throughput", "resume"])
     p.add_argument("args", nargs="*")
     p.add_argument("--rows", type=int)
     p.add_argument("--ray", action="store_true")
@@ -93,6 +122,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         extra = [*(["--max-rows", str(a.rows)] if a.rows else []), *(["--ray", "--workers", str(a.workers)] if a.ray else [])]
+        if a.what == "resume":  # the rows as their own file, so the chunks count is exact
+            pd.read_csv(data, dtype=str, nrows=a.rows).to_csv(tmp / "rows.csv", index=False)
+            data, extra = tmp / "rows.csv", ["--chunk-rows", str(max((a.rows or 40_000) // 8, 1))]
+            cold = embed(data, tmp / "cold", tmp / "cold-cache", *extra)
+            kill = killed_half_way(data, tmp / "features", tmp / "cache", *extra)
+            print(json.dumps({"cold": cold, "kill": kill, "resumed": embed(data, tmp / "features", tmp / "cache", *extra)}))
+            return
         first = embed(data, tmp / "features", tmp / "cache", *extra)
         report = {"first": first}
         if a.what == "changed":
