@@ -65,7 +65,9 @@ def find_issues(probs: np.ndarray, labels: np.ndarray, max_quality: float = MAX_
     y_sub = np.searchsorted(present, y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # cleanlab warns about classes with few items; expected on a test split
-        flagged = np.asarray(find_label_issues(y_sub, sub, filter_by="prune_by_noise_rate"), dtype=bool)
+        # n_jobs=1: cleanlab's default forks a multiprocessing pool, which can hang forever when the caller
+        # has threads (a Ray Tune trial, the app's server); the per-class pruning is cheap in one process
+        flagged = np.asarray(find_label_issues(y_sub, sub, filter_by="prune_by_noise_rate", n_jobs=1), dtype=bool)
     quality = label_quality(p, y)
     flagged &= quality < max_quality
     budget = int(np.ceil(max_share * len(y)))

@@ -37,6 +37,19 @@ def test_planted_errors_are_flagged_and_honest_mistakes_are_not():
     assert quality[wrong].max() < quality[hesitant].min()  # the ranking puts planted errors first
 
 
+def test_flags_are_found_without_forking_a_process_pool(monkeypatch):
+    """A forked pool can hang forever under a threaded caller (a Ray Tune trial hung so in
+    cleanlab's Pool.terminate); the flags must come from this process alone."""
+    import multiprocessing
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("find_issues started a multiprocessing pool")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    probs, given, wrong, _ = planted()
+    assert set(np.flatnonzero(label_issues.find_issues(probs, given))) == set(wrong)
+
+
 def test_quality_bound_narrows_cleanlab():
     probs, given, wrong, hesitant = planted()
     loose = label_issues.find_issues(probs, given, max_quality=1.0, max_share=1.0)  # cleanlab's own selection
