@@ -365,15 +365,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Categorize new products with a finished run; streams the file, writes nothing on bad input."""
-    from pathlib import Path
 
     from tqdm import tqdm
 
-    from core.predictor import OUTPUT_SUFFIXES, Predictor
+    from core.predictor import Predictor, output_path
 
-    out = Path(args.out)
-    if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise CliError(f"--out must end in {', '.join(OUTPUT_SUFFIXES)}; got {out.name}")
+    out = output_path(args.out)  # ValueError (exit 2) unless .parquet, .csv or .jsonl
     if not out.parent.is_dir():
         raise CliError(f"output folder not found: {out.parent}")
     if args.top_k < 1:

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 CONNECT_TIMEOUT_S = 5.0
@@ -131,7 +132,7 @@ def actors_that_fit(workers: int) -> int:
     return min(max(workers, 1), total - 1)
 
 
-def data_context() -> object:
+def data_context() -> None:
     """Ray Data's context for our pipelines: rows keep the table's order, and Ray Data's own progress
     reports stay in its log file (the command shows one progress bar of its own)."""
     import logging
@@ -141,6 +142,46 @@ def data_context() -> object:
     for handler in logging.getLogger("ray.data").handlers:
         if "File" not in type(handler).__name__:
             handler.setLevel(logging.WARNING)
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    return ctx
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+
+
+def read_dataset(config: Any) -> Any:
+    """The columns a product-table pipeline needs (id, text, image), through Ray Data's reader for
+    the file's type; CSV/TSV columns as strings, as `iter_table` reads them."""
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.csv as pc
+    import ray.data
+
+    from core.data import READERS, DataError
+
+    path = str(Path(config.data).resolve())
+    kind = READERS.get(Path(path).suffix.lower())
+    columns = [c for c in (config.id_column, *config.text_columns, config.image_column) if c]
+    if kind in ("csv", "tsv"):
+        ds = ray.data.read_csv(path, parse_options=pc.ParseOptions(delimiter="," if kind == "csv" else "\t"),
+                               read_options=pc.ReadOptions(column_names=config.column_names) if config.column_names else None,
+                               convert_options=pc.ConvertOptions(column_types={c: pa.string() for c in columns},
+                                                                 include_columns=columns, strings_can_be_null=False))
+    elif kind == "parquet":
+        ds = ray.data.read_parquet(path, columns=columns)
+    elif kind == "jsonl":
+        ds = ray.data.read_json(path, lines=True).select_columns(columns)
+    else:
+        raise DataError(f"unsupported data file type {Path(path).suffix!r}; use .csv, .tsv, .parquet or .jsonl")
+    return ds.limit(config.max_rows) if config.max_rows else ds
+
+
+def map_table(config: Any, actor: type, actor_kwargs: dict, *, workers: int, batch_rows: int,
+              device: str) -> tuple[Any, int]:
+    """The product table mapped, in order, by a pool of one-CPU `actor`s (one GPU each on 'cuda'),
+    as many as fit beside the read tasks: (the dataset, the actors used). Call inside `session`."""
+    import ray.data
+
+    workers = actors_that_fit(workers)
+    data_context()
+    ds = read_dataset(config).map_batches(
+        actor, fn_constructor_kwargs=actor_kwargs, compute=ray.data.ActorPoolStrategy(size=workers),
+        batch_size=batch_rows, batch_format="pandas", num_cpus=1, num_gpus=1 if device == "cuda" else 0)
+    return ds, workers

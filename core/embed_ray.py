@@ -1,6 +1,6 @@
 """`embed` as a Ray Data pipeline: the table is read by Ray's readers in blocks, an actor pool
-(`map_batches` with `concurrency=N`) loads the encoder once per actor, looks each item up in the shared
-per-item cache, encodes the misses (images decoded a batch at a time in the actors) and writes new
+(`cluster.map_table`, `--workers` actors) loads the encoder once per actor, looks each item up in the
+shared per-item cache, encodes the misses (images decoded a batch at a time in the actors) and writes new
 cache shards; the driver writes the rows, in order, into the same FEATURES_DIR as the one-process path.
 
 Resuming relies on the per-item cache: an interrupted run loses only the batches in flight. On a
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core import cluster
-from core.data import READERS, DataError
+from core.data import DataError
 from core.embeddings import default_cache_dir
 from core.features import Progress, begin, embed_chunk, finish, mark_done, scan_ids, write_rows
 from core.settings import ExperimentConfig, resolve_device
@@ -39,29 +39,6 @@ class EmbedActor:
         return {"vectors": vectors, "mask": mask, "counts": counts}
 
 
-def read_dataset(config: ExperimentConfig) -> object:
-    """The columns `embed` needs, as strings, through Ray Data's reader for the file's type."""
-    import pyarrow as pa
-    import pyarrow.csv as pc
-    import ray.data
-
-    path = str(Path(config.data).resolve())
-    kind = READERS.get(Path(path).suffix.lower())
-    columns = [c for c in (config.id_column, *config.text_columns, config.image_column) if c]
-    if kind in ("csv", "tsv"):
-        ds = ray.data.read_csv(path, parse_options=pc.ParseOptions(delimiter="," if kind == "csv" else "\t"),
-                               read_options=pc.ReadOptions(column_names=config.column_names) if config.column_names else None,
-                               convert_options=pc.ConvertOptions(column_types={c: pa.string() for c in columns},
-                                                                 include_columns=columns, strings_can_be_null=False))
-    elif kind == "parquet":
-        ds = ray.data.read_parquet(path, columns=columns)
-    elif kind == "jsonl":
-        ds = ray.data.read_json(path, lines=True).select_columns(columns)
-    else:
-        raise DataError(f"unsupported data file type {Path(path).suffix!r}; use .csv, .tsv, .parquet or .jsonl")
-    return ds.limit(config.max_rows) if config.max_rows else ds
-
-
 def embed_on_ray(config: ExperimentConfig, out: str | Path, *, address: str | None = None, workers: int = 2,
                  chunk_rows: int = 10_000, cache_dir: str | Path | None = None, progress: Progress | None = None) -> dict:
     """Embed a table into FEATURES_DIR `out` with `workers` encoder actors (GPU actors with --device cuda)."""
@@ -79,14 +56,8 @@ def embed_on_ray(config: ExperimentConfig, out: str | Path, *, address: str | No
     cache = str(Path(cache_dir or default_cache_dir()).resolve())
     stats = {"rows": int(len(ids)), "embedded": 0, "cached": 0, "images_unreadable": 0, "chunks_resumed": 0}
     with cluster.session(address, num_cpus=cluster.pipeline_cpus(workers), runtime_env=cluster.worker_env()) as engine:
-        import ray.data
-
-        workers = cluster.actors_that_fit(workers)
-        cluster.data_context()
-        ds = read_dataset(config).map_batches(
-            EmbedActor, fn_constructor_kwargs={"config": config.to_dict(), "cache_dir": cache},
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            batch_size=min(chunk_rows, 2_000), batch_format="pandas", num_gpus=1 if device == "cuda" else 0, num_cpus=1)
+        ds, workers = cluster.map_table(config, EmbedActor, {"config": config.to_dict(), "cache_dir": cache},
+                                        workers=workers, batch_rows=min(chunk_rows, 2_000), device=device)
         position = 0
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             n = len(batch["vectors"])

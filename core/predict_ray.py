@@ -1,6 +1,6 @@
 """`predict` as a Ray Data pipeline: the table is read by Ray's readers in blocks, an actor pool
-(`map_batches` with `concurrency=N`) loads the run's predictor (encoder, model, taxonomy) once per
-actor and answers a batch at a time; the driver writes the answers, in the table's order, through
+(`cluster.map_table`, `--workers` actors) loads the run's predictor (encoder, model, taxonomy) once
+per actor and answers a batch at a time; the driver writes the answers, in the table's order, through
 the same atomic writer as the one-process path, so the output file is identical.
 
 On a cluster, the run folder, the table and any features or images must be on storage every node sees."""
@@ -14,7 +14,6 @@ import pandas as pd
 
 from core import cluster
 from core.data import iter_table
-from core.embed_ray import read_dataset
 from core.predictor import Predictor, output_path, write_answers
 from core.settings import DEFAULT_REVIEW_RISK, ExperimentConfig
 
@@ -39,22 +38,14 @@ def predict_on_ray(predictor: Predictor, out: str | Path, config: ExperimentConf
     """Categorize `config.data` into `out` with `workers` predictor actors (GPU actors on 'cuda').
     Returns predict_file's counts plus the engine and its address."""
     out = output_path(out)
-    address = cluster.resolve_address(address)
-    if address:
-        cluster.check_reachable(address)  # before anything is read or written
     header = next(iter_table(config.data, config.column_names, 1, 1))
     predictor.check_input(config, list(header.columns))
+    # an unreachable address fails in `session` (cluster.init checks it), before anything is written
     with cluster.session(address, num_cpus=cluster.pipeline_cpus(workers), runtime_env=cluster.worker_env()) as engine:
-        import ray.data
-
-        workers = cluster.actors_that_fit(workers)
-        cluster.data_context()
-        ds = read_dataset(config).map_batches(
-            PredictActor, fn_constructor_kwargs={"run_dir": str(Path(predictor.run.path).resolve()), "config": config.to_dict(),
-                                                 "top_k": top_k, "review_risk": review_risk,
-                                                 "clip_checkpoint": clip_checkpoint, "device": device},
-            compute=ray.data.ActorPoolStrategy(size=workers), batch_size=batch_rows, batch_format="pandas", num_cpus=1,
-            num_gpus=1 if device == "cuda" else 0)
+        ds, workers = cluster.map_table(config, PredictActor, {
+            "run_dir": str(Path(predictor.run.path).resolve()), "config": config.to_dict(), "top_k": top_k,
+            "review_risk": review_risk, "clip_checkpoint": clip_checkpoint, "device": device},
+            workers=workers, batch_rows=batch_rows, device=device)
 
         def answered() -> Iterator[pd.DataFrame]:
             position = 0
