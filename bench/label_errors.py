@@ -21,12 +21,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import label_issues  # noqa: E402
-from core.audit import out_of_fold  # noqa: E402
-from core.calibration import calibrated_probabilities, fit_temperature  # noqa: E402
-from core.experiment import make_targets, prepare  # noqa: E402
+from core.evaluation import label_issues  # noqa: E402
 from core.settings import ExperimentConfig  # noqa: E402
-from core.train import predict_logits, train_model  # noqa: E402
+from core.training.audit import out_of_fold  # noqa: E402
+from core.training.calibration import calibrated_probabilities, fit_temperature  # noqa: E402
+from core.training.experiment import make_targets, prepare  # noqa: E402
+from core.training.train import predict_logits, train_model  # noqa: E402
 
 RULES = {  # (max_quality, max_share)
     "cleanlab default": (1.0, 1.0),

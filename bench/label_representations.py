@@ -1,6 +1,6 @@
 """The experiment behind the product: do taxonomy-aware label representations make mistakes milder?
 
-Arms (all through core.experiment, as the CLI runs them):
+Arms (all through core.training.experiment, as the CLI runs them):
   onehot, uniform (a=0.1), knn-uniform (top-20), semantic (top-20), semantic + curriculum,
   tree soft labels, semantic + auxiliary taxonomy codes, and onehot + CRM re-ranking (post hoc).
 Datasets: fashion-small as text, as its real CLIP image embeddings, and both; Flipkart titles.
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from core.experiment import ExperimentConfig, load_dataset, prepare, train_and_evaluate  # noqa: E402
-from core.export import write_csv  # noqa: E402
+from core.data.export import write_csv  # noqa: E402
+from core.training.experiment import ExperimentConfig, load_dataset, prepare, train_and_evaluate  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 FASHION = SHARED / "fashion-small"

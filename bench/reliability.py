@@ -1,5 +1,5 @@
 """What the reliability checks cost, on the real fashion-small catalog: the Errors page's 100
-thumbnails through `core.images.read_thumbnail`, the precomputed-embedding checks of
+thumbnails through `core.data.images.read_thumbnail`, the precomputed-embedding checks of
 `load_precomputed`, the formula-safe Google-taxonomy export, and how fast `train` refuses a
 single-class table (before: a run folder and, with semantic targets, ~29 s of work).
 
@@ -26,11 +26,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 DATA = ROOT.parent / "shared" / "data"
 
-from core.embeddings import load_precomputed  # noqa: E402
-from core.export import write_csv  # noqa: E402
-from core.images import read_thumbnail  # noqa: E402
-from core.targets import build_targets, targets_frame  # noqa: E402
-from core.taxonomy import load_taxonomy  # noqa: E402
+from core.data.encoders import load_precomputed  # noqa: E402
+from core.data.export import write_csv  # noqa: E402
+from core.data.images import read_thumbnail  # noqa: E402
+from core.labels.targets import build_targets, targets_frame  # noqa: E402
+from core.taxonomy.tree import load_taxonomy  # noqa: E402
 
 
 def median_time(fn, repeats: int = 5) -> float:

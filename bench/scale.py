@@ -46,7 +46,7 @@ def peak_rss_mb() -> float:
 def m_taxonomy() -> dict:
     from synthetic_taxonomy import synthetic_paths
 
-    from core.taxonomy import load_taxonomy
+    from core.taxonomy.tree import load_taxonomy
 
     def full(source):
         tax = load_taxonomy(source)
@@ -69,8 +69,8 @@ def m_taxonomy() -> dict:
 def m_encoders() -> dict:
     import torch
 
-    from core.embeddings import encode_text_trimmed, label_embeddings, load_encoder
-    from core.taxonomy import load_taxonomy
+    from core.data.encoders import encode_text_trimmed, label_embeddings, load_encoder
+    from core.taxonomy.tree import load_taxonomy
 
     tax = load_taxonomy(GOOGLE)
     names = [tax.names[i] for i in range(len(tax))]
@@ -98,7 +98,7 @@ def m_encoders() -> dict:
 
 
 def m_targets(c: int) -> dict:
-    from core.targets import build_targets
+    from core.labels.targets import build_targets
 
     rng = np.random.default_rng(0)
     e = rng.normal(size=(c, 384)).astype(np.float32)
@@ -126,8 +126,8 @@ def _features_file(n: int, d: int) -> Path:
 def m_train(n: int = 1_000_000, d: int = 896, c: int = 5595, epoch_items: int = 200_000, batch: int = 1024) -> dict:
     import torch
 
-    from core.targets import build_targets
-    from core.train import TrainConfig, train_model
+    from core.labels.targets import build_targets
+    from core.training.train import TrainConfig, train_model
 
     x = np.load(_features_file(n, d), mmap_mode="r")
     rng = np.random.default_rng(1)
@@ -158,8 +158,8 @@ def m_train(n: int = 1_000_000, d: int = 896, c: int = 5595, epoch_items: int = 
 def m_step(c: int = 5595, d: int = 896, batch: int = 1024) -> dict:
     import torch
 
-    from core.model import FusionClassifier
-    from core.targets import build_targets
+    from core.labels.targets import build_targets
+    from core.training.model import FusionClassifier
 
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(c, 384)).astype(np.float32)
@@ -202,9 +202,9 @@ def m_sklearn() -> dict:
     from sklearn.linear_model import LogisticRegression, SGDClassifier
 
     from bench.label_representations import DATASETS
-    from core.experiment import ExperimentConfig, prepare
-    from core.targets import build_targets
-    from core.train import TrainConfig, train_model
+    from core.labels.targets import build_targets
+    from core.training.experiment import ExperimentConfig, prepare
+    from core.training.train import TrainConfig, train_model
 
     prepared = prepare(ExperimentConfig(**DATASETS["flipkart-text"], encoder="minilm"))
     f, s, y = prepared.features, prepared.split, prepared.dataset.labels
@@ -237,8 +237,9 @@ def m_app() -> dict:
     import pandas as pd
     from streamlit.testing.v1 import AppTest
 
-    from core import runs
-    from core.taxonomy import load_taxonomy
+    from core import files
+    from core.runs import store as runs
+    from core.taxonomy.tree import load_taxonomy
 
     os.environ["TAXOLENS_RUNS"] = str(WORK / "app-runs")
     os.environ["TAXOLENS_CACHE"] = str(WORK / "app-cache")
@@ -261,7 +262,7 @@ def m_app() -> dict:
     store = runs.RunStore(WORK / "app-runs")
     run_dir = store.create({"targets": "onehot"})
     runs.write_parquet(run_dir / "predictions.parquet", frame)
-    runs.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.8, "mistake_severity": 3.0, "hdist@5": 3.0, "semsim@5": 0.3}, "crm": {}})
+    files.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.8, "mistake_severity": 3.0, "hdist@5": 3.0, "semsim@5": 0.3}, "crm": {}})
     runs.set_status(run_dir, "done")
     out = {}
     source = {"bytes": GOOGLE.read_bytes(), "format": None, "name": GOOGLE.name}

@@ -14,9 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import sweep  # noqa: E402
-from core.experiment import prepare, train_and_evaluate  # noqa: E402
+from core.scale import sweep  # noqa: E402
 from core.settings import ExperimentConfig  # noqa: E402
+from core.training.experiment import prepare, train_and_evaluate  # noqa: E402
 
 
 def main() -> None:

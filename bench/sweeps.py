@@ -2,9 +2,9 @@
 the product's current label defaults re-trained beside them.
 
 For every dataset of bench/label_representations.py (fashion text, image, text+image; Flipkart):
-  1. `core.sweep.sweep`: N trials (Optuna NSGA-II) over the default space, scored on the validation
+  1. `core.scale.sweep.sweep`: N trials (Optuna NSGA-II) over the default space, scored on the validation
      split, objectives top1:max, hdist@5:min;
-  2. `core.sweep.report`: the Pareto settings, one-hot and one-hot + CRM re-trained over S seeds on the
+  2. `core.scale.sweep.report`: the Pareto settings, one-hot and one-hot + CRM re-trained over S seeds on the
      sweep's split and scored on the test split (mean, 95% interval), with the report's recommendation;
   3. the current defaults of core/settings.py re-trained the same way (same split, same seeds), so a
      change of defaults is judged against what the product ships.
@@ -34,9 +34,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from label_representations import DATASETS, SHARED, replace_section  # noqa: E402
 
-from core import cluster, sweep  # noqa: E402
-from core.experiment import load_dataset  # noqa: E402
+from core.scale import cluster, sweep  # noqa: E402
 from core.settings import ExperimentConfig  # noqa: E402
+from core.training.experiment import load_dataset  # noqa: E402
 
 LABEL_SETTINGS = ("targets", "alpha", "temperature", "k", "beta", "mix", "template", "curriculum_epochs", "aux_codes")
 SHOWN = ("top1", "mistake_severity", "hdist@5", "semsim@5", "ece")

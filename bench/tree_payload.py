@@ -18,8 +18,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from synthetic_taxonomy import synthetic_paths  # noqa: E402
 
-from core.taxonomy import load_taxonomy  # noqa: E402
-from core.treeview import drawable_tree  # noqa: E402
+from core.taxonomy.tree import load_taxonomy  # noqa: E402
+from core.taxonomy.view import drawable_tree  # noqa: E402
 
 
 def sizes(tax, levels: int = 3) -> dict:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.taxonomy import FORMATS
+from core.taxonomy.tree import FORMATS
 
 GROUPS = {
     "data": "Data",
@@ -215,7 +215,7 @@ class ExperimentConfig:
             object.__setattr__(self, s.name, s.check(getattr(self, s.name)))
 
     def train_config(self) -> Any:
-        from core.train import TrainConfig
+        from core.training.train import TrainConfig
 
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
                            hidden=self.hidden, dropout=self.dropout, fusion=self.fusion, patience=self.patience,

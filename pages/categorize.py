@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.data import DataError, Items, read_table
+from core.data.export import write_csv
+from core.data.tables import DataError, Items, read_table
 from core.display import plain
-from core.export import write_csv
-from core.predictor import Predictor
 from core.settings import DEFAULT_REVIEW_RISK
+from core.training.predictor import Predictor
 from pages.shared import demo_run_offer, finished_runs, guard
 
 UPLOAD_TYPES = ["csv", "tsv", "parquet", "jsonl"]

@@ -6,11 +6,12 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import runs, triage
-from core.audit import corrections
-from core.export import write_csv
-from core.images import read_thumbnail
-from core.metrics import headline_from_predictions, rollup_from_predictions
+from core.data.export import write_csv
+from core.data.images import read_thumbnail
+from core.evaluation import triage
+from core.evaluation.metrics import headline_from_predictions, rollup_from_predictions
+from core.runs import store as runs
+from core.training.audit import corrections
 from pages.shared import (
     damaged_runs_notice,
     demo_run_offer,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.data import read_table
-from core.importer import ImportSpec, build, guess_spec, import_run
+from core.data.tables import read_table
+from core.evaluation.importer import ImportSpec, build, guess_spec, import_run
 from pages.shared import APP_ENCODERS, guard, runs_dir
 
 PREVIEW_ROWS = 10
@@ -55,7 +55,7 @@ def page() -> None:
         if tax_upload is not None:
             tax_path = str(Path(tmp) / Path(tax_upload.name).name)
             Path(tax_path).write_bytes(tax_upload.getvalue())
-        from core.data import load_catalog_taxonomy
+        from core.data.tables import load_catalog_taxonomy
 
         preview = build(frame.head(2000), spec, load_catalog_taxonomy(tax_path))
         st.subheader("Preview")

@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import runs, settings
-from core.data import DataError
+from core import settings
+from core.data.encoders import EncoderChoice, EncoderUnavailable, label_embeddings, load_encoder
+from core.data.tables import DataError
 from core.display import plain
-from core.embeddings import EncoderChoice, EncoderUnavailable, label_embeddings, load_encoder
-from core.experiment import check_inputs
+from core.labels.similarity import topk_neighbors
+from core.runs import store as runs
 from core.settings import ExperimentConfig
-from core.similarity import topk_neighbors
-from core.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
+from core.taxonomy.tree import Taxonomy, TaxonomyError, load_taxonomy
+from core.training.experiment import check_inputs
 
 
 def _leave_legacy_multipage_mode() -> None:

@@ -6,7 +6,13 @@ import plotly.express as px
 import streamlit as st
 
 from core.display import plain, short_labels
-from core.similarity import default_branch, heatmap_branches, label_map, suspicious_pairs, tree_agreement
+from core.labels.similarity import (
+    default_branch,
+    heatmap_branches,
+    label_map,
+    suspicious_pairs,
+    tree_agreement,
+)
 from pages.shared import class_distances, guard, label_space, neighbours
 
 HEATMAP_MAX = 150

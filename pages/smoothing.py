@@ -8,10 +8,10 @@ import plotly.express as px
 import streamlit as st
 
 from core import settings
+from core.data.export import write_csv
 from core.display import short_labels
-from core.export import write_csv
+from core.labels.targets import build_targets, effective_neighbors, effective_neighbors_curve, targets_frame
 from core.settings import TARGET_KINDS
-from core.targets import build_targets, effective_neighbors, effective_neighbors_curve, targets_frame
 from pages.shared import (
     class_distances,
     default,

@@ -7,8 +7,8 @@ import plotly.express as px
 import streamlit as st
 
 from core.display import plain
-from core.taxonomy import FORMATS
-from core.treeview import drawable_tree
+from core.taxonomy.tree import FORMATS
+from core.taxonomy.view import drawable_tree
 from pages.shared import current_taxonomy, guard, taxonomy_from_bytes
 
 PLAIN_WORDS = {

@@ -7,11 +7,12 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import runs, settings
-from core.comparison import DifferentItems, compare_runs
-from core.data import read_table
+from core import settings
+from core.data.tables import read_table
 from core.display import plain
-from core.importer import guess_spec
+from core.evaluation.comparison import DifferentItems, compare_runs
+from core.evaluation.importer import guess_spec
+from core.runs import store as runs
 from core.settings import ExperimentConfig
 from pages.shared import (
     SAMPLE_PRODUCTS,

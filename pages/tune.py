@@ -6,8 +6,9 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import runs, settings, sweep
+from core import files, settings
 from core.display import plain
+from core.scale import sweep
 from core.settings import TARGET_KINDS, TEMPLATES
 from pages.shared import ROOT, guard, runs_dir, sample_config
 
@@ -114,7 +115,7 @@ def page() -> None:
     if record.get("error"):
         st.error(plain(record["error"]))
     objectives = [o.split(":")[0] for o in record.get("objectives", [])] or ["top1", "hdist@5"]
-    report = runs.read_json(folder / "report.json")
+    report = files.read_json(folder / "report.json")
     if record.get("trials"):
         y, x = (objectives + ["hdist@5"])[:2]
         event = st.plotly_chart(scatter(record, report, x, y), on_select="rerun", selection_mode="points", key="tune_scatter")

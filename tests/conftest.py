@@ -31,7 +31,7 @@ def isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def minilm():
-    from core.embeddings import load_encoder
+    from core.data.encoders import load_encoder
 
     return load_encoder("minilm").encoder
 
@@ -49,7 +49,7 @@ def small_tree():
     B            (1)
     `- d         (2)
     """
-    from core.taxonomy import load_taxonomy
+    from core.taxonomy.tree import load_taxonomy
 
     text = "A > A1 > a\nA > A1 > b\nA > A2 > c\nB > d\n"
     return load_taxonomy(text.encode())

@@ -7,7 +7,8 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import runs
+from core import files
+from core.runs import store as runs
 from tests.conftest import app_page as page
 
 pytestmark = pytest.mark.usefixtures("run_store")  # every page test gets an empty run store of its own
@@ -64,7 +65,7 @@ def test_smoothing_temperature_slider_changes_the_target():
     assert cold < 2 and hot > 15  # T -> 0: one neighbour; T large: close to k = 20
     assert at.session_state["_persist"]["temperature"] == 10.0  # what the Training page starts from
     next(b for b in at.button if b.label == "Prepare the export").click().run()
-    assert not at.exception and at.get("download_button")  # the CSV export goes through core.export.write_csv
+    assert not at.exception and at.get("download_button")  # the CSV export goes through core.data.export.write_csv
 
 
 def test_training_launch_short_run_then_errors_page(run_store):
@@ -125,7 +126,7 @@ def test_errors_page_shows_only_real_images_from_the_run_folder(run_store, tmp_p
     frame["tree_distance"] = 2
     frame["semantic_distance"] = 0.5
     runs.write_parquet(run_dir / "predictions.parquet", frame)
-    runs.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.0}, "crm": {}, "encoder": "test"})
+    files.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.0}, "crm": {}, "encoder": "test"})
     runs.set_status(run_dir, "done")
     at = page("errors")
     shown = at.dataframe[0].value

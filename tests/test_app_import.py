@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import runs
-from core.audit import corrections
-from core.importer import guess_spec
+from core import files
+from core.evaluation.importer import guess_spec
+from core.runs import store as runs
+from core.training.audit import corrections
 from tests.conftest import ROOT
 
 
@@ -29,7 +30,7 @@ def audit_run(tmp_path, monkeypatch):
         "audit_priority": [1.98, 0.7, 0.0, 0.96, 0.8],
     })
     runs.write_parquet(run_dir / "predictions.parquet", frame)
-    runs.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.2}, "crm": {}})
+    files.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.2}, "crm": {}})
     runs.set_status(run_dir, "done")
     return frame
 
@@ -75,7 +76,7 @@ def test_training_page_compares_two_runs_against_a_baseline(tmp_path, monkeypatc
                               "correct": [t == p for t, p in zip(true, pred, strict=True)],
                               "tree_distance": [0 if t == p else (1 if t[0] == p[0] else 2) for t, p in zip(true, pred, strict=True)]})
         runs.write_parquet(run / "predictions.parquet", frame)
-        runs.write_json(run / "metrics.json", {"plain": {"top1": float(frame.correct.mean())}, "crm": {}})
+        files.write_json(run / "metrics.json", {"plain": {"top1": float(frame.correct.mean())}, "crm": {}})
         runs.set_status(run.path, "done")
     at = AppTest.from_file(str(ROOT / "pages" / "training.py"), default_timeout=60).run()
     assert not at.exception

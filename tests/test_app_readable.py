@@ -107,7 +107,7 @@ def test_neighbourhood_heatmap_uses_short_names_and_is_sized_to_its_rows(google_
 
 
 def test_training_compare_shows_numbers_first_and_tells_settings_apart(run_store):
-    from core import runs
+    from core.runs import store as runs
     from tests.test_runs import finished_run
 
     store = runs.RunStore(run_store)
@@ -122,7 +122,7 @@ def test_training_compare_shows_numbers_first_and_tells_settings_apart(run_store
 
 
 def test_training_shows_embedding_progress_written_by_the_run_process(run_store):
-    from core import runs
+    from core.runs import store as runs
 
     run = runs.RunStore(run_store).create({"epochs": 8, "data": "p.csv"})
     runs.ProgressWriter(run.path)("embed products", 120, 600)
@@ -147,8 +147,8 @@ def trained_store(tmp_path_factory):
 
 
 def test_headline_metrics_from_the_predictions_table_match_the_run(trained_store):
-    from core import runs
-    from core.metrics import headline_from_predictions
+    from core.evaluation.metrics import headline_from_predictions
+    from core.runs import store as runs
 
     (run,) = runs.RunStore(trained_store).finished()
     stored = run.metrics()["plain"]
@@ -158,8 +158,8 @@ def test_headline_metrics_from_the_predictions_table_match_the_run(trained_store
 
 
 def test_errors_cards_follow_the_filters_and_the_table_fits(trained_store, monkeypatch):
-    from core import runs
-    from core.metrics import headline_from_predictions
+    from core.evaluation.metrics import headline_from_predictions
+    from core.runs import store as runs
 
     monkeypatch.setenv("TAXOLENS_RUNS", str(trained_store))
     (run,) = runs.RunStore(trained_store).finished()

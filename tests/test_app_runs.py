@@ -5,7 +5,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from core import runs
+from core.runs import store as runs
 from tests.conftest import app_page as page
 
 

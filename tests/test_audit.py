@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from core import audit
-from core import predictions as schema
-from core.cli import main
+from core.cli.main import main
+from core.runs import schema
+from core.training import audit
 from tests.conftest import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY
 
 

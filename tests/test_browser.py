@@ -133,7 +133,8 @@ def test_runs_table_follows_a_run_without_a_reload(server):
     """A run that finishes while the Training page is open shows up in Compare by itself (issue 12, item 7)."""
     from playwright.sync_api import sync_playwright
 
-    from core import runs
+    from core import files
+    from core.runs import store as runs
 
     run = runs.RunStore(SERVER_RUNS[server]).create({"targets": "semantic", "epochs": 2, "data": "products.csv"},
                                                      name="browser-follow")
@@ -146,7 +147,7 @@ def test_runs_table_follows_a_run_without_a_reload(server):
             page.get_by_text("All runs").first.wait_for(timeout=240_000)
             page.wait_for_timeout(3000)  # the live part has seen the queued run
             assert page.get_by_text("Compare runs").count() == 0
-            runs.write_json(run.path / "metrics.json", {"plain": {"top1": 0.9, "mistake_severity": 1.5}, "crm": {}})
+            files.write_json(run.path / "metrics.json", {"plain": {"top1": 0.9, "mistake_severity": 1.5}, "crm": {}})
             runs.set_status(run.path, "done")
             page.get_by_text("Compare runs").first.wait_for(timeout=30_000)  # no reload: the live part noticed
             browser.close()

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from core.calibration import calibrated_probabilities, fit_temperature, nll
+from core.training.calibration import calibrated_probabilities, fit_temperature, nll
 
 
 def test_nll_hand_worked():

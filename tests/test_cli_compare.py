@@ -6,8 +6,9 @@ import json
 
 import pandas as pd
 
-from core import runs
-from core.cli import main
+from core import files
+from core.cli.main import main
+from core.runs import store as runs
 
 
 def run_with(store: runs.RunStore, name: str, true: list[str], pred: list[str], tree_distance: list[int]) -> str:
@@ -15,7 +16,7 @@ def run_with(store: runs.RunStore, name: str, true: list[str], pred: list[str], 
     frame = pd.DataFrame({"id": [f"i{n}" for n in range(len(true))], "true_label": true, "pred_1": pred,
                           "correct": [t == p for t, p in zip(true, pred, strict=True)], "tree_distance": tree_distance})
     runs.write_parquet(run_dir / "predictions.parquet", frame)
-    runs.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.0}, "crm": {}})
+    files.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.0}, "crm": {}})
     runs.set_status(run_dir, "done")
     return str(run_dir)
 

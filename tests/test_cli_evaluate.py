@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import predictions as schema
-from core.cli import main
+from core.cli.main import main
+from core.runs import schema
 from tests.conftest import ROOT, shared_file
 
 SMALL = "A > A1 > a\nA > A1 > b\nA > A2 > c\nB > d\n"

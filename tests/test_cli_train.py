@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import runs
+from core.runs import store as runs
 from tests.conftest import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY
 from tests.test_cli_taxonomy import run_cli
 
@@ -67,7 +67,7 @@ def test_compare_table(finished_run):
 
 
 def test_background_run_and_cancel(tmp_path):
-    from core.experiment import ExperimentConfig
+    from core.training.experiment import ExperimentConfig
 
     store = runs.RunStore(tmp_path)
     config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title"],
@@ -130,7 +130,7 @@ def test_bad_data_exits_2_before_a_run_folder_exists(tmp_path, case):
 def test_disk_full_while_saving_is_one_message_and_no_partial_file(tmp_path, monkeypatch, capsys):
     import errno
 
-    from core.cli import main
+    from core.cli.main import main
 
     def full_disk(self, path, *args, **kwargs):
         with open(path, "wb") as fh:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import comparison
+from core.evaluation import comparison
 
 
 def test_constant_paired_shift_has_a_zero_width_interval():

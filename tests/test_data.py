@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.data import (
+from core.data.tables import (
     DataError,
     build_features,
     normalise_label,
@@ -12,7 +12,7 @@ from core.data import (
     read_table,
     stratified_split,
 )
-from core.taxonomy import load_taxonomy
+from core.taxonomy.tree import load_taxonomy
 from tests.conftest import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, shared_file
 
 FRAME = pd.DataFrame({
@@ -156,7 +156,7 @@ def test_parquet_list_labels_are_paths_and_structs_are_refused(tmp_path):
 
 
 def test_precomputed_files_that_cannot_be_joined_are_refused(tmp_path, tax):
-    from core.data import precomputed_block
+    from core.data.tables import precomputed_block
 
     (tmp_path / "ids.txt").write_text("5\n1\n99\n")  # one id per line, no header
     np.save(tmp_path / "e.npy", np.eye(3, 4, dtype=np.float32))

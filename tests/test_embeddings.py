@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.embeddings import (
+from core.data.encoders import (
     ClipEncoder,
     EncoderUnavailable,
     cached_text_embeddings,

@@ -6,9 +6,9 @@ import io
 import numpy as np
 import pandas as pd
 
-from core.export import write_csv
-from core.targets import build_targets, targets_frame
-from core.taxonomy import load_taxonomy
+from core.data.export import write_csv
+from core.labels.targets import build_targets, targets_frame
+from core.taxonomy.tree import load_taxonomy
 from tests.conftest import shared_file
 
 FORMULA = ("=", "+", "-", "@", "\t", "\r")

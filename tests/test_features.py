@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.data import DataError, Items, build_features
-from core.embeddings import Encoder, cached_text_embeddings, embed_images, load_encoder
-from core.features import embed_file, open_features
-from core.itemcache import ItemCache, item_keys
+from core.data.encoders import Encoder, cached_text_embeddings, embed_images, load_encoder
+from core.data.featuredir import embed_file, open_features
+from core.data.itemcache import ItemCache, item_keys
+from core.data.tables import DataError, Items, build_features
 from core.settings import ExperimentConfig
 from tests.conftest import ROOT
 

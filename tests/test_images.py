@@ -6,7 +6,7 @@ import os
 import pytest
 from PIL import Image
 
-from core.images import read_thumbnail
+from core.data.images import read_thumbnail
 from tests.test_embeddings import png_header
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import label_issues
+from core.evaluation import label_issues
 
 
 def planted(seed: int = 0):

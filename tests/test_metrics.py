@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from core.metrics import evaluate, expected_calibration_error, per_class_table, subtree_rollup
+from core.evaluation.metrics import evaluate, expected_calibration_error, per_class_table, subtree_rollup
 from tests.test_targets import D, S
 
 PROBS = np.array([[0.7, 0.2, 0.1, 0.0],   # y = a: right

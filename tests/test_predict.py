@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import runs
+from core.runs import store as runs
 from tests.conftest import ROOT, SAMPLE_PRODUCTS, TRAIN
 from tests.test_cli_taxonomy import run_cli
 

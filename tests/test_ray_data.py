@@ -53,7 +53,7 @@ def test_actors_leave_a_cpu_for_the_reader_and_a_one_cpu_cluster_is_refused(monk
     """Actors holding every CPU starve Ray Data's read tasks, and the job then waits forever without a word."""
     import ray
 
-    from core import cluster
+    from core.scale import cluster
 
     assert cluster.pipeline_cpus(2) == 3 and cluster.pipeline_cpus(0) == 2  # a local Ray: the actors plus one
     for cpus, asked, fits in ((8, 4, 4), (3, 4, 2), (2, 1, 1)):

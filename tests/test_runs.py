@@ -3,13 +3,14 @@ import json
 import pandas as pd
 import pytest
 
-from core import runs
+from core import files
+from core.runs import store as runs
 
 
 def test_atomic_write_keeps_old_file_on_crash(tmp_path):
     target = tmp_path / "metrics.json"
-    runs.write_json(target, {"top1": 0.5})
-    with pytest.raises(RuntimeError), runs.atomic_path(target) as tmp:
+    files.write_json(target, {"top1": 0.5})
+    with pytest.raises(RuntimeError), files.atomic_path(target) as tmp:
         tmp.write_text('{"top1": 0.9')  # half written
         raise RuntimeError("crash")
     assert json.loads(target.read_text()) == {"top1": 0.5}
@@ -25,7 +26,7 @@ def test_store_lifecycle_and_table(tmp_path):
     with open(run / "metrics.jsonl", "a") as fh:
         fh.write('{"epoch": 1, "tra')  # torn line from a crash
     assert runs.history(run).epoch.tolist() == [0]
-    runs.write_json(run / "metrics.json", {"plain": {"top1": 0.8, "mistake_severity": 2.0}, "crm": {"mistake_severity": 1.5}})
+    files.write_json(run / "metrics.json", {"plain": {"top1": 0.8, "mistake_severity": 2.0}, "crm": {"mistake_severity": 1.5}})
     runs.set_status(run, "done")
     row = store.table().iloc[0]
     assert (row.status, row.targets, row.top1, row.crm_mistake_severity, row.data) == ("done", "semantic", 0.8, 1.5, "products.csv")
@@ -51,7 +52,7 @@ def test_compare_rejects_non_run_folder(tmp_path):
 def finished_run(store: runs.RunStore, **config) -> runs.Run:
     run = store.create({"targets": "semantic", "alpha": 0.1, "temperature": 0.1, "k": 20, "data": "/x/p.csv"} | config)
     note = "MiniLM (sentence-transformers/all-MiniLM-L6-v2, bundled) " * 7  # a long encoder note, as real runs have
-    runs.write_json(run.path / "metrics.json", {"encoder": note, "plain": {"top1": 0.8, "mistake_severity": 2.0}, "crm": {}})
+    files.write_json(run.path / "metrics.json", {"encoder": note, "plain": {"top1": 0.8, "mistake_severity": 2.0}, "crm": {}})
     runs.set_status(run.path, "done")
     return run
 
@@ -71,7 +72,7 @@ def test_compare_puts_metrics_first_and_splits_them_from_settings(tmp_path):
 
 
 def test_cli_compare_fits_a_terminal(tmp_path, capsys):
-    from core.cli import main
+    from core.cli.main import main
 
     store = runs.RunStore(tmp_path)
     dirs = [str(finished_run(store, temperature=t).path) for t in (0.05, 0.1, 0.2, 0.5)]

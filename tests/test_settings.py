@@ -6,7 +6,7 @@ import math
 import pytest
 
 from core import settings
-from core.cli import build_parser
+from core.cli.main import build_parser
 from core.settings import ExperimentConfig
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core.similarity import (
+from core.labels.similarity import (
     cosine_similarity,
     default_branch,
     heatmap_branches,

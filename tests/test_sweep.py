@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
-from core import runs, sweep
-from core.cli import main
+from core import files
+from core.cli.main import main
+from core.runs import store as runs
+from core.scale import sweep
 from tests.conftest import ROOT, SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, free_port
 
 DATA = ["--data", SAMPLE_PRODUCTS, "--label-column", "category_path", "--text-column", "title", "--id-column", "id",
@@ -103,10 +105,10 @@ def check_trials(result: dict, store, objectives):
     `pareto` is exactly the non-dominated set of those metrics."""
     for t in result["trials"]:
         run_dir = store / t["run_id"]
-        config = runs.read_json(run_dir / "config.json")
+        config = files.read_json(run_dir / "config.json")
         assert config["sweep"]["id"] == result["sweep_id"] and config["sweep"]["phase"] == "search"
         assert runs.status(run_dir)["state"] == "done"
-        metrics = runs.read_json(run_dir / "metrics.json")
+        metrics = files.read_json(run_dir / "metrics.json")
         assert t["val"] == metrics["val"] and metrics["val"]["n"] == metrics["n_val"]  # validation, not test
         assert {k: config[k] for k in t["config"]} == t["config"]
     vals = [t["val"] for t in result["trials"]]
@@ -127,7 +129,7 @@ def test_grid_sweep_on_the_embedded_local_ray(tmp_path):
     assert result["engine"] == "ray-local" and result["address"].startswith("127.0.0.1:")  # loopback only
     assert sorted(t["config"]["targets"] for t in result["trials"]) == ["hybrid", "semantic"]
     check_trials(result, store, [("top1", "max"), ("mistake_severity", "min")])
-    assert runs.read_json(store / "_sweeps" / result["sweep_id"] / "sweep.json")["state"] == "done"
+    assert files.read_json(store / "_sweeps" / result["sweep_id"] / "sweep.json")["state"] == "done"
 
 
 @pytest.mark.slow
@@ -146,7 +148,7 @@ def test_nsga2_sweep_and_report_on_a_ray_head_node(tmp_path, ray_head):
     for arm in rep["arms"]:
         assert arm["test"]["top1"]["n"] == 2 and arm["test"]["top1"]["lo"] <= arm["test"]["top1"]["mean"] <= arm["test"]["top1"]["hi"]
         for run_id in arm["runs"]:
-            assert runs.read_json(store / run_id / "config.json")["sweep"]["phase"] == "report"
+            assert files.read_json(store / run_id / "config.json")["sweep"]["phase"] == "report"
     assert rep["recommended"]["arm"] == sweep.recommend({a["name"]: a["test"] for a in rep["arms"]})
     assert "recommended:" in r.stdout
     again = subprocess.run([sys.executable, "-m", "core", "sweep", "report", result["sweep_id"], "--out", str(store), "--json"],
@@ -165,7 +167,7 @@ def test_tune_page_shows_a_sweep_and_adopts_a_trial(tmp_path, monkeypatch):
     trial = lambda run_id, targets, alpha, top1, hdist: {  # noqa: E731
         "run_id": run_id, "config": {"targets": targets, "alpha": alpha, "temperature": 0.25, "k": 7},
         "val": {"top1": top1, "hdist@5": hdist}}
-    runs.write_json(folder / "sweep.json", {"sweep_id": folder.name, "state": "done", "engine": "ray-local",
+    files.write_json(folder / "sweep.json", {"sweep_id": folder.name, "state": "done", "engine": "ray-local",
                                             "objectives": ["top1:max", "hdist@5:min"],
                                             "trials": [trial("r-a", "semantic", 0.3, 0.6, 1.5), trial("r-b", "hybrid", 0.2, 0.5, 2.0)],
                                             "pareto": ["r-a"]})

@@ -6,7 +6,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.targets import KINDS, alpha_schedule, build_targets, crm_rerank, effective_neighbors, feature_codes
+from core.labels.targets import (
+    KINDS,
+    alpha_schedule,
+    build_targets,
+    crm_rerank,
+    effective_neighbors,
+    feature_codes,
+)
 
 S = np.array([[1.0, 0.8, 0.3, 0.1],
               [0.8, 1.0, 0.4, 0.2],

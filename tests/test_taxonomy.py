@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from core.taxonomy import TaxonomyError, detect_format, load_taxonomy, taxonomy_from_labels
+from core.taxonomy.tree import TaxonomyError, detect_format, load_taxonomy, taxonomy_from_labels
 from tests.conftest import SAMPLE_TAXONOMY, shared_file
 
 

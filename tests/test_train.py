@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.model import FusionClassifier
-from core.targets import build_targets
-from core.train import TrainConfig, predict_proba, train_model
+from core.labels.targets import build_targets
+from core.training.model import FusionClassifier
+from core.training.train import TrainConfig, predict_proba, train_model
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
-"""Tree drawing plan (core/treeview.py) and display text helpers (core/display.py), by hand and at scale."""
+"""Tree drawing plan (core/taxonomy/view.py) and display text helpers (core/display.py), by hand and at scale."""
 
 from __future__ import annotations
 
 import sys
 
 from core.display import plain, short_labels
-from core.taxonomy import load_taxonomy
-from core.treeview import drawable_tree, leaves_under
+from core.taxonomy.tree import load_taxonomy
+from core.taxonomy.view import drawable_tree, leaves_under
 from tests.conftest import ROOT
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from core import triage
+from core.evaluation import triage
 
 
 @pytest.mark.parametrize(("true", "pred", "expected"), [

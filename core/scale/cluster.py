@@ -62,7 +62,7 @@ def worker_env() -> dict:
     functions) and offline, single-threaded numeric libraries (one trial per CPU)."""
     from pathlib import Path
 
-    return {"py_modules": [str(Path(__file__).resolve().parent)],
+    return {"py_modules": [str(Path(__file__).resolve().parents[1])],
             "env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}}
 
 
@@ -154,7 +154,7 @@ def read_dataset(config: Any) -> Any:
     import pyarrow.csv as pc
     import ray.data
 
-    from core.data import READERS, DataError
+    from core.data.tables import READERS, DataError
 
     path = str(Path(config.data).resolve())
     kind = READERS.get(Path(path).suffix.lower())

@@ -37,61 +37,15 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from core.files import atomic_path, read_json, write_failed, write_json
+
 if TYPE_CHECKING:
     from core.settings import ExperimentConfig
-    from core.taxonomy import Taxonomy
+    from core.taxonomy.tree import Taxonomy
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 DERIVED_STATES = ("interrupted", "damaged")  # never written: read from a dead owner process or a broken file
 SUMMARY_KEYS = ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1")
-
-
-class StoreWriteError(OSError):
-    """A file could not be saved (disk full, no permission); the message names the file and the cause."""
-
-
-def write_failed(path: Path, exc: BaseException) -> StoreWriteError:
-    """One readable sentence for a failed save, instead of the writer library's traceback."""
-    code = getattr(exc, "errno", None)
-    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
-        reason = "the disk is full; free some space and try again"
-    else:
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    error = StoreWriteError(f"could not save {path}: {reason} (no partial file was left)")
-    error.errno = code or errno.EIO
-    return error
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; it replaces `path` only if the block finishes. A failed
-    write (an OSError in the block) leaves the previous version and raises StoreWriteError."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except StoreWriteError:
-        raise
-    except OSError as exc:
-        raise write_failed(path, exc) from exc
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json(path: Path, data: object) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str, allow_nan=False))
-
-
-def read_json(path: Path, default: object = None) -> object:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):  # missing, unreadable, not UTF-8 or not JSON
-        return default
 
 
 def _slug(text: str) -> str:
@@ -219,7 +173,7 @@ class Run:
         return data
 
     def predictions(self) -> pd.DataFrame:
-        from core.predictions import PredictionsError, read
+        from core.runs.schema import PredictionsError, read
 
         path = self.path / "predictions.parquet"
         if not path.is_file():
@@ -251,7 +205,7 @@ class Run:
         return [int(n) for n in nodes]
 
     def taxonomy(self) -> Taxonomy:
-        from core.taxonomy import Taxonomy
+        from core.taxonomy.tree import Taxonomy
 
         data = read_json(self.path / "taxonomy.json")
         if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("ids", "names", "parent")):
@@ -518,7 +472,7 @@ def launch_background(run_dir: Path, cwd: str | Path | None = None, command: str
     work goes on; output goes to run.log in the folder."""
     log = open(Path(run_dir) / "run.log", "ab")  # noqa: SIM115 - handed to the child process
     env = os.environ | {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, "-m", "core", command, str(run_dir)], cwd=cwd or Path(__file__).resolve().parents[1],
+    return subprocess.Popen([sys.executable, "-m", "core", command, str(run_dir)], cwd=cwd or Path(__file__).resolve().parents[2],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
 
 

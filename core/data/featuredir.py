@@ -6,7 +6,7 @@ present), `ids.parquet` (row ids), `features.json` (encoder identity, slices, th
 `complete`), `progress.json` (the chunks of rows already written). The input is read in chunks, so
 memory stays flat; each chunk is marked done only after its rows are flushed, so an interrupted
 `embed` resumes at the first unfinished chunk. Vectors come from the per-item cache
-(core/itemcache.py), so a changed title re-embeds that title only."""
+(core/data/itemcache.py), so a changed title re-embeds that title only."""
 
 from __future__ import annotations
 
@@ -17,9 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import runs
-from core.data import DataError, compose_texts, item_ids, iter_table, require_columns, resolve_image_paths
-from core.embeddings import Encoder, embed_images, embed_texts, item_cache
+from core import files
+from core.data.encoders import Encoder, embed_images, embed_texts, item_cache
+from core.data.tables import (
+    DataError,
+    compose_texts,
+    item_ids,
+    iter_table,
+    require_columns,
+    resolve_image_paths,
+)
 from core.settings import ExperimentConfig
 
 CHUNK_ROWS = 10_000
@@ -53,7 +60,7 @@ class FeatureDir:
 def open_features(path: str | Path, identity: str | None = None) -> FeatureDir:
     """A complete FEATURES_DIR, refused with a message if unfinished or made by another encoder."""
     path = Path(path)
-    info = runs.read_json(path / "features.json")
+    info = files.read_json(path / "features.json")
     if not isinstance(info, dict):
         raise DataError(f"{path} is not a features folder (no features.json); create it with `python -m core embed`")
     if not info.get("complete"):
@@ -109,7 +116,7 @@ def plan_slices(text_encoder: Encoder, config: ExperimentConfig) -> list[list]:
 def begin(out: Path, encoder: Encoder, config: ExperimentConfig, ids: np.ndarray, chunk_rows: int) -> tuple[dict, set[int]]:
     """Create FEATURES_DIR, or reopen it to resume: (its info, the chunks already done). A folder of
     another encoder is refused untouched; a changed source starts the chunks over."""
-    info = runs.read_json(out / "features.json")
+    info = files.read_json(out / "features.json")
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out} is a file, not a folder")
     if isinstance(info, dict) and info.get("encoder_identity") != encoder.identity:
@@ -121,18 +128,18 @@ def begin(out: Path, encoder: Encoder, config: ExperimentConfig, ids: np.ndarray
               "slices": plan_slices(encoder, config), "rows": int(len(ids)), "chunk_rows": chunk_rows,
               "source": source_fingerprint(config)}
     if isinstance(info, dict) and all(info.get(k) == v for k, v in wanted.items()):
-        done = set(runs.read_json(out / "progress.json", {"done": []})["done"])
+        done = set(files.read_json(out / "progress.json", {"done": []})["done"])
         if (out / "features.npy").is_file() and (out / "mask.npy").is_file():
             return info, done
     out.mkdir(parents=True, exist_ok=True)
     info = wanted | {"complete": False}
-    runs.write_json(out / "features.json", info)
-    runs.write_json(out / "progress.json", {"done": []})
+    files.write_json(out / "features.json", info)
+    files.write_json(out / "progress.json", {"done": []})
     width = wanted["slices"][-1][2]
     for name, shape, dtype in (("features.npy", (len(ids), width), np.float32), ("mask.npy", (len(ids), len(wanted["slices"])), bool)):
-        with runs.atomic_path(out / name) as tmp:
+        with files.atomic_path(out / name) as tmp:
             np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape).flush()
-    with runs.atomic_path(out / "ids.parquet") as tmp:
+    with files.atomic_path(out / "ids.parquet") as tmp:
         pd.DataFrame({"id": ids}).to_parquet(tmp, index=False)
     return info, set()
 
@@ -163,12 +170,12 @@ def write_rows(out: Path, start: int, vectors: np.ndarray, mask: np.ndarray) -> 
 
 
 def mark_done(out: Path, done: set[int]) -> None:
-    runs.write_json(out / "progress.json", {"done": sorted(done)})
+    files.write_json(out / "progress.json", {"done": sorted(done)})
 
 
 def finish(out: Path, info: dict, stats: dict) -> dict:
     info = info | {"complete": True, "images_unreadable": stats.get("images_unreadable", 0)}
-    runs.write_json(out / "features.json", info)
+    files.write_json(out / "features.json", info)
     return info
 
 

@@ -11,10 +11,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from core import settings
-from core.comparison import RESAMPLES
-from core.embeddings import EncoderUnavailable
+from core.data.encoders import EncoderUnavailable
+from core.evaluation.comparison import RESAMPLES
 from core.settings import DEFAULT_REVIEW_RISK
-from core.taxonomy import FORMATS, TaxonomyError, load_taxonomy
+from core.taxonomy.tree import FORMATS, TaxonomyError, load_taxonomy
 
 EXIT_BAD_INPUT = 2
 # data settings that describe training labels or splits, which `predict` has no use for
@@ -89,9 +89,9 @@ def print_result(run_dir: object, summary: dict, as_json: bool) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.experiment import check_inputs, execute_run
-    from core.runs import RunStore
+    from core.runs.store import RunStore
     from core.settings import config_from_args
+    from core.training.experiment import check_inputs, execute_run
 
     config = config_from_args(args)
     dataset = check_inputs(config)
@@ -108,8 +108,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute an already created (queued) run folder; what the app launches in the background."""
-    from core.experiment import execute_run
-    from core.runs import ProgressWriter, Run, claim
+    from core.runs.store import ProgressWriter, Run, claim
+    from core.training.experiment import execute_run
 
     run = Run.open(args.run_dir)
     if run.state != "queued":
@@ -123,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.runs import compare, split_comparison
+    from core.runs.store import compare, split_comparison
 
     if args.baseline:
         return compare_with_baseline(args)
@@ -151,8 +151,8 @@ def compare_with_baseline(args: argparse.Namespace) -> int:
     intervals (METHOD.md, 'Comparing two runs') and the branches that got better or worse."""
     from pathlib import Path
 
-    from core.comparison import compare_runs
-    from core.runs import Run
+    from core.evaluation.comparison import compare_runs
+    from core.runs.store import Run
 
     def table_of(run: str) -> object:
         return Run.open(run).predictions()
@@ -193,11 +193,11 @@ def pd_concat_ends(frame: object, n: int) -> object:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Import another categorizer's predictions as a run (see core/importer.py)."""
+    """Import another categorizer's predictions as a run (see core/evaluation/importer.py)."""
     import numpy as np
 
-    from core.data import read_table
-    from core.importer import ImportSpec, import_run, read_class_list
+    from core.data.tables import read_table
+    from core.evaluation.importer import ImportSpec, import_run, read_class_list
 
     if (args.probabilities is None) != (args.classes is None):
         raise CliError("--probabilities and --classes go together")
@@ -228,10 +228,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """K-fold out-of-fold predictions for every product, label issues ranked for review."""
-    from core.audit import run_audit
-    from core.experiment import check_inputs
-    from core.runs import RunStore
+    from core.runs.store import RunStore
     from core.settings import config_from_args
+    from core.training.audit import run_audit
+    from core.training.experiment import check_inputs
 
     config = config_from_args(args)
     if args.folds < 2:
@@ -254,8 +254,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from core import cluster, sweep
-    from core.experiment import check_inputs
+    from core.scale import cluster, sweep
+    from core.training.experiment import check_inputs
 
     config = settings.config_from_args(args)
     space = sweep.load_space(args.space)
@@ -282,7 +282,7 @@ def run_sweep(config: settings.ExperimentConfig, dims: list, space: object, obje
               seeds: int, search: str, address: str | None, out: str, quiet: bool, dataset: object = None,
               sweep_id: str | None = None) -> dict:
     """The search, its table, then (seeds >= 2) the test-split report; progress on stderr."""
-    from core import sweep
+    from core.scale import sweep
 
     progress = Progress(quiet=quiet)
     bar = None if quiet else progress.tqdm(total=sweep.grid_size(dims) if search == "grid" else trials, desc="trials",
@@ -308,7 +308,7 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
     """Execute a sweep the app requested (RUNS/_sweeps/ID/request.json); what the Tune page launches."""
     from pathlib import Path
 
-    from core import sweep
+    from core.scale import sweep
 
     folder = Path(args.folder)
     asked = json.loads((folder / "request.json").read_text())
@@ -329,10 +329,11 @@ def print_trials(record: dict, objectives: list[tuple[str, str]]) -> None:
 
 
 def cmd_sweep_report(args: argparse.Namespace) -> int:
-    from core import runs, sweep
+    from core import files
+    from core.scale import sweep
 
     folder = sweep.sweep_dir(args.out, args.sweep_id)
-    rep = runs.read_json(folder / "report.json")
+    rep = files.read_json(folder / "report.json")
     if rep is None or (args.seeds is not None and rep.get("seeds") != args.seeds):
         rep = sweep.report(args.out, args.sweep_id, seeds=args.seeds or 3, address=args.ray_address,
                            on_event=Progress(quiet=args.quiet).event)
@@ -346,7 +347,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     """Every run in a store with its state as readers derive it; damaged runs say why."""
     from pathlib import Path
 
-    from core.runs import RunStore
+    from core.runs.store import RunStore
 
     if not Path(args.store).is_dir():
         raise CliError(f"run store not found: {args.store}")
@@ -368,7 +369,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from core.predictor import Predictor, output_path
+    from core.training.predictor import Predictor, output_path
 
     out = output_path(args.out)  # ValueError (exit 2) unless .parquet, .csv or .jsonl
     if not out.parent.is_dir():
@@ -390,7 +391,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     options = {"top_k": args.top_k, "review_risk": args.review_risk}
     with tqdm(desc="categorizing", unit=" items", file=sys.stderr, disable=args.quiet) as bar:
         if address is not None:
-            from core.predict_ray import predict_on_ray
+            from core.scale.predict import predict_on_ray
 
             result = predict_on_ray(predictor, out, config, address=address or None, workers=args.workers, device=device,
                                     batch_rows=min(args.chunk_rows, 2_000), clip_checkpoint=args.clip_checkpoint,
@@ -408,7 +409,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def ray_address(args: argparse.Namespace) -> str | None:
     """None for the one-process path; "" for a local Ray (--ray); else the cluster's address, which must
     answer (checked here, in seconds, before any model is loaded or file written)."""
-    from core import cluster
+    from core.scale import cluster
 
     if not (args.ray or args.ray_address):
         return None
@@ -433,8 +434,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from core import features
-    from core.experiment import cached_encoder
+    from core.data import featuredir as features
+    from core.training.experiment import cached_encoder
 
     config = settings.config_from_args(args, whole=False)
     if args.chunk_rows < 1 or args.workers < 1:
@@ -447,7 +448,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with tqdm(desc="embedding", unit=" items", file=sys.stderr, disable=args.quiet) as bar:
         if address is not None:
-            from core.embed_ray import embed_on_ray
+            from core.scale.embed import embed_on_ray
 
             stats = embed_on_ray(config, args.out, address=address or None, workers=args.workers,
                                  chunk_rows=args.chunk_rows, progress=bar.update)
@@ -515,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "`sweep report SWEEP` re-evaluates the Pareto front over seeds")
     settings.add_arguments(w, required=("data", "label_columns", "text_columns"))
     g = w.add_argument_group("Sweep")
-    g.add_argument("--space", metavar="FILE", help="search space, JSON or YAML (default: core/sweep.py DEFAULT_SPACE)")
+    g.add_argument("--space", metavar="FILE", help="search space, JSON or YAML (default: core/scale/sweep.py DEFAULT_SPACE)")
     g.add_argument("--trials", type=int, default=20, metavar="N", help="trials to run (default 20)")
     g.add_argument("--objectives", default="top1:max,hdist@5:min", metavar="M:DIR,...",
                    help="validation metrics to optimise with max or min (default top1:max,hdist@5:min)")
@@ -584,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from core.cluster import ClusterError
+    from core.scale.cluster import ClusterError
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)

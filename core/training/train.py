@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.model import FusionClassifier
-from core.targets import SoftTargets, alpha_schedule
+from core.labels.targets import SoftTargets, alpha_schedule
+from core.training.model import FusionClassifier
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.embeddings import (
+from core.data.encoders import (
     Encoder,
     Progress,
     cached_text_embeddings,
@@ -20,7 +20,7 @@ from core.embeddings import (
     item_cache,
     load_precomputed,
 )
-from core.taxonomy import Taxonomy, TaxonomyError, detect_separator, taxonomy_from_labels
+from core.taxonomy.tree import Taxonomy, TaxonomyError, detect_separator, taxonomy_from_labels
 
 MAX_TABLE_BYTES = 4 * 1024**3
 READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -412,7 +412,7 @@ def build_features(dataset: Dataset | Items, text_encoder: Encoder, *, precomput
 
 def features_from_dir(dataset: Dataset | Items, path: str | Path, identity: str, use_text: bool = True) -> Features:
     """The dataset's rows of a FEATURES_DIR, matched by id (read from the memory map, not embedded)."""
-    from core.features import open_features
+    from core.data.featuredir import open_features
 
     fd = open_features(path, identity)
     rows = fd.rows_for(dataset.ids)
@@ -436,7 +436,7 @@ def load_catalog_taxonomy(path: str | Path | None, format: str | None = None) ->
     if path is None:
         return None
     try:
-        from core.taxonomy import load_taxonomy
+        from core.taxonomy.tree import load_taxonomy
 
         return load_taxonomy(path, format=format)
     except TaxonomyError as exc:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import cluster
-from core.data import DataError
-from core.embeddings import default_cache_dir
-from core.features import Progress, begin, embed_chunk, finish, mark_done, scan_ids, write_rows
+from core.data.encoders import default_cache_dir
+from core.data.featuredir import Progress, begin, embed_chunk, finish, mark_done, scan_ids, write_rows
+from core.data.tables import DataError
+from core.scale import cluster
 from core.settings import ExperimentConfig, resolve_device
 
 
@@ -24,7 +24,7 @@ class EmbedActor:
     """One encoder per actor; called with a pandas batch of the table's rows."""
 
     def __init__(self, config: dict, cache_dir: str) -> None:
-        from core.embeddings import load_encoder
+        from core.data.encoders import load_encoder
 
         self.config = ExperimentConfig.from_dict(config)
         self.cache_dir = cache_dir
@@ -42,7 +42,7 @@ class EmbedActor:
 def embed_on_ray(config: ExperimentConfig, out: str | Path, *, address: str | None = None, workers: int = 2,
                  chunk_rows: int = 10_000, cache_dir: str | Path | None = None, progress: Progress | None = None) -> dict:
     """Embed a table into FEATURES_DIR `out` with `workers` encoder actors (GPU actors with --device cuda)."""
-    from core.embeddings import load_encoder
+    from core.data.encoders import load_encoder
 
     out = Path(out)
     address = cluster.resolve_address(address)

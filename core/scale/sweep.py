@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from core import runs, settings
+from core import files, settings
+from core.runs import store as runs
 from core.settings import ExperimentConfig
 
 SWEEPS_DIR = "_sweeps"
@@ -178,8 +179,8 @@ def grid_size(dims: Sequence[Dimension]) -> int:
 # ----- objectives and the Pareto set --------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def metric_keys() -> tuple[str, ...]:
-    """The keys `core.metrics.evaluate` returns, read from a tiny worked case so they cannot drift."""
-    from core.metrics import evaluate
+    """The keys `core.evaluation.metrics.evaluate` returns, read from a tiny worked case so they cannot drift."""
+    from core.evaluation.metrics import evaluate
 
     c = 6
     eye = np.eye(c, dtype=np.float32)
@@ -247,8 +248,8 @@ def new_sweep_id() -> str:
 
 def share(base: ExperimentConfig, templates: Sequence[str], on_event: Callable | None = None, dataset: Any = None) -> dict:
     """Prepare the data once, with the label embeddings of every template the space may pick."""
-    from core.embeddings import label_embeddings
-    from core.experiment import cached_encoder, prepare
+    from core.data.encoders import label_embeddings
+    from core.training.experiment import cached_encoder, prepare
 
     prepared = prepare(base, on_event, dataset)
     out = {base.template: prepared}
@@ -265,7 +266,7 @@ def _trial(params: dict, *, base: dict, shared: dict, store: str, tag: dict) -> 
     import torch
     from ray import tune
 
-    from core.experiment import execute_run
+    from core.training.experiment import execute_run
 
     torch.set_num_threads(1)
     params = dict(params)
@@ -342,7 +343,7 @@ def run_trials(param_space: dict, *, search: str, num_samples: int, objectives: 
 def _mark_unfinished(store: Path, sweep_id: str) -> None:
     """Trials stopped by a cancel never reached their own 'done'; say so in their status."""
     for run_dir in runs.RunStore(store).runs():
-        tag = (runs.read_json(run_dir / "config.json", {}) or {}).get("sweep") or {}
+        tag = (files.read_json(run_dir / "config.json", {}) or {}).get("sweep") or {}
         if tag.get("id") == sweep_id and runs.status(run_dir).get("state") in ("queued", "running"):
             runs.set_status(run_dir, "cancelled")
 
@@ -352,7 +353,7 @@ def sweep(base: ExperimentConfig, dims: Sequence[Dimension], objectives: Sequenc
           sweep_id: str | None = None, on_event: Callable | None = None,
           on_trial: Callable[[dict], None] | None = None, dataset: Any = None) -> dict:
     """Run a sweep and return its record (also written to RUNS/_sweeps/SWEEP_ID/sweep.json)."""
-    from core import cluster
+    from core.scale import cluster
 
     if search not in SEARCHES:
         raise SweepError(f"search must be one of {', '.join(SEARCHES)}; got {search!r}")
@@ -371,11 +372,11 @@ def sweep(base: ExperimentConfig, dims: Sequence[Dimension], objectives: Sequenc
         shared = share(base, templates, on_event, dataset)
         folder.mkdir(parents=True, exist_ok=True)
         record |= {"engine": engine.kind, "address": engine.address}
-        runs.write_json(folder / "sweep.json", record)
+        files.write_json(folder / "sweep.json", record)
 
         def collect(result: dict) -> None:
             record["trials"].append(_trial_entry(result, dims))
-            runs.write_json(folder / "sweep.json", record)
+            files.write_json(folder / "sweep.json", record)
             if on_trial is not None:
                 on_trial(result)
 
@@ -385,14 +386,14 @@ def sweep(base: ExperimentConfig, dims: Sequence[Dimension], objectives: Sequenc
                                   tag={"id": sweep_id, "phase": "search"}, folder=folder, on_result=collect, seed=base.seed)
         except Exception as exc:
             record |= {"state": "failed", "error": str(exc)}
-            runs.write_json(folder / "sweep.json", record)
+            files.write_json(folder / "sweep.json", record)
             _mark_unfinished(store, sweep_id)
             raise
     record["trials"] = [_trial_entry(r, dims) for r in finished]
     record["pareto"] = [record["trials"][i]["run_id"] for i in pareto_front([t["val"] for t in record["trials"]], objectives)]
     record["state"] = "cancelled" if cancel_requested(folder) else "done"
     _mark_unfinished(store, sweep_id)
-    runs.write_json(folder / "sweep.json", record)
+    files.write_json(folder / "sweep.json", record)
     return record
 
 
@@ -400,7 +401,7 @@ def request(store: str | Path, base: ExperimentConfig, space: dict, objectives: 
             search: str = "nsga2", cwd: str | Path | None = None) -> Path:
     """Check a sweep request (the app's), write it as request.json in a new sweep folder and start
     `python -m core sweep-run FOLDER` in the background. Bad input is raised before any folder exists."""
-    from core.experiment import check_inputs
+    from core.training.experiment import check_inputs
 
     parse_space(space, base)
     parse_objectives(objectives)
@@ -409,7 +410,7 @@ def request(store: str | Path, base: ExperimentConfig, space: dict, objectives: 
     check_inputs(base)
     folder = sweeps_root(store) / new_sweep_id()
     folder.mkdir(parents=True)
-    runs.write_json(folder / "request.json", {"base": base.to_dict(), "space": space, "objectives": objectives,
+    files.write_json(folder / "request.json", {"base": base.to_dict(), "space": space, "objectives": objectives,
                                               "trials": trials, "seeds": seeds, "search": search})
     runs.launch_background(folder, cwd=cwd, command="sweep-run")
     return folder
@@ -417,9 +418,9 @@ def request(store: str | Path, base: ExperimentConfig, space: dict, objectives: 
 
 def read_record(folder: Path) -> dict:
     """The sweep's record, or what the request asked for while the sweep is starting."""
-    record = runs.read_json(folder / "sweep.json")
+    record = files.read_json(folder / "sweep.json")
     if record is None:
-        asked = runs.read_json(folder / "request.json", {}) or {}
+        asked = files.read_json(folder / "request.json", {}) or {}
         record = {"sweep_id": folder.name, "state": "starting", "trials": [], "pareto": [], "objectives":
                   [f"{m}:{d}" for m, d in parse_objectives(asked.get("objectives", DEFAULT_OBJECTIVES))]}
     return record
@@ -479,13 +480,13 @@ def report(store: str | Path, sweep_id: str, *, seeds: int = 3, address: str | N
            on_event: Callable | None = None) -> dict:
     """Re-train the Pareto settings and one-hot over `seeds` training seeds on the sweep's split and
     summarise the test metrics (one-hot + CRM is one-hot's runs re-ranked, no extra training)."""
-    from core import cluster
+    from core.scale import cluster
 
     if seeds < 2:
         raise SweepError(f"a report needs at least 2 seeds for an interval; got {seeds}")
     store = Path(store)
     folder = sweep_dir(store, sweep_id)
-    record = runs.read_json(folder / "sweep.json", {})
+    record = files.read_json(folder / "sweep.json", {})
     if not record.get("pareto"):
         raise SweepError(f"sweep {sweep_id} has no finished trials to report on (state: {record.get('state')})")
     base = ExperimentConfig.from_dict(record["base"])
@@ -496,14 +497,14 @@ def report(store: str | Path, sweep_id: str, *, seeds: int = 3, address: str | N
     templates = tuple(dict.fromkeys(s.get("template") or base.template for s in settings_of.values()))
     from ray import tune
 
-    runs.write_json(folder / "sweep.json", record | {"state": "reporting"})
+    files.write_json(folder / "sweep.json", record | {"state": "reporting"})
     try:
         with cluster.session(address, runtime_env=cluster.worker_env()):
             shared = share(base, templates, on_event)
             results = run_trials({"arm": tune.grid_search(arms)}, search="grid", num_samples=1, objectives=[],
                                  base=base, shared=shared, store=store, tag={"id": sweep_id, "phase": "report"}, folder=folder)
     finally:
-        runs.write_json(folder / "sweep.json", record)
+        files.write_json(folder / "sweep.json", record)
     per_arm: dict[str, list[dict]] = {name: [] for name in settings_of}
     for r in results:
         per_arm[r["config"]["arm"]["name"]].append(r)
@@ -516,7 +517,7 @@ def report(store: str | Path, sweep_id: str, *, seeds: int = 3, address: str | N
                      "runs": [r["run_id"] for r in per_arm.get(n if n in per_arm else "one-hot", [])],
                      "test": summary[n]} for n in summary],
            "rule": RULE, "recommended": {"arm": chosen, "settings": settings_of[chosen]}}
-    runs.write_json(folder / "report.json", out)
+    files.write_json(folder / "report.json", out)
     return out
 
 

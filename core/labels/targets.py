@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.labels.similarity import check_finite, topk_neighbors
 from core.settings import TARGET_KINDS
-from core.similarity import check_finite, topk_neighbors
 
 KINDS = tuple(TARGET_KINDS)
 

@@ -16,9 +16,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core import runs
-from core.calibration import calibrated_probabilities, fit_temperature
-from core.data import (
+from core import files
+from core.data.encoders import (
+    EncoderChoice,
+    EncoderUnavailable,
+    check_checkpoint,
+    label_embeddings,
+    load_encoder,
+)
+from core.data.tables import (
     DataError,
     Dataset,
     Features,
@@ -30,19 +36,20 @@ from core.data import (
     read_table,
     stratified_split,
 )
-from core.embeddings import (
-    EncoderChoice,
-    EncoderUnavailable,
-    check_checkpoint,
-    label_embeddings,
-    load_encoder,
+from core.evaluation.label_issues import with_label_issues
+from core.evaluation.metrics import (
+    evaluate,
+    expected_calibration_error,
+    jsonable,
+    pairwise,
+    ranked_predictions,
 )
-from core.label_issues import with_label_issues
-from core.metrics import evaluate, expected_calibration_error, jsonable, pairwise, ranked_predictions
+from core.evaluation.triage import with_triage
+from core.labels.targets import SoftTargets, build_targets, crm_rerank, feature_codes
+from core.runs import store as runs
 from core.settings import ExperimentConfig, resolve_device
-from core.targets import SoftTargets, build_targets, crm_rerank, feature_codes
-from core.train import EpochLog, predict_logits, train_model
-from core.triage import with_triage
+from core.training.calibration import calibrated_probabilities, fit_temperature
+from core.training.train import EpochLog, predict_logits, train_model
 
 Event = Callable[[str, int, int], None]  # (stage, done, total)
 DENSE_DISTANCE_LIMIT = 12_000  # classes; beyond this distances are computed per pair, not stored C x C
@@ -128,7 +135,7 @@ def answer_risk(probs: np.ndarray, answers: np.ndarray, distance: np.ndarray) ->
 
 
 def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, crm_order: np.ndarray | None, k: int = 5) -> pd.DataFrame:
-    """What the errors page reads (schema: core/predictions.py): per test item the truth, the top-k
+    """What the errors page reads (schema: core/runs/schema.py): per test item the truth, the top-k
     with calibrated probabilities, the severity and risk of the top answer, each answer's similarity
     to the truth, the mistake's triage class and whether the label itself looks wrong (`probs` are
     out-of-sample: the test split, or out-of-fold)."""
@@ -224,7 +231,7 @@ def save_run(run: runs.Run, config: ExperimentConfig, prepared: Prepared, model:
     ds, f = prepared.dataset, prepared.features
     runs.write_parquet(run / "predictions.parquet", predictions)
     runs.save_weights(run / "model.safetensors", model.state_dict())
-    runs.write_json(run / "model.json", {
+    files.write_json(run / "model.json", {
         "slices": f.slices, "n_classes": int(len(ds.classes)), "hidden": config.hidden, "fusion": config.fusion,
         "dropout": config.dropout, "aux_dim": int(model.aux_head.out_features) if model.aux_head is not None else 0,
         "temperature": tau, "encoder_identity": prepared.encoder_identity, "encoder_note": prepared.encoder_note,
@@ -232,7 +239,7 @@ def save_run(run: runs.Run, config: ExperimentConfig, prepared: Prepared, model:
     })
     run.save_classes(ds.class_names, ds.classes, slices=f.slices)
     run.save_taxonomy(ds.taxonomy)
-    runs.write_json(run / "metrics.json", summary)
+    files.write_json(run / "metrics.json", summary)
     runs.set_status(run, "done")
 
 
@@ -246,7 +253,7 @@ def execute_run(run_dir: Path, on_epoch: Callable[[EpochLog], None] | None = Non
     runs.set_status(run_dir, "running")
     try:
         prepared = prepared or prepare(config, on_event, dataset)
-        runs.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
+        files.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
         return train_and_evaluate(config, prepared, run_dir, on_epoch, on_event)
     except (DataError, ValueError, FileNotFoundError, OSError) as exc:
         record_failure(run_dir, error=str(exc))

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import runs
-from core.calibration import calibrated_probabilities
-from core.data import (
+from core import files
+from core.data.encoders import Encoder, EncoderChoice, encoder_from_identity
+from core.data.export import write_csv
+from core.data.tables import (
     DataError,
     Items,
     compose_texts,
@@ -23,12 +24,12 @@ from core.data import (
     require_columns,
     resolve_image_paths,
 )
-from core.embeddings import Encoder, EncoderChoice, encoder_from_identity
-from core.export import write_csv
-from core.metrics import ranked_predictions
+from core.evaluation.metrics import ranked_predictions
+from core.labels.targets import crm_rerank
+from core.runs import store as runs
 from core.settings import DEFAULT_REVIEW_RISK, ExperimentConfig
-from core.targets import crm_rerank
-from core.taxonomy import Taxonomy
+from core.taxonomy.tree import Taxonomy
+from core.training.calibration import calibrated_probabilities
 
 DENSE_DISTANCE_LIMIT = 12_000
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
@@ -55,7 +56,7 @@ class Predictor:
         device); RunError / EncoderUnavailable say what is missing."""
         from safetensors.torch import load_file
 
-        from core.model import FusionClassifier
+        from core.training.model import FusionClassifier
 
         run = runs.Run.open(run_dir)
         state = run.state
@@ -103,8 +104,8 @@ class Predictor:
 
     def probabilities(self, items: Items, config: ExperimentConfig | None = None) -> np.ndarray:
         """Calibrated class probabilities for items, featurised exactly as in training."""
-        from core.data import build_features
-        from core.train import predict_logits
+        from core.data.tables import build_features
+        from core.training.train import predict_logits
 
         config = config or self.config
         image_encoder = self.encoder if self.image_source == "clip" and items.image_paths is not None else None
@@ -127,7 +128,7 @@ class Predictor:
             frame[f"pred_{r + 1}"] = names[order[:, r]]
             frame[f"prob_{r + 1}"] = probs[np.arange(len(probs)), order[:, r]]
         if self.distance is not None:
-            from core.experiment import answer_risk
+            from core.training.experiment import answer_risk
 
             frame["crm_pred_1"] = names[crm_rerank(probs, self.distance)[:, 0]]
             frame["risk"] = answer_risk(probs, order[:, 0], self.distance)
@@ -172,7 +173,7 @@ def write_answers(out: Path, frames: Iterable[pd.DataFrame], progress: Callable[
     """Write answer frames, in order, to a temporary file that replaces `out` only when all are written
     (an interrupted run leaves the previous file). Shared by the one-process and the Ray Data paths."""
     rows = flagged = 0
-    with runs.atomic_path(out) as tmp, TableWriter(tmp, out.suffix.lower()) as writer:
+    with files.atomic_path(out) as tmp, TableWriter(tmp, out.suffix.lower()) as writer:
         for result in frames:
             writer.write(result)
             rows += len(result)
@@ -194,7 +195,7 @@ def items_from_frame(frame: pd.DataFrame, config: ExperimentConfig, use_text: bo
 def align_features(features: object, expected: list[tuple[str, int, int]]) -> object:
     """Lay features out as the model expects: a modality the model knows but the input lacks becomes
     zeros with mask False (the model was trained to handle a missing modality)."""
-    from core.data import Features
+    from core.data.tables import Features
 
     n = len(features.matrix)
     have = {name: (a, b) for name, a, b in features.slices}

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.itemcache import ItemCache, item_keys
+from core.data.itemcache import ItemCache, item_keys
 from core.settings import TEMPLATES
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -165,7 +165,7 @@ class ClipEncoder(Encoder):
 
         import torch
 
-        from core.images import IMAGE_ERRORS, open_image
+        from core.data.images import IMAGE_ERRORS, open_image
 
         out = np.zeros((len(blobs), self.dim), dtype=np.float32)
         ok = np.zeros(len(blobs), dtype=bool)
@@ -189,7 +189,7 @@ class ClipEncoder(Encoder):
 
 def read_bytes(path: str | Path) -> bytes | None:
     """A file's bytes, or None when it is missing, unreadable or too large (the item is masked, never a crash)."""
-    from core.images import MAX_IMAGE_BYTES
+    from core.data.images import MAX_IMAGE_BYTES
 
     try:
         if Path(path).stat().st_size > MAX_IMAGE_BYTES:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import cluster
-from core.data import iter_table
-from core.predictor import Predictor, output_path, write_answers
+from core.data.tables import iter_table
+from core.scale import cluster
 from core.settings import DEFAULT_REVIEW_RISK, ExperimentConfig
+from core.training.predictor import Predictor, output_path, write_answers
 
 
 class PredictActor:

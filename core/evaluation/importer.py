@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.data import DataError, DropReport, require_columns
-from core.metrics import evaluate, jsonable
-from core.taxonomy import Taxonomy, taxonomy_from_labels
+from core.data.tables import DataError, DropReport, require_columns
+from core.evaluation.metrics import evaluate, jsonable
+from core.taxonomy.tree import Taxonomy, taxonomy_from_labels
 
 K = 5  # the metrics' top-k
 
@@ -145,7 +145,7 @@ def build(frame: pd.DataFrame, spec: ImportSpec, taxonomy: Taxonomy | None = Non
                             "the matrix cannot score them")
         labels = np.searchsorted(classes, y_nodes)
         k = min(K, len(classes))
-        from core.metrics import ranked_predictions
+        from core.evaluation.metrics import ranked_predictions
 
         ranking = ranked_predictions(matrix, k)
         scores = np.take_along_axis(matrix, ranking, axis=1)
@@ -234,10 +234,10 @@ def embedding_columns(table: pd.DataFrame, imported: Imported, label_emb: np.nda
 def finish(imported: Imported, label_emb: np.ndarray) -> tuple[pd.DataFrame, dict]:
     """The full predictions table (similarities, triage, label issues where a matrix allows) and the
     metrics in a trained run's shape: plain and CRM (CRM only with a probability matrix, else None)."""
-    from core.label_issues import with_label_issues
-    from core.predictions import validate
-    from core.targets import crm_rerank
-    from core.triage import with_triage
+    from core.evaluation.label_issues import with_label_issues
+    from core.evaluation.triage import with_triage
+    from core.labels.targets import crm_rerank
+    from core.runs.schema import validate
 
     table = with_triage(embedding_columns(imported.predictions, imported, label_emb), imported.taxonomy)
     plain = metrics(imported, label_emb)
@@ -262,10 +262,11 @@ def import_run(store_root: str, frame: pd.DataFrame, spec: ImportSpec, *, source
     """Everything `evaluate` and the app's import do: check, build, embed the class names, compute the
     metrics, then create the imported run (only once all of that succeeded, so a bad file leaves the
     run store untouched). Returns (run folder, summary as a trained run's metrics.json)."""
-    from core import runs
-    from core.data import load_catalog_taxonomy
-    from core.embeddings import label_embeddings
-    from core.experiment import cached_encoder
+    from core import files
+    from core.data.encoders import label_embeddings
+    from core.data.tables import load_catalog_taxonomy
+    from core.runs import store as runs
+    from core.training.experiment import cached_encoder
 
     taxonomy = load_catalog_taxonomy(taxonomy_path, taxonomy_format)
     imported = build(frame, spec, taxonomy, probabilities, class_list)
@@ -288,8 +289,8 @@ def import_run(store_root: str, frame: pd.DataFrame, spec: ImportSpec, *, source
     runs.write_parquet(run_dir / "predictions.parquet", table)
     run.save_taxonomy(imported.taxonomy)
     run.save_classes([imported.taxonomy.path_str(int(c)) for c in imported.classes], imported.classes)
-    runs.write_json(run_dir / "report.json", {"notes": summary["notes"], "encoder": choice.note} | imported.report.to_dict())
-    runs.write_json(run_dir / "metrics.json", summary)
+    files.write_json(run_dir / "report.json", {"notes": summary["notes"], "encoder": choice.note} | imported.report.to_dict())
+    files.write_json(run_dir / "metrics.json", summary)
     runs.set_status(run_dir, "done")
     return run_dir, summary
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from core.taxonomy import Taxonomy
+from core.taxonomy.tree import Taxonomy
 
 CORRECT = "correct"
 CLASSES = ("too general", "too specific", "sibling", "same branch", "cross-department")

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from core.metrics import rollup_from_predictions
-from core.predictions import ranked
-from core.taxonomy import Taxonomy, taxonomy_from_labels
+from core.evaluation.metrics import rollup_from_predictions
+from core.runs.schema import ranked
+from core.taxonomy.tree import Taxonomy, taxonomy_from_labels
 
 BOOTSTRAP_METRICS = ("top1", "mistake_severity", "hdist@5")
 RESAMPLES = 2000

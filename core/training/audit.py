@@ -16,15 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import runs
-from core.calibration import calibrated_probabilities, fit_temperature
-from core.data import Dataset, _try_stratified
-from core.experiment import Event, Prepared, make_codes, make_targets, predictions_frame, prepare
-from core.label_issues import audit_priority
-from core.metrics import evaluate, jsonable
+from core import files
+from core.data.tables import Dataset, _try_stratified
+from core.evaluation.label_issues import audit_priority
+from core.evaluation.metrics import evaluate, jsonable
+from core.labels.targets import crm_rerank
+from core.runs import store as runs
 from core.settings import ExperimentConfig
-from core.targets import crm_rerank
-from core.train import predict_logits, train_model
+from core.training.calibration import calibrated_probabilities, fit_temperature
+from core.training.experiment import Event, Prepared, make_codes, make_targets, predictions_frame, prepare
+from core.training.train import predict_logits, train_model
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,8 @@ def run_audit(config: ExperimentConfig, folds: int, run_dir: Path, on_event: Eve
         run = runs.Run(run_dir)
         run.save_taxonomy(ds.taxonomy)
         run.save_classes(ds.class_names, ds.classes)
-        runs.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
-        runs.write_json(run_dir / "metrics.json", summary)
+        files.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
+        files.write_json(run_dir / "metrics.json", summary)
         runs.set_status(run_dir, "done")
         return summary
     except Exception as exc:

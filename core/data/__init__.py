@@ -1,0 +1,1 @@
+"""Product data: tables, splits, encoders, the per-item embedding cache, features folders, images, exports."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, triage, label issues, comparisons, imported predictions."""

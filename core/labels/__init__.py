@@ -1,0 +1,1 @@
+"""Label representations: soft targets of every kind, label-embedding similarity, feature codes."""

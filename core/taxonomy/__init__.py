@@ -1,0 +1,1 @@
+"""Taxonomies: the tree and its maths (depths, LCA, distances), the file formats, the drawing plan."""
