@@ -1,5 +1,6 @@
 # The two commands README.md promises: `make run` and `make test`.
-# Both create .venv on first use and (re)install requirements.txt when it changes.
+# Both create .venv on first use and (re)install requirements.txt when it changes, then this package
+# editable (`core` imports from the working tree; its dependencies are the pinned requirements.txt).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
@@ -9,9 +10,10 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: run test lint sample bench
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 run: $(STAMP)

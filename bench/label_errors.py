@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from core.evaluation import label_issues
+from core.settings import ExperimentConfig
+from core.training.audit import out_of_fold
+from core.training.calibration import calibrated_probabilities, fit_temperature
+from core.training.experiment import make_targets, prepare
+from core.training.train import predict_logits, train_model
 
-from core.evaluation import label_issues  # noqa: E402
-from core.settings import ExperimentConfig  # noqa: E402
-from core.training.audit import out_of_fold  # noqa: E402
-from core.training.calibration import calibrated_probabilities, fit_temperature  # noqa: E402
-from core.training.experiment import make_targets, prepare  # noqa: E402
-from core.training.train import predict_logits, train_model  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RULES = {  # (max_quality, max_share)
     "cleanlab default": (1.0, 1.0),

@@ -22,8 +22,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 GOOGLE = ROOT.parent / "shared" / "data" / "taxonomies" / "google-product-taxonomy-with-ids.en-US.txt"
 WORK = Path(os.environ.get("TAXOLENS_BENCH_DIR", "/tmp/taxolens-bench"))

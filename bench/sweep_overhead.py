@@ -6,17 +6,15 @@ sweep throughput (trials per hour) on the sample catalog. Writes bench/results/s
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from core.scale import sweep
+from core.settings import ExperimentConfig
+from core.training.experiment import prepare, train_and_evaluate
 
-from core.scale import sweep  # noqa: E402
-from core.settings import ExperimentConfig  # noqa: E402
-from core.training.experiment import prepare, train_and_evaluate  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

@@ -7,19 +7,16 @@ levels (after), for the sample, the Google taxonomy and a 200,000-node synthetic
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import plotly.express as px
+from synthetic_taxonomy import synthetic_paths
+
+from core.taxonomy.tree import load_taxonomy
+from core.taxonomy.view import drawable_tree
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-
-from synthetic_taxonomy import synthetic_paths  # noqa: E402
-
-from core.taxonomy.tree import load_taxonomy  # noqa: E402
-from core.taxonomy.view import drawable_tree  # noqa: E402
 
 
 def sizes(tax, levels: int = 3) -> dict:

@@ -13,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 from tests.conftest import app_page as page
 
-pytestmark = pytest.mark.usefixtures("run_store")  # every page test gets an empty run store of its own
+# every page test runs the app (AppTest: slow) with an empty run store of its own
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("run_store")]
 
 
 def upload_taxonomy(at: AppTest, name: str, data: bytes) -> AppTest:
@@ -46,7 +47,6 @@ def test_levels_shown_draws_exactly_that_many_rings():
 
 
 def test_a_200k_node_taxonomy_is_drawn_capped_and_says_so():
-    sys.path.insert(0, str(ROOT / "bench"))
     from synthetic_taxonomy import synthetic_paths
 
     at = upload_taxonomy(page("taxonomy"), "big.txt", "\n".join(synthetic_paths(170_000)).encode())

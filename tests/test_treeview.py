@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 from core.display import plain, short_labels
 from core.taxonomy.tree import load_taxonomy
 from core.taxonomy.view import drawable_tree, leaves_under
-from tests.conftest import ROOT
 
 
 def test_leaf_counts_and_levels_on_the_hand_worked_tree(small_tree):
@@ -28,7 +25,6 @@ def test_node_cap_drops_levels_then_keeps_the_largest_top_level_branches(small_t
 
 
 def test_a_200k_node_taxonomy_draws_a_few_thousand_segments():
-    sys.path.insert(0, str(ROOT / "bench"))
     from synthetic_taxonomy import synthetic_paths
 
     tax = load_taxonomy("\n".join(synthetic_paths(170_000)).encode())

@@ -20,17 +20,14 @@ leaves the previous version or nothing, never half a file."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING

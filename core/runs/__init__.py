@@ -1,0 +1,1 @@
+"""The run store: runs on disk, their status, progress and comparison tables."""
