@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 
 from core import settings
 from core.data.encoders import EncoderUnavailable
-from core.evaluation.comparison import RESAMPLES
 from core.settings import DEFAULT_REVIEW_RISK
 from core.taxonomy.tree import FORMATS, TaxonomyError, load_taxonomy
 
@@ -151,12 +150,14 @@ def compare_with_baseline(args: argparse.Namespace) -> int:
     intervals (METHOD.md, 'Comparing two runs') and the branches that got better or worse."""
     from pathlib import Path
 
-    from core.evaluation.comparison import compare_runs
+    from core.evaluation.comparison import RESAMPLES, compare_runs
     from core.runs.store import Run
 
     def table_of(run: str) -> object:
         return Run.open(run).predictions()
 
+    if args.resamples is None:  # the default lives beside the bootstrap, imported only here (fast start)
+        args.resamples = RESAMPLES
     if args.resamples < 1000:
         raise CliError(f"--resamples must be at least 1000 (METHOD.md); got {args.resamples}")
     base = table_of(args.baseline)
@@ -577,7 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run_dirs", nargs="+")
     c.add_argument("--baseline", metavar="RUN", help="compare each run to this one on the same items: differences with "
                    "95%% paired-bootstrap intervals and per-branch changes")
-    c.add_argument("--resamples", type=int, default=RESAMPLES, help=f"bootstrap resamples (default {RESAMPLES}; at least 1000)")
+    c.add_argument("--resamples", type=int, help="bootstrap resamples (default: RESAMPLES of core/evaluation/comparison.py; "
+                   "at least 1000)")
     c.add_argument("--show-branches", type=int, default=5, metavar="N", help="list the N most improved and N most worsened branches")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
