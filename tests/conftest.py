@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data beside the repo (skipped cleanly when absent) and a loaded text encoder."""
+"""Shared fixtures: the real data beside the repo (skipped cleanly when absent) and a loaded text encoder;
+the `slow` mark for every test that uses the fixtures that are slow to start."""
 
 from __future__ import annotations
 
@@ -14,6 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 SAMPLE_TAXONOMY = ROOT / "sample_data" / "taxonomy.txt"
 SAMPLE_PRODUCTS = ROOT / "sample_data" / "products.csv"
+
+
+# Fixtures that load an encoder, train a run or start Ray: a test using one (directly or through another
+# fixture) is `slow`, so `pytest -m "not slow"` (the fast tier) never waits on them.
+SLOW_FIXTURES = {"minilm", "tree_run", "ray_head"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def shared_file(relative: str) -> Path:

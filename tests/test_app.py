@@ -11,7 +11,8 @@ from core import files
 from core.runs import store as runs
 from tests.conftest import app_page as page
 
-pytestmark = pytest.mark.usefixtures("run_store")  # every page test gets an empty run store of its own
+# every page test runs the app (AppTest: slow) with an empty run store of its own
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("run_store")]
 
 
 def metric(at: AppTest, label: str) -> str:

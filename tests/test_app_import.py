@@ -35,6 +35,7 @@ def audit_run(tmp_path, monkeypatch):
     return frame
 
 
+@pytest.mark.slow
 def test_errors_page_triage_cards_label_errors_and_audit_review(audit_run):
     at = AppTest.from_file(str(ROOT / "pages" / "errors.py"), default_timeout=60).run()
     assert not at.exception
@@ -60,12 +61,14 @@ def test_column_guesses():
                      "id_column": "sku", "text_columns": ["title"]}
 
 
+@pytest.mark.slow
 def test_import_page_asks_for_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
     at = AppTest.from_file(str(ROOT / "pages" / "import.py"), default_timeout=60).run()
     assert not at.exception and at.title[0].value == "Import predictions"
 
 
+@pytest.mark.slow
 def test_training_page_compares_two_runs_against_a_baseline(tmp_path, monkeypatch):
     monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
     store = runs.RunStore(tmp_path / "runs")
@@ -84,6 +87,7 @@ def test_training_page_compares_two_runs_against_a_baseline(tmp_path, monkeypatc
     assert not at.exception and any("2 better" in m.value and "0 worse" in m.value for m in at.markdown)
 
 
+@pytest.mark.slow
 def test_import_page_upload_map_import_and_land_on_errors(tmp_path, monkeypatch, tree_run):
     """Upload another model's predictions, keep the guessed mapping, import: an imported run appears."""
     monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))

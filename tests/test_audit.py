@@ -27,6 +27,7 @@ def test_fold_plan_scores_every_item_once_and_never_trains_on_it():
         audit.fold_plan(labels, folds=1, val_fraction=0.1, seed=0)
 
 
+@pytest.mark.slow
 def test_audit_cli_scores_every_product_out_of_fold(tmp_path, capsys, monkeypatch):
     seen = []
     real = audit.train_model

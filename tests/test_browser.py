@@ -22,7 +22,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # the root (Streamlit answers /taxonomy with a "Page not found" dialog that makes the rest of the page inert)
 PAGES = {"": "Search a category", "similarity": "Agreement with the tree", "smoothing": "Export these targets",
          "training": "All runs", "errors": re.compile("Start a demo run on the sample catalog|Where the errors are")}
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium not installed (apt-get install chromium)")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium not installed (apt-get install chromium)")]
 
 
 SERVER_RUNS: dict[str, str] = {}  # server url -> the run store it serves

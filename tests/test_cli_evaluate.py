@@ -16,6 +16,8 @@ from core.cli.main import main
 from core.runs import schema
 from tests.conftest import ROOT, shared_file
 
+pytestmark = pytest.mark.slow  # every test loads the MiniLM encoder or starts a process
+
 SMALL = "A > A1 > a\nA > A1 > b\nA > A2 > c\nB > d\n"
 
 

@@ -2,7 +2,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, SAMPLE_TAXONOMY, shared_file
+
+pytestmark = pytest.mark.slow  # every test runs `python -m core` in a new process
 
 
 def run_cli(*args, env=None):

@@ -10,6 +10,8 @@ from core.runs import store as runs
 from tests.conftest import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY
 from tests.test_cli_taxonomy import run_cli
 
+pytestmark = pytest.mark.slow  # every test trains or runs `python -m core` in a new process
+
 BASE = ["train", "--data", SAMPLE_PRODUCTS, "--label-column", "category_path", "--text-column", "title", "--id-column", "id",
         "--taxonomy", SAMPLE_TAXONOMY, "--max-rows", "1200", "--epochs", "3", "--encoder", "minilm", "--quiet"]
 

@@ -26,6 +26,7 @@ def test_bundled_model_ranks_boots_near_sandals(minilm):
     assert np.allclose(np.linalg.norm([boots, sandals], axis=1), 1, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_clip_random_weights_trimmed_text_path_is_exact(random_clip):
     tokens = random_clip.tokenizer(["rain boots", "a photo of chef's knives, a kind of kitchen knives"])
     with torch.inference_mode():
@@ -36,6 +37,7 @@ def test_clip_random_weights_trimmed_text_path_is_exact(random_clip):
     assert vecs.shape == (2, 512) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_clip_checkpoint_saved_then_reloaded_gives_same_vectors(random_clip, tmp_path):
     from safetensors.torch import save_file
 
@@ -49,6 +51,7 @@ def test_clip_checkpoint_saved_then_reloaded_gives_same_vectors(random_clip, tmp
     assert isinstance(choice.encoder, ClipEncoder) and "CLIP" in choice.note
 
 
+@pytest.mark.slow
 def test_clip_images_with_a_broken_file(random_clip, tmp_path):
     from PIL import Image
 
@@ -59,6 +62,7 @@ def test_clip_images_with_a_broken_file(random_clip, tmp_path):
     assert np.isclose(np.linalg.norm(vecs[0]), 1, atol=1e-5) and not vecs[1:].any()
 
 
+@pytest.mark.slow
 def test_auto_without_weights_falls_back_and_says_so(monkeypatch):
     monkeypatch.delenv("TAXOLENS_CLIP_CHECKPOINT", raising=False)
     choice = load_encoder("auto", clip_pretrained="laion2b_s34b_b79k")
@@ -142,6 +146,7 @@ def png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
 
 
+@pytest.mark.slow
 def test_decompression_bomb_is_a_broken_image_not_a_crash(random_clip, tmp_path):
     from PIL import Image
 

@@ -97,6 +97,7 @@ def test_embed_file_resumes_after_interruption_and_features_match(tmp_path):
         build_features(Items(ids=np.array(["S99"]), texts=["x"]), enc, features_dir=out)
 
 
+@pytest.mark.slow
 def test_images_missing_or_unreadable_are_masked_and_counted(tmp_path):
     from PIL import Image
 
@@ -119,6 +120,7 @@ def _embed(*args):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_embed_one_changed_title_then_refusals(tmp_path):
     data, out = _catalog(tmp_path / "p.csv"), tmp_path / "feat"
     common = ["--text-column", "title", "--id-column", "sku", "--out", out, "--json"]
@@ -141,6 +143,7 @@ def test_cli_embed_one_changed_title_then_refusals(tmp_path):
     assert away.returncode == 2 and "127.0.0.1:1" in away.stderr and not (tmp_path / "f2").exists()
 
 
+@pytest.mark.slow
 def test_train_with_features_reads_them_instead_of_embedding_products(tmp_path):
     from tests.conftest import SAMPLE_PRODUCTS, TRAIN
 

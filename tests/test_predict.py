@@ -16,6 +16,8 @@ from core.runs import store as runs
 from tests.conftest import ROOT, SAMPLE_PRODUCTS, TRAIN
 from tests.test_cli_taxonomy import run_cli
 
+pytestmark = pytest.mark.slow  # every test trains (tree_run) or starts `python -m core`
+
 
 @pytest.fixture(scope="module")
 def store(tree_run):

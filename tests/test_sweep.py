@@ -156,6 +156,7 @@ def test_nsga2_sweep_and_report_on_a_ray_head_node(tmp_path, ray_head):
     assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1]) == rep
 
 
+@pytest.mark.slow
 def test_tune_page_shows_a_sweep_and_adopts_a_trial(tmp_path, monkeypatch):
     """A recorded sweep on the page: trials table, front, 'use these settings' sets the remembered defaults
     the Smoothing and Training pages read; an empty choice of kinds is refused before any folder exists."""

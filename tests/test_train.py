@@ -29,6 +29,7 @@ def fit(toy, kind="semantic", **overrides):
     return train_model(x, mask, slices, y, tr, va, targets, cfg, label_embeddings=emb, codes=np.eye(4, dtype=np.uint8))
 
 
+@pytest.mark.slow
 def test_learns_and_predicts_distributions(toy):
     result = fit(toy)
     x, mask, _, y, _, _, test, _ = toy
@@ -38,18 +39,21 @@ def test_learns_and_predicts_distributions(toy):
     assert result.history[-1].val_top1 > 0.9 and 0 <= result.best_epoch < 6
 
 
+@pytest.mark.slow
 def test_deterministic_on_cpu(toy):
     a, b = fit(toy), fit(toy)
     assert [h.train_loss for h in a.history] == [h.train_loss for h in b.history]
     assert all(torch.equal(a.model.state_dict()[k], b.model.state_dict()[k]) for k in a.model.state_dict())
 
 
+@pytest.mark.slow
 def test_curriculum_anneals_to_one_hot_and_aux_head_trains(toy):
     result = fit(toy, curriculum_epochs=4, aux_weight=0.5, patience=0)
     assert [round(h.smoothing, 3) for h in result.history] == [0.2, 0.15, 0.1, 0.05, 0.0, 0.0]
     assert result.model.aux_head is not None and result.model.aux_head.out_features == 4
 
 
+@pytest.mark.slow
 def test_cancel_between_steps(toy):
     x, mask, slices, y, tr, va, _, emb = toy
     calls = []
@@ -58,6 +62,7 @@ def test_cancel_between_steps(toy):
     assert result.cancelled and len(calls) == 4 and not result.history
 
 
+@pytest.mark.slow
 def test_memory_mapped_features(toy, tmp_path):
     x, mask, slices, y, tr, va, _, emb = toy
     np.save(tmp_path / "x.npy", x)
