@@ -26,11 +26,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core.data.export import write_csv  # noqa: E402
+from core.evaluation import registry  # noqa: E402
 from core.training.experiment import ExperimentConfig, load_dataset, prepare, train_and_evaluate  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 FASHION = SHARED / "fashion-small"
-METRICS = ["top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "ece_raw"]
+METRICS = [k for k in registry.shown_keys() if registry.METRICS[k].direction]  # the scores a run reports
 
 DATASETS = {
     "fashion-text": dict(data=str(FASHION / "styles.csv"), label_columns=["masterCategory", "subCategory", "articleType"],

@@ -72,6 +72,7 @@ def test_device_reaches_training():
     import torch
 
     from core.settings import ExperimentConfig
+    from core.training.train import train_config
 
-    assert ExperimentConfig(device="cpu").train_config().device == "cpu"
-    assert ExperimentConfig(device="auto").train_config().device == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert train_config(ExperimentConfig(device="cpu")).device == "cpu"
+    assert train_config(ExperimentConfig(device="auto")).device == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -24,7 +24,7 @@ def toy():
 
 def fit(toy, kind="semantic", **overrides):
     x, mask, slices, y, tr, va, _, emb = toy
-    targets = build_targets(kind, embeddings=emb, alpha=0.2, k=2, n_classes=4)
+    targets = build_targets(kind, embeddings=emb, alpha=0.2, temperature=0.1, k=2, n_classes=4)
     cfg = TrainConfig(epochs=6, batch_size=32, hidden=32, seed=7) if not overrides else TrainConfig(**({"epochs": 6, "batch_size": 32, "hidden": 32, "seed": 7} | overrides))
     return train_model(x, mask, slices, y, tr, va, targets, cfg, label_embeddings=emb, codes=np.eye(4, dtype=np.uint8))
 
