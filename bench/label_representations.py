@@ -64,7 +64,7 @@ CRM_ARM = "8 onehot + CRM"
 def run(datasets: list[str], seeds: list[int], epochs: int, arms: list[str]) -> pd.DataFrame:
     rows = []
     for name in datasets:
-        base = ExperimentConfig(**DATASETS[name], epochs=epochs, encoder="auto")
+        base = ExperimentConfig(**DATASETS[name], epochs=epochs)
         dataset = load_dataset(base)
         for seed in seeds:
             prepared = prepare(dataclasses.replace(base, seed=seed), dataset=dataset)

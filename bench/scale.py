@@ -145,7 +145,7 @@ def m_train(n: int = 1_000_000, d: int = 896, c: int = 5595, epoch_items: int = 
     emb = rng.normal(size=(c, 384)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     targets = build_targets("semantic", embeddings=emb, **target_defaults())
-    cfg = TrainConfig(epochs=1, batch_size=batch, hidden=512, dropout=0.0, patience=0)
+    cfg = TrainConfig(epochs=1, batch_size=batch, dropout=0.0, patience=0)
     t = time.perf_counter()
     train_model(x, mask, [("features", 0, d)], y, train_idx, val_idx, targets, cfg, label_embeddings=emb)
     epoch_s = time.perf_counter() - t
@@ -191,7 +191,7 @@ def m_step(c: int = 5595, d: int = 896, batch: int = 1024) -> dict:
             step()
         return median_time(step, repeats=15)[0] * 1000
 
-    out = {f"{kind}_step_ms": timed_step(kind) for kind in ("onehot", "semantic")}
+    out = {f"{kind}_step_ms": timed_step(kind) for kind in ("onehot", "semantic")}  # declared-once: ok (the two measured)
     out["ratio_semantic_over_cross_entropy"] = out["semantic_step_ms"] / out["onehot_step_ms"]
     plain = torch.nn.CrossEntropyLoss()
     logits = torch.randn(batch, c, requires_grad=True)
@@ -269,7 +269,7 @@ def m_app() -> dict:
     store = runs.RunStore(WORK / "app-runs")
     run_dir = store.create({"targets": "onehot"})
     runs.write_parquet(run_dir / "predictions.parquet", frame)
-    files.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.8, "mistake_severity": 3.0, "hdist@5": 3.0, "semsim@5": 0.3}, "crm": {}})
+    files.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.8, "mistake_severity": 3.0, "hdist@5": 3.0, "semsim@5": 0.3}, "crm": {}})  # declared-once: ok (made-up numbers)
     runs.set_status(run_dir, "done")
     out = {}
     source = {"bytes": GOOGLE.read_bytes(), "format": None, "name": GOOGLE.name}
