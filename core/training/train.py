@@ -25,6 +25,7 @@ CURRICULUM_SETTINGS = ("curriculum_epochs", "curriculum_shape")
 
 
 def _declared() -> list[settings.Setting]:
+    """The declarations TrainConfig is made of, in declaration order."""
     return [s for s in settings.settings() if s.group in ("training", "model") or s.name in CURRICULUM_SETTINGS]
 
 
