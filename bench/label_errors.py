@@ -19,10 +19,11 @@ import pandas as pd
 
 from core.evaluation import label_issues
 from core.settings import ExperimentConfig
+from core.taxonomy.tree import PATH_SEP
 from core.training.audit import out_of_fold
 from core.training.calibration import calibrated_probabilities, fit_temperature
 from core.training.experiment import make_targets, prepare
-from core.training.train import predict_logits, train_model
+from core.training.train import predict_logits, train_config, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +60,7 @@ def sample(encoder: str, _: Path) -> tuple[ExperimentConfig, pd.Series]:
 def fashion_image(encoder: str, tmp: Path) -> tuple[ExperimentConfig, pd.Series]:
     """fashion-small with 4% of the items moved to another (random) category, image modality only."""
     frame = pd.read_csv(SHARED / "fashion-small/styles.csv", dtype=str, keep_default_na=False)
-    frame["path"] = frame[["masterCategory", "subCategory", "articleType"]].agg(" > ".join, axis=1)
+    frame["path"] = frame[["masterCategory", "subCategory", "articleType"]].agg(PATH_SEP.join, axis=1)
     rng = np.random.default_rng(7)
     paths = np.array(sorted(frame["path"].unique()), dtype=object)
     noisy = rng.choice(len(frame), size=int(round(PLANTED * len(frame))), replace=False)
@@ -80,7 +81,7 @@ def measure(name: str, config: ExperimentConfig, noisy: pd.Series, folds: int) -
     prepared = prepare(config)
     ds, s, f = prepared.dataset, prepared.split, prepared.features
     targets, _ = make_targets(config, prepared)
-    result = train_model(f.matrix, f.mask, f.slices, ds.labels, s.train, s.val, targets, config.train_config(),
+    result = train_model(f.matrix, f.mask, f.slices, ds.labels, s.train, s.val, targets, train_config(config),
                          label_embeddings=prepared.label_emb)
     tau = fit_temperature(predict_logits(result.model, f.matrix, f.mask, s.val), ds.labels[s.val])  # as a trained run
     test_probs = calibrated_probabilities(predict_logits(result.model, f.matrix, f.mask, s.test), tau)

@@ -25,11 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core.data.export import write_csv  # noqa: E402
+from core.evaluation import registry  # noqa: E402
 from core.training.experiment import ExperimentConfig, load_dataset, prepare, train_and_evaluate  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 FASHION = SHARED / "fashion-small"
-METRICS = ["top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "ece_raw"]
+METRICS = [k for k in registry.shown_keys() if registry.METRICS[k].direction]  # the scores a run reports
 
 DATASETS = {
     "fashion-text": dict(data=str(FASHION / "styles.csv"), label_columns=["masterCategory", "subCategory", "articleType"],
@@ -62,7 +63,7 @@ CRM_ARM = "8 onehot + CRM"
 def run(datasets: list[str], seeds: list[int], epochs: int, arms: list[str]) -> pd.DataFrame:
     rows = []
     for name in datasets:
-        base = ExperimentConfig(**DATASETS[name], epochs=epochs, encoder="auto")
+        base = ExperimentConfig(**DATASETS[name], epochs=epochs)
         dataset = load_dataset(base)
         for seed in seeds:
             prepared = prepare(dataclasses.replace(base, seed=seed), dataset=dataset)

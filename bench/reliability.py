@@ -25,6 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 DATA = ROOT.parent / "shared" / "data"
 
+from core import settings  # noqa: E402
 from core.data.encoders import load_precomputed  # noqa: E402
 from core.data.export import write_csv  # noqa: E402
 from core.data.images import read_thumbnail  # noqa: E402
@@ -49,7 +50,7 @@ def main() -> None:
     results["load_precomputed_2000x512_s"] = median_time(lambda: load_precomputed(npy, ids))
     tax = load_taxonomy(DATA / "taxonomies" / "google-product-taxonomy-with-ids.en-US.txt")
     classes = np.array(tax.leaves)
-    frame = targets_frame(build_targets("tree", distance=tax.distance_matrix(classes), beta=10.0),
+    frame = targets_frame(build_targets("tree", distance=tax.distance_matrix(classes), beta=settings.get("beta").default),
                           [tax.path_str(int(c)) for c in classes], min_weight=1e-6, max_per_row=50)
     results["google_export_rows"] = len(frame)
     results["google_export_plain_to_csv_s"] = median_time(lambda: frame.to_csv(index=False).encode(), repeats=3)

@@ -35,7 +35,7 @@ def main() -> None:
     fixed = sweep.parse_space({"targets": "semantic"})
     with tempfile.TemporaryDirectory() as store:
         started = time.perf_counter()
-        sweep.sweep(base, fixed, [("top1", "max")], trials=1, store=store, search="grid")
+        sweep.sweep(base, fixed, [(sweep.ACCURACY, "max")], trials=1, store=store, search="grid")
         one_trial = time.perf_counter() - started
         started = time.perf_counter()
         record = sweep.sweep(base, sweep.parse_space(sweep.DEFAULT_SPACE), sweep.parse_objectives(sweep.DEFAULT_OBJECTIVES),

@@ -32,12 +32,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from label_representations import DATASETS, SHARED, replace_section  # noqa: E402
 
+from core.evaluation.registry import HEADLINE, SUMMARY_KEYS  # noqa: E402
 from core.scale import cluster, sweep  # noqa: E402
 from core.settings import ExperimentConfig  # noqa: E402
 from core.training.experiment import load_dataset  # noqa: E402
 
-LABEL_SETTINGS = ("targets", "alpha", "temperature", "k", "beta", "mix", "template", "curriculum_epochs", "aux_codes")
-SHOWN = ("top1", "mistake_severity", "hdist@5", "semsim@5", "ece")
+LABEL_SETTINGS = tuple(sweep.DEFAULT_SPACE)  # what the sweep searches, so the defaults arm is the same kind of row
+SHOWN = (*HEADLINE, "ece")
 START, END = "<!-- sweeps:start -->", "<!-- sweeps:end -->"
 
 
@@ -58,7 +59,7 @@ def defaults_arm(base: ExperimentConfig, store: Path, sweep_id: str, seeds: int)
                                shared=shared, store=store, tag={"id": sweep_id, "phase": "bench-defaults"},
                                folder=sweep.sweeps_root(store) / sweep_id)
     return {"name": "current defaults", "settings": chosen, "runs": [r["run_id"] for r in results],
-            "test": {m: sweep.interval([(r.get("test") or {}).get(m) for r in results]) for m in sweep.REPORT_METRICS}}
+            "test": {m: sweep.interval([(r.get("test") or {}).get(m) for r in results]) for m in SUMMARY_KEYS}}
 
 
 def run_dataset(name: str, store: Path, trials: int, epochs: int, seeds: int) -> dict:
@@ -86,9 +87,9 @@ def fmt(s: dict) -> str:
 
 
 def settings_text(s: dict) -> str:
-    """Only the settings the target kind reads (sweep.USED_BY), so a row says what was trained."""
+    """Only the settings the target kind reads (core/labels/kinds.py), so a row says what was trained."""
     kind = s.get("targets", "onehot")
-    keep = [k for k in LABEL_SETTINGS if k in s and (k not in sweep.USED_BY or kind in sweep.USED_BY[k])]
+    keep = [k for k in LABEL_SETTINGS if k in s and sweep.read_by_any(k, [kind])]
     return ", ".join(f"{k}={s[k]:.3g}" if isinstance(s[k], float) else f"{k}={s[k]}" for k in keep)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 import sys
 
+SEP = " > "  # declared-once: ok (the text format written, one the taxonomy reader detects; no core import here)
+
 
 def synthetic_paths(n_leaves: int, seed: int = 0) -> list[str]:
     """Leaf paths only (ancestors are implied, as in many exported taxonomies)."""
@@ -18,16 +20,16 @@ def synthetic_paths(n_leaves: int, seed: int = 0) -> list[str]:
     while len(paths) < n_leaves:
         d = f"Department {dept}"
         for c in range(rng.randint(6, 14)):
-            category = f"{d} > Category {dept}.{c}"
+            category = f"{d}{SEP}Category {dept}.{c}"
             for s in range(rng.randint(4, 12)):
-                sub = f"{category} > Group {dept}.{c}.{s}"
+                sub = f"{category}{SEP}Group {dept}.{c}.{s}"
                 if rng.random() < 0.3:
                     paths.append(sub)  # a shallow leaf at depth 3
                     continue
                 for leaf in range(rng.randint(3, 15)):
-                    node = f"{sub} > Item {dept}.{c}.{s}.{leaf}"
+                    node = f"{sub}{SEP}Item {dept}.{c}.{s}.{leaf}"
                     if rng.random() < 0.15:
-                        paths.extend(f"{node} > Variant {v}" for v in range(rng.randint(2, 4)))
+                        paths.extend(f"{node}{SEP}Variant {v}" for v in range(rng.randint(2, 4)))
                     else:
                         paths.append(node)
         dept += 1

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.labels import kinds
 from core.taxonomy.tree import FORMATS
 
 GROUPS = {
@@ -24,14 +25,7 @@ GROUPS = {
     "training": "Training",
     "model": "Model",
 }
-TARGET_KINDS = {
-    "onehot": "One-hot",
-    "uniform": "Uniform smoothing",
-    "knn-uniform": "Top-k uniform",
-    "semantic": "Semantic (similarity-weighted neighbours)",
-    "tree": "Tree-distance soft labels",
-    "hybrid": "Hybrid (semantic neighbours and tree distance)",
-}
+TARGET_KINDS = {key: kind.label for key, kind in kinds.TARGET_KINDS.items()}  # the registry in core/labels/kinds.py
 ENCODERS = {
     "auto": "Auto (CLIP if its weights are on disk, else MiniLM)",
     "minilm": "MiniLM (bundled, offline)",
@@ -49,7 +43,6 @@ AUX_CODES = {"none": "None", "taxonomy": "Taxonomy levels", "clusters": "Embeddi
 # calibrated probabilities) is above this: half a level of expected error (README: "Categorizing").
 DEFAULT_REVIEW_RISK = 0.5
 FUSIONS = {"concat": "Concatenate modalities", "gated": "Learned gate"}
-CURRICULUM_SHAPES = {"linear": "Linear", "cosine": "Cosine"}
 
 
 def setting(default: Any, help: str, group: str, *, choices: dict[str, str] | None = None, lo: float | None = None,
@@ -182,6 +175,8 @@ class ExperimentConfig:
                          "0 = tree distance)", "label", lo=0.0, hi=1.0, step=0.05)
     curriculum_epochs: int = setting(0, "epochs over which the smoothing decays to one-hot (0 = off)", "label", lo=0, hi=1000,
                                      label="Curriculum epochs (0 = off)")
+    curriculum_shape: str = setting("linear", "how the smoothing decays over the curriculum epochs", "label",
+                                    choices=kinds.CURRICULUM_SHAPES, label="Curriculum shape")
     aux_codes: str = setting("none", "auxiliary feature-code task", "label", choices=AUX_CODES, label="Auxiliary codes")
     aux_weight: float = setting(0.5, "weight of the auxiliary code loss", "label", lo=0.0, hi=100.0, step=0.1)
     # ----- training -----------------------------------------------------------------------------
@@ -213,15 +208,6 @@ class ExperimentConfig:
         """Each declared setting against its type, choices and bounds (converted in place)."""
         for s in settings():
             object.__setattr__(self, s.name, s.check(getattr(self, s.name)))
-
-    def train_config(self) -> Any:
-        from core.training.train import TrainConfig
-
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                           hidden=self.hidden, dropout=self.dropout, fusion=self.fusion, patience=self.patience,
-                           curriculum_epochs=self.curriculum_epochs,
-                           aux_weight=self.aux_weight if self.aux_codes != "none" else 0.0, seed=self.seed,
-                           device=resolve_device(self.device))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -258,6 +244,13 @@ def settings(groups: Iterable[str] | None = None) -> list[Setting]:
                            m["lo_open"], m["open_choices"], m["flag"] or "--" + f.name.replace("_", "-"), m["cli"], m["step"],
                            m["label"] or f.name.replace("_", " ").capitalize()))
     return out
+
+
+def representation_settings() -> tuple[str, ...]:
+    """The target kind and every setting some kind reads (core/labels/kinds.py), in declaration order:
+    what the Smoothing page tunes and the Training page carries over."""
+    shaping = kinds.shaping_settings()
+    return ("targets", *(s.name for s in settings(["label"]) if s.name in shaping))
 
 
 def get(name: str) -> Setting:

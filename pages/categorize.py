@@ -34,7 +34,7 @@ def typed_product(model: Predictor) -> None:
         st.warning("Type a title or a description first.")
         return
     probs = model.probabilities(Items(ids=pd.Series(["typed"]).to_numpy(), texts=[text]))
-    answer = model.answers(["typed"], probs, top_k=5).iloc[0]
+    answer = model.answers(["typed"], probs).iloc[0]
     st.markdown("**Answer**")
     st.text(answer["pred_1"])
     if "risk" in answer:

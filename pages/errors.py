@@ -10,7 +10,9 @@ from core.data.export import write_csv
 from core.data.images import read_thumbnail
 from core.evaluation import triage
 from core.evaluation.metrics import headline_from_predictions, rollup_from_predictions
+from core.evaluation.registry import HEADLINE, METRICS
 from core.runs import store as runs
+from core.taxonomy.tree import PATH_SEP
 from core.training.audit import corrections
 from pages.shared import (
     damaged_runs_notice,
@@ -23,8 +25,7 @@ from pages.shared import (
 )
 
 ROWS_SHOWN = 100
-CARDS = [("top1", "Top-1 accuracy", False), ("mistake_severity", "Mistake severity (tree distance)", True),
-         ("hdist@5", "hdist@5", True), ("semsim@5", "semsim@5", False)]
+CARDS = [METRICS[key] for key in HEADLINE]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -46,7 +47,7 @@ def thumbnail(path: object, image_root: str | None) -> str | None:
 
 
 def branch(path: str) -> str:
-    return str(path).split(" > ")[0]
+    return str(path).split(PATH_SEP)[0]
 
 
 def triage_cards_and_filter(frame: pd.DataFrame, wrong: pd.DataFrame) -> pd.DataFrame:
@@ -123,11 +124,11 @@ def metric_cards(run: runs.Run, metrics: dict, scope: pd.DataFrame, crm: bool, f
         rer = headline_from_predictions(scope, tax, "crm_pred_1", "crm_tree_distance") if "crm_pred_1" in scope else {}
     compared = bool(crm and rer)
     shown = rer if compared else plain
-    for col, (key, label, lower_is_better) in zip(st.columns(len(CARDS)), CARDS, strict=True):
-        value, base = shown.get(key), plain.get(key)
+    for col, card in zip(st.columns(len(CARDS)), CARDS, strict=True):
+        value, base = shown.get(card.key), plain.get(card.key)
         delta = f"{value - base:+.3f}" if compared and value is not None and base is not None else None
-        col.metric(label, "n/a" if value is None else f"{value:.3f}", delta=delta,
-                   delta_color="inverse" if lower_is_better else "normal")
+        col.metric(card.label, "n/a" if value is None else f"{value:.3f}", delta=delta, help=card.meaning,
+                   delta_color="inverse" if card.lower_is_better else "normal")
     st.caption((f"Figures for the {len(scope):,} test items in the filter. " if filtering else "") + metrics.get("encoder", ""))
 
 
@@ -159,7 +160,7 @@ def mistakes_table(wrong: pd.DataFrame, pred_col: str, dist_col: str, image_root
 
 
 def leaf(path: str) -> str:
-    return str(path).split(" > ")[-1]
+    return str(path).split(PATH_SEP)[-1]
 
 
 def detail(row: pd.Series, pred_col: str, image_root: str | None) -> None:

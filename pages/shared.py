@@ -40,6 +40,9 @@ SAMPLE_TAXONOMY = ROOT / "sample_data" / "taxonomy.txt"
 SAMPLE_PRODUCTS = ROOT / "sample_data" / "products.csv"
 USER_ERRORS = (TaxonomyError, DataError, ValueError, FileNotFoundError, EncoderUnavailable, OSError, KeyError)
 APP_ENCODERS = ("auto", "minilm", "clip")  # clip-random is for tests and timing, not offered to people
+SLIDER_HI = {"temperature": 2.0, "k": 100, "beta": 50.0}  # where a slider stops (a number box takes the declared range)
+SAMPLE_EPOCHS = 8  # the app's runs on the sample catalog: a few minutes on two CPU cores
+TRIAL_EPOCHS = 4  # each trial of the Tune page's sweep on the sample catalog
 
 
 def runs_dir() -> Path:
@@ -141,17 +144,24 @@ def setting_widget(name: str, where: object = st, *, key: str | None = None, val
         opts = options or list(s.choices)
         index = {} if key else {"index": opts.index(start) if start in opts else 0}
         return where.selectbox(s.label, opts, format_func=lambda v: s.choices.get(v, str(v)), **index, **common)
-    is_int = s.type is int
-    step = s.step or (1 if is_int else 0.01)
-    lo = s.lo if s.lo is not None else (0 if is_int else 0.0)
-    lo = lo + step if s.lo_open else lo
-    top = min(v for v in (s.hi, hi) if v is not None) if (s.hi is not None or hi is not None) else None
-    cast = int if is_int else float
+    lo, top, step = widget_bounds(s, hi, slider)
+    cast = int if s.type is int else float
     bounds = {"min_value": cast(lo)} | ({"max_value": cast(top)} if top is not None else {}) | {"step": cast(step)}
     initial = {} if key else {"value": cast(min(max(start, lo), top) if top is not None else max(start, lo))}
     if slider and top is not None:
         return where.slider(s.label, **bounds, **initial, **common)
     return where.number_input(s.label, **bounds, **initial, **common)
+
+
+def widget_bounds(s: settings.Setting, hi: float | None = None, slider: bool = False) -> tuple[float, float | None, float]:
+    """(lowest, highest or None, step) a widget offers for a numeric setting: the declared bounds (an
+    open lower bound moves up one step), narrowed by `hi` and, for a slider, by SLIDER_HI."""
+    is_int = s.type is int
+    step = s.step or (1 if is_int else 0.01)
+    lo = s.lo if s.lo is not None else (0 if is_int else 0.0)
+    lo = lo + step if s.lo_open else lo
+    caps = [v for v in (s.hi, hi, SLIDER_HI.get(s.name) if slider else None) if v is not None]
+    return lo, (min(caps) if caps else None), step
 
 
 def encoder_controls() -> tuple[str, str]:
@@ -201,7 +211,7 @@ def label_space(too_few: str) -> LabelSpace | None:
 
 def sample_config(**overrides: object) -> ExperimentConfig:
     base = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title", "description"],
-                            id_column="id", taxonomy=str(SAMPLE_TAXONOMY), epochs=8)
+                            id_column="id", taxonomy=str(SAMPLE_TAXONOMY), epochs=SAMPLE_EPOCHS)
     return base.replace(**overrides)
 
 
@@ -218,7 +228,8 @@ def launch(config: ExperimentConfig, name: str | None = None) -> Path:
 def demo_run_offer(key: str) -> None:
     """What a page shows instead of being empty when it needs a run and there is none."""
     st.info("There are no finished training runs yet. A demo run trains a small categorizer on the sample catalog "
-            "(semantic label smoothing, 8 epochs): about 2 to 3 minutes on two idle CPU cores, most of it embedding "
+            f"({default('targets')} label smoothing, {SAMPLE_EPOCHS} epochs): about 2 to 3 minutes on two idle CPU cores, "
+            "most of it embedding "
             "the products; longer on a busy machine. The Training page shows its progress.")
     if st.button("Start a demo run on the sample catalog", type="primary", key=key):
         run_dir = launch(sample_config(), name="demo")

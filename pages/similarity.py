@@ -13,6 +13,7 @@ from core.labels.similarity import (
     suspicious_pairs,
     tree_agreement,
 )
+from core.taxonomy.tree import PATH_SEP
 from pages.shared import class_distances, guard, label_space, neighbours
 
 HEATMAP_MAX = 150
@@ -26,7 +27,7 @@ def cached_map(key: str, kind: str, template: str, method: str, _emb: np.ndarray
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def cached_agreement(key: str, kind: str, template: str, _emb, _tax, _classes) -> tuple[dict, pd.DataFrame]:
-    return tree_agreement(_emb, _tax, _classes), suspicious_pairs(_emb, _tax, _classes, k=5, limit=30)
+    return tree_agreement(_emb, _tax, _classes), suspicious_pairs(_emb, _tax, _classes, limit=30)
 
 
 def heatmap_rows(tax, classes, emb, paths, key, kind, template) -> list[int]:
@@ -42,9 +43,9 @@ def heatmap_rows(tax, classes, emb, paths, key, kind, template) -> list[int]:
         start = options.index(default_branch(branches, HEATMAP_MAX))
         branch = st.selectbox("Branch", options, index=start, key="hm_branch",
                               format_func=lambda b: f"{b} ({branches[b]:,} categories)")
-        rows = [i for i, p in enumerate(paths) if p.startswith(branch + " > ")]
+        rows = [i for i, p in enumerate(paths) if p.startswith(branch + PATH_SEP)]
         if len(rows) > HEATMAP_MAX:
-            deeper = [b for b in options if b.startswith(branch + " > ") and b.count(" > ") == branch.count(" > ") + 1]
+            deeper = [b for b in options if b.startswith(branch + PATH_SEP) and b.count(PATH_SEP) == branch.count(PATH_SEP) + 1]
             st.info(plain(f"{branch} holds {len(rows):,} categories; the heatmap shows the first {HEATMAP_MAX} in taxonomy "
                           f"order. To see the rest, choose one of its {len(deeper)} sub-branches"
                           + (f" (e.g. {deeper[-1]})" if deeper else "") + ", or a category's neighbourhood."))

@@ -10,9 +10,11 @@ import streamlit as st
 from core import settings
 from core.data.export import write_csv
 from core.display import short_labels
+from core.labels.kinds import TARGET_KINDS
+from core.labels.kinds import kind as target_kind
 from core.labels.targets import build_targets, effective_neighbors, effective_neighbors_curve, targets_frame
-from core.settings import TARGET_KINDS
 from pages.shared import (
+    SLIDER_HI,
     class_distances,
     default,
     guard,
@@ -24,14 +26,14 @@ from pages.shared import (
     setting_widget,
 )
 
-SHOWN_KINDS = [k for k in TARGET_KINDS if k != "onehot"]  # one-hot has no distribution worth drawing
+SHOWN_KINDS = [key for key, kind in TARGET_KINDS.items() if kind.smooths]  # one-hot has no distribution worth drawing
 TEMPERATURES = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
 SHOWN = 20
 
 
 @st.cache_resource(show_spinner="Building targets…", max_entries=16)
 def cached_targets(key, enc, template, kind, alpha, temperature, k, beta, mix, _emb, _dist):
-    return build_targets(kind, embeddings=_emb, distance=_dist if kind in ("tree", "hybrid") else None, alpha=alpha,
+    return build_targets(kind, embeddings=_emb, distance=_dist if target_kind(kind).tree else None, alpha=alpha,
                          temperature=temperature, k=k, beta=beta, mix=mix, n_classes=len(_emb))
 
 
@@ -47,7 +49,7 @@ def bar(targets, chosen: int, paths: list[str], title: str, key: str):
     fig.update_layout(yaxis={"categoryorder": "total ascending", "title": None}, xaxis={"nticks": 5},
                       height=170 + 24 * len(frame), margin=dict(l=10, r=10, t=70, b=60),
                       legend=dict(orientation="h", x=0, y=1.0, xanchor="left", yanchor="bottom", title=None))
-    if targets.kind in ("uniform", "tree", "hybrid"):
+    if target_kind(targets.kind).floor:
         fig.add_annotation(text=f"every other class: {float(targets.rows([chosen])[0].min()):.2e}", xref="paper", yref="paper",
                            x=0, y=0, yshift=-45, xanchor="left", yanchor="top", showarrow=False)
     st.plotly_chart(fig, key=key)
@@ -61,17 +63,19 @@ def page() -> None:
     tax, key, enc, template, classes, emb, paths = (space.tax, space.key, space.encoder, space.template, space.classes,
                                                     space.emb, space.paths)
     c = st.columns([2, 1, 1, 1, 1, 1])
-    k_max = min(100, len(classes) - 1)
+    k_max = min(SLIDER_HI["k"], len(classes) - 1)
     kind = setting_widget("targets", c[0], key=persistent("targets", default("targets")), options=SHOWN_KINDS)
-    alpha = setting_widget("alpha", c[1], key=persistent("alpha", default("alpha")), slider=True, disabled=kind == "tree")
+    reads = target_kind(kind).reads  # a setting this kind ignores is shown greyed out
+    alpha = setting_widget("alpha", c[1], key=persistent("alpha", default("alpha")), slider=True, disabled="alpha" not in reads)
     temperatures = sorted(set(TEMPERATURES) | {float(st.session_state.get("temperature", remembered("temperature", default("temperature"))))})
-    temperature = c[2].select_slider("Temperature T", temperatures, key=persistent("temperature", default("temperature")), disabled=kind not in ("semantic", "hybrid"),
-                                     help=settings.get("temperature").help)
+    temperature = c[2].select_slider(settings.get("temperature").label, temperatures,
+                                     key=persistent("temperature", default("temperature")),
+                                     disabled="temperature" not in reads, help=settings.get("temperature").help)
     k = setting_widget("k", c[3], key=persistent("k", min(default("k"), k_max)), slider=True, hi=k_max,
-                       disabled=kind not in ("semantic", "knn-uniform", "hybrid"))
-    beta = setting_widget("beta", c[4], key=persistent("beta", default("beta")), slider=True, hi=50.0, disabled=kind not in ("tree", "hybrid"))
-    mix = setting_widget("mix", c[5], key=persistent("mix", default("mix")), slider=True, disabled=kind != "hybrid")
-    remember("targets", "alpha", "temperature", "k", "beta", "mix")
+                       disabled="k" not in reads)
+    beta = setting_widget("beta", c[4], key=persistent("beta", default("beta")), slider=True, disabled="beta" not in reads)
+    mix = setting_widget("mix", c[5], key=persistent("mix", default("mix")), slider=True, disabled="mix" not in reads)
+    remember(*settings.representation_settings())
 
     chosen = st.selectbox("Category", range(len(classes)), format_func=paths.__getitem__, key="smooth_category")
     dist = class_distances(key, tax)

@@ -15,6 +15,7 @@ from core.evaluation.importer import guess_spec
 from core.runs import store as runs
 from core.settings import ExperimentConfig
 from pages.shared import (
+    SAMPLE_EPOCHS,
     SAMPLE_PRODUCTS,
     SAMPLE_TAXONOMY,
     default,
@@ -74,11 +75,11 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
         st.markdown("**Label representation** (defaults from the Smoothing page)")
         chosen = {}
         c = st.columns(6)
-        for col, name in zip(c, ("targets", "alpha", "temperature", "k", "beta", "mix"), strict=True):
+        for col, name in zip(c, settings.representation_settings(), strict=True):
             chosen[name] = setting_widget(name, col, value=remembered(name, settings.get(name).default))
         c = st.columns(4)
         for col, name in zip(c, ("epochs", "curriculum_epochs", "aux_codes", "seed"), strict=True):
-            chosen[name] = setting_widget(name, col, value=8 if name == "epochs" else remembered(name, None))
+            chosen[name] = setting_widget(name, col, value=SAMPLE_EPOCHS if name == "epochs" else remembered(name, None))
         submitted = st.form_submit_button("Launch training run", type="primary")
     if not submitted:
         return None

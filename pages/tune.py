@@ -8,51 +8,59 @@ import streamlit as st
 
 from core import files, settings
 from core.display import plain
+from core.evaluation.registry import METRICS
 from core.scale import sweep
 from core.settings import TARGET_KINDS, TEMPLATES
-from pages.shared import ROOT, guard, runs_dir, sample_config
+from pages.shared import ROOT, TRIAL_EPOCHS, guard, runs_dir, sample_config, widget_bounds
 
-ADOPTED = ("targets", "alpha", "temperature", "k", "beta", "mix", "template", "curriculum_epochs", "aux_codes")
+SPACE = sweep.DEFAULT_SPACE  # the form opens on the default space; "use these settings" adopts what it searches
+CURRICULUM_CHOICES = [0, 2, 3, 5]
+DIRECTIONS = ["max", "min"]
 
 
-def range_slider(name: str, where, lo: float, hi: float, default: tuple, log: bool = False) -> dict:
+def range_slider(name: str, where) -> dict:
+    """A {low, high, log} range for a numeric setting, within its declared bounds, opening on the default space's."""
     s = settings.get(name)
+    lo, hi, _ = widget_bounds(s, slider=True)
+    cast = int if s.type is int else float
     step = 1 if s.type is int else 0.01
-    low, high = where.slider(s.label, lo, hi, default, step=step, help=s.help, key=f"tune_{name}")
-    return {"low": low, "high": high, "log": log and low > 0}
+    low, high = where.slider(s.label, cast(lo), cast(hi), (cast(SPACE[name]["low"]), cast(SPACE[name]["high"])),
+                             step=step, help=s.help, key=f"tune_{name}")
+    return {"low": low, "high": high, "log": bool(SPACE[name].get("log")) and low > 0}
+
+
+def objective(where, n: int, metric: str) -> str:
+    """An objective picker opening on `metric` and its better direction."""
+    keys = list(sweep.metric_keys())
+    chosen = where[0].selectbox(f"Objective {n}", keys, index=keys.index(metric))
+    direction = where[1].selectbox(f"Direction {n}", DIRECTIONS, index=DIRECTIONS.index(METRICS[metric].direction))
+    return f"{chosen}:{direction}"
 
 
 def space_form() -> tuple[dict, str, int, int] | None:
     with st.form("tune_space"):
         st.markdown("**Space** (on the sample catalog; validation-split scores)")
         c = st.columns(3)
-        kinds = c[0].multiselect("Target kinds", list(TARGET_KINDS), default=["onehot", "semantic", "tree", "hybrid"],
-                                 format_func=TARGET_KINDS.get)
-        templates = c[1].multiselect("Prompt templates", list(TEMPLATES), default=["name", "path"])
-        aux = c[2].multiselect("Auxiliary codes", list(settings.AUX_CODES), default=["none", "taxonomy"])
+        kinds = c[0].multiselect("Target kinds", list(TARGET_KINDS), default=SPACE["targets"], format_func=TARGET_KINDS.get)
+        templates = c[1].multiselect("Prompt templates", list(TEMPLATES), default=SPACE["template"])
+        aux = c[2].multiselect("Auxiliary codes", list(settings.AUX_CODES), default=SPACE["aux_codes"])
         c = st.columns(6)
-        space = {"targets": kinds, "template": templates, "aux_codes": aux,
-                 "alpha": range_slider("alpha", c[0], 0.0, 1.0, (0.02, 0.4), log=True),
-                 "temperature": range_slider("temperature", c[1], 0.01, 2.0, (0.02, 1.0), log=True),
-                 "k": range_slider("k", c[2], 1, 100, (3, 40), log=True),
-                 "beta": range_slider("beta", c[3], 0.0, 50.0, (1.0, 30.0), log=True),
-                 "mix": range_slider("mix", c[4], 0.0, 1.0, (0.0, 1.0)),
-                 "curriculum_epochs": c[5].multiselect("Curriculum epochs", [0, 2, 3, 5], default=[0, 3])}
+        space = {"targets": kinds, "template": templates, "aux_codes": aux}
+        for col, name in zip(c, settings.representation_settings()[1:], strict=False):  # the settings targets read
+            space[name] = range_slider(name, col)
+        space["curriculum_epochs"] = c[5].multiselect(settings.get("curriculum_epochs").label, CURRICULUM_CHOICES,
+                                                      default=SPACE["curriculum_epochs"])
         st.markdown("**Objectives and budget**")
         c = st.columns(5)
-        keys = list(sweep.metric_keys())
-        m1 = c[0].selectbox("Objective 1", keys, index=keys.index("top1"))
-        d1 = c[1].selectbox("Direction 1", ["max", "min"], index=0)
-        m2 = c[2].selectbox("Objective 2", keys, index=keys.index("hdist@5"))
-        d2 = c[3].selectbox("Direction 2", ["max", "min"], index=1)
+        first, second = objective(c[0:2], 1, sweep.ACCURACY), objective(c[2:4], 2, sweep.SEVERITY)
         trials = c[4].number_input("Trials", 1, 200, 6)
         seeds = st.number_input("Seeds for the test report (0 = none)", 0, 10, 2)
         submitted = st.form_submit_button("Launch sweep", type="primary")
     if not submitted:
         return None
     # a setting no chosen kind reads would make the space contradictory: leave it out
-    space = {k: v for k, v in space.items() if k not in sweep.USED_BY or sweep.USED_BY[k] & set(kinds)}
-    return space, f"{m1}:{d1},{m2}:{d2}", int(trials), int(seeds)
+    space = {k: v for k, v in space.items() if sweep.read_by_any(k, kinds)}
+    return space, f"{first},{second}", int(trials), int(seeds)
 
 
 def scatter(record: dict, report: dict | None, x: str, y: str) -> go.Figure:
@@ -77,7 +85,7 @@ def scatter(record: dict, report: dict | None, x: str, y: str) -> go.Figure:
 def adopt(config: dict) -> None:
     """Make a trial's settings the Smoothing and Training pages' defaults (their remembered values)."""
     saved = st.session_state.setdefault("_persist", {})
-    for name in ADOPTED:
+    for name in SPACE:
         if config.get(name) is not None:
             saved[name] = config[name]
             st.session_state.pop(name, None)
@@ -91,7 +99,7 @@ def page() -> None:
     if asked is not None:
         space, objectives, trials, seeds = asked
         try:
-            folder = sweep.request(runs_dir(), sample_config(epochs=4), space, objectives, trials=trials, seeds=seeds, cwd=ROOT)
+            folder = sweep.request(runs_dir(), sample_config(epochs=TRIAL_EPOCHS), space, objectives, trials=trials, seeds=seeds, cwd=ROOT)
         except ValueError as exc:
             st.error(plain(exc))
         else:
@@ -114,10 +122,10 @@ def page() -> None:
         st.warning("Cancel requested; running trials stop shortly.")
     if record.get("error"):
         st.error(plain(record["error"]))
-    objectives = [o.split(":")[0] for o in record.get("objectives", [])] or ["top1", "hdist@5"]
+    objectives = [o.split(":")[0] for o in record.get("objectives", [])] or [sweep.ACCURACY, sweep.SEVERITY]
     report = files.read_json(folder / "report.json")
     if record.get("trials"):
-        y, x = (objectives + ["hdist@5"])[:2]
+        y, x = (objectives + [sweep.SEVERITY])[:2]
         event = st.plotly_chart(scatter(record, report, x, y), on_select="rerun", selection_mode="points", key="tune_scatter")
         picked = [p["customdata"][0] for p in (event.selection.points if event else []) if p.get("customdata")]
         frame = sweep.trials_frame(record)

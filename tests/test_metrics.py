@@ -78,3 +78,19 @@ def test_per_class_and_subtree_rollup(small_tree, ancestors):
     roll = subtree_rollup(table, small_tree, leaves).set_index("name")
     assert roll.loc["A", "support"] == 2 and roll.loc["A", "errors"] == 1
     assert roll.loc["B", "mean_severity"] == 3 and roll.loc["d", "parent"] == small_tree.ids[small_tree.resolve("B")]
+
+
+def test_evaluate_returns_exactly_the_registered_metrics(ancestors):
+    """core/evaluation/registry.py declares every key `evaluate` returns, in its order, with a direction
+    that matches the maths: a perfect answer scores the best value of each scored metric."""
+    from core.evaluation.registry import METRICS, TOP_K, evaluated_keys
+
+    c = 6
+    eye = np.eye(c, dtype=np.float32)
+    m = evaluate(eye[[0, 1, 2]], [0, 1, 2], distance=1 - np.eye(c), embeddings=eye, ancestors=[{i} for i in range(c)])
+    assert tuple(m) == evaluated_keys()
+    assert f"hdist@{TOP_K}" in m and {"ece_raw", "temperature"} <= set(METRICS) - set(m)  # the run adds those two
+    wrong = evaluate(eye[[1, 2, 0]], [0, 1, 2], distance=1 - np.eye(c), embeddings=eye, ancestors=[{i} for i in range(c)])
+    for key in ("top1", "ece", "hier_f1"):  # the scores a perfect and an always-wrong answer tell apart
+        better = max if METRICS[key].direction == "max" else min
+        assert m[key] != wrong[key] and better(m[key], wrong[key]) == m[key], key

@@ -72,6 +72,35 @@ def test_device_reaches_training():
     import torch
 
     from core.settings import ExperimentConfig
+    from core.training.train import train_config
 
-    assert ExperimentConfig(device="cpu").train_config().device == "cpu"
-    assert ExperimentConfig(device="auto").train_config().device == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert train_config(ExperimentConfig(device="cpu")).device == "cpu"
+    assert train_config(ExperimentConfig(device="auto")).device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_train_config_is_derived_from_the_declarations():
+    """TrainConfig's defaults and bounds are the declared ones (once they were 20 epochs and patience 5
+    beside the declared 15 and 4); a run's config reaches it whole."""
+    import dataclasses
+
+    from core.training.train import TrainConfig, train_config
+
+    declared = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in ("aux_weight", "threads", "device")}
+    assert declared == {name: settings.get(name).default for name in declared}
+    assert {"epochs", "patience", "lr", "hidden", "fusion", "curriculum_shape"} <= set(declared)
+    config = ExperimentConfig(epochs=3, patience=1, fusion="gated", aux_codes="taxonomy", aux_weight=0.3, device="cpu")
+    made = train_config(config)
+    assert (made.epochs, made.patience, made.fusion, made.aux_weight) == (3, 1, "gated", 0.3)
+    assert train_config(config.replace(aux_codes="none")).aux_weight == 0.0
+    with pytest.raises(ValueError, match="patience must be >= 0"):
+        TrainConfig(patience=-1).validate()
+
+
+def test_settings_import_neither_training_nor_torch():
+    """The settings -> train -> targets -> settings cycle is gone, and the CLI's parser stays light."""
+    import subprocess
+    import sys
+
+    code = "import sys, core.settings; print(sorted(m for m in sys.modules if m.startswith(('core.training', 'torch'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

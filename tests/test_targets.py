@@ -6,13 +6,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.evaluation.crm import crm_rerank
+from core.labels.codes import feature_codes
+from core.labels.kinds import TARGET_KINDS, readers, shaping_settings
 from core.labels.targets import (
     KINDS,
     alpha_schedule,
     build_targets,
-    crm_rerank,
     effective_neighbors,
-    feature_codes,
 )
 
 S = np.array([[1.0, 0.8, 0.3, 0.1],
@@ -23,8 +24,31 @@ S = np.array([[1.0, 0.8, 0.3, 0.1],
 D = np.array([[0, 1, 2, 3], [1, 0, 2, 3], [2, 2, 0, 3], [3, 3, 3, 0]], dtype=np.uint8)
 
 
-def all_kinds(alpha=0.1, temperature=0.5, k=2, beta=3.0):
-    return {kind: build_targets(kind, similarity=S, distance=D, alpha=alpha, temperature=temperature, k=k, beta=beta) for kind in KINDS}
+def all_kinds(alpha=0.1, temperature=0.5, k=2, beta=3.0, mix=0.5):
+    return {kind: build_targets(kind, similarity=S, distance=D, alpha=alpha, temperature=temperature, k=k, beta=beta, mix=mix)
+            for kind in KINDS}
+
+
+def test_each_kind_reads_exactly_the_settings_the_registry_names():
+    """Changing a setting a kind reads (core/labels/kinds.py) moves its targets; any other leaves them
+    as they are (the tree kind ignores alpha: its legend must not show it)."""
+    base = {"alpha": 0.2, "temperature": 0.5, "k": 2, "beta": 3.0, "mix": 0.5}
+    other = {"alpha": 0.4, "temperature": 2.0, "k": 3, "beta": 1.0, "mix": 0.2}
+    assert set(TARGET_KINDS) == set(KINDS) and set(shaping_settings()) == set(base)
+    for key, kind in TARGET_KINDS.items():
+        ref = np.asarray(build_targets(key, similarity=S, distance=D, **base))
+        for name in base:
+            moved = np.asarray(build_targets(key, similarity=S, distance=D, **(base | {name: other[name]})))
+            assert np.allclose(ref, moved) == (name not in kind.reads), (key, name)
+    assert readers("alpha") == {"uniform", "knn-uniform", "semantic", "hybrid"} and readers("beta") == {"tree", "hybrid"}
+
+
+def test_a_setting_the_kind_reads_must_be_given():
+    with pytest.raises(ValueError, match="tree targets read beta"):
+        build_targets("tree", distance=D)
+    with pytest.raises(ValueError, match="semantic targets read alpha, temperature"):
+        build_targets("semantic", similarity=S, k=2)
+    assert np.allclose(np.asarray(build_targets("onehot", n_classes=4)), np.eye(4))  # one-hot reads nothing
 
 
 def test_semantic_row_worked_by_hand():
@@ -114,27 +138,27 @@ def test_rows_are_distributions(c, d, seed, alpha, temperature, data):
 ])
 def test_bad_input_names_the_argument(kwargs, word):
     with pytest.raises(ValueError, match=word):
-        build_targets("semantic", **kwargs)
+        build_targets("semantic", **({"alpha": 0.1, "temperature": 0.1, "k": 20} | kwargs))
 
 
 def test_bad_labels_and_tree_shape():
     with pytest.raises(ValueError, match="labels"):
         build_targets("onehot", n_classes=4).rows([0, 4])
     with pytest.raises(ValueError, match="distance"):
-        build_targets("tree", distance=D[:3])
+        build_targets("tree", distance=D[:3], beta=3.0)
 
 
 def test_alpha_schedule():
     assert [alpha_schedule(0.2, t, 10) for t in (0, 5, 10, 12)] == pytest.approx([0.2, 0.1, 0.0, 0.0])
     assert alpha_schedule(0.2, 5, 10, "cosine") == pytest.approx(0.1)
     assert alpha_schedule(0.2, 3, 0) == 0.2  # no curriculum
-    t = build_targets("semantic", similarity=S, alpha=0.4, k=2)
+    t = build_targets("semantic", similarity=S, alpha=0.4, k=2, temperature=0.1)
     assert t.annealed(alpha_schedule(1.0, 5, 10)).alpha == pytest.approx(0.2)
 
 
 def test_effective_neighbors():
-    assert effective_neighbors(build_targets("knn-uniform", similarity=S, k=3), 0) == pytest.approx(3.0)
-    assert effective_neighbors(build_targets("semantic", similarity=S, k=3, temperature=1e-4), 0) == pytest.approx(1.0)
+    assert effective_neighbors(build_targets("knn-uniform", similarity=S, alpha=0.1, k=3), 0) == pytest.approx(3.0)
+    assert effective_neighbors(build_targets("semantic", similarity=S, alpha=0.1, k=3, temperature=1e-4), 0) == pytest.approx(1.0)
 
 
 def test_taxonomy_feature_codes_by_hand(small_tree):
@@ -181,12 +205,13 @@ def test_hybrid_limits_from_method():
     spread = 0.7 * np.eye(4) + 0.3 * off / off.sum(1, keepdims=True)
     assert np.allclose(hybrid(0.0), spread, atol=1e-6)  # l = 0 spreads the mass by tree distance
     assert np.allclose(hybrid(0.4, alpha=0.0), np.eye(4))  # a = 0 is one-hot
-    sharp = np.asarray(build_targets("hybrid", similarity=S, distance=D, alpha=0.3, k=2, beta=1e4, mix=0.0))
+    sharp = np.asarray(build_targets("hybrid", similarity=S, distance=D, alpha=0.3, k=2, temperature=0.1, beta=1e4, mix=0.0))
     assert np.isfinite(sharp).all() and np.allclose(sharp[0], [0.7, 0.3, 0, 0], atol=1e-6)  # large beta: nearest in the tree
 
 
 def test_hybrid_needs_distance_and_a_valid_mix():
+    hybrid = {"alpha": 0.1, "temperature": 0.1, "k": 2, "beta": 10.0}
     with pytest.raises(ValueError, match="distance"):
-        build_targets("hybrid", similarity=S, k=2)
+        build_targets("hybrid", similarity=S, mix=0.5, **hybrid)
     with pytest.raises(ValueError, match="mix"):
-        build_targets("hybrid", similarity=S, distance=D, k=2, mix=1.5)
+        build_targets("hybrid", similarity=S, distance=D, mix=1.5, **hybrid)

@@ -24,7 +24,7 @@ def toy():
 
 def fit(toy, kind="semantic", **overrides):
     x, mask, slices, y, tr, va, _, emb = toy
-    targets = build_targets(kind, embeddings=emb, alpha=0.2, k=2, n_classes=4)
+    targets = build_targets(kind, embeddings=emb, alpha=0.2, temperature=0.1, k=2, n_classes=4)
     cfg = TrainConfig(epochs=6, batch_size=32, hidden=32, seed=7) if not overrides else TrainConfig(**({"epochs": 6, "batch_size": 32, "hidden": 32, "seed": 7} | overrides))
     return train_model(x, mask, slices, y, tr, va, targets, cfg, label_embeddings=emb, codes=np.eye(4, dtype=np.uint8))
 
@@ -83,3 +83,16 @@ def test_missing_modality_contributes_nothing():
 def test_bad_config():
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0).validate()
+
+
+def test_cosine_curriculum_is_reached_through_the_declared_setting(toy):
+    """METHOD.md's cosine variant: a_t = a_0 (1 + cos(pi t / E_c)) / 2, chosen by --curriculum-shape."""
+    from core.settings import ExperimentConfig
+    from core.training.train import train_config
+
+    x, mask, slices, y, tr, va, _, emb = toy
+    config = ExperimentConfig(curriculum_epochs=4, curriculum_shape="cosine", epochs=6, batch_size=32, hidden=32, seed=7,
+                              patience=0, device="cpu")
+    targets = build_targets("semantic", embeddings=emb, alpha=0.2, temperature=0.1, k=2, n_classes=4)
+    result = train_model(x, mask, slices, y, tr, va, targets, train_config(config), label_embeddings=emb)
+    assert [round(h.smoothing, 4) for h in result.history] == [0.2, 0.1707, 0.1, 0.0293, 0.0, 0.0]

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 
 from core import settings
 from core.data.encoders import EncoderUnavailable
+from core.evaluation.registry import KEY_METRICS, RESAMPLES, TOP_K, shown_keys
+from core.scale.sweep import DEFAULT_OBJECTIVES, DEFAULT_SEARCH, DEFAULT_SEEDS, DEFAULT_TRIALS, SEARCHES
 from core.settings import DEFAULT_REVIEW_RISK
 from core.taxonomy.tree import FORMATS, TaxonomyError, load_taxonomy
 
@@ -78,10 +80,9 @@ def print_result(run_dir: object, summary: dict, as_json: bool) -> None:
         print(f"note: {note}")
     plain, crm = summary["plain"], summary["crm"]
     print(f"run {run_dir.name}: {summary['n_classes']} classes, {summary['n_test']} test items, modalities: {', '.join(summary['modalities'])}")
-    for key in ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "ece_raw", "temperature",
-                "hier_f1"):
+    for key in shown_keys():
         value = plain.get(key)
-        extra = f"   (CRM re-ranked: {crm[key]:.4f})" if crm.get(key) is not None and key in ("top1", "mistake_severity", "hdist@5") else ""
+        extra = f"   (CRM re-ranked: {crm[key]:.4f})" if crm.get(key) is not None and key in KEY_METRICS else ""
         print(f"  {key:<18}{'n/a' if value is None else f'{value:.4f}'}{extra}")
     if as_json:
         print(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir)} | plain | {"crm": crm}))
@@ -150,14 +151,12 @@ def compare_with_baseline(args: argparse.Namespace) -> int:
     intervals (METHOD.md, 'Comparing two runs') and the branches that got better or worse."""
     from pathlib import Path
 
-    from core.evaluation.comparison import RESAMPLES, compare_runs
+    from core.evaluation.comparison import compare_runs
     from core.runs.store import Run
 
     def table_of(run: str) -> object:
         return Run.open(run).predictions()
 
-    if args.resamples is None:  # the default lives beside the bootstrap, imported only here (fast start)
-        args.resamples = RESAMPLES
     if args.resamples < 1000:
         raise CliError(f"--resamples must be at least 1000 (METHOD.md); got {args.resamples}")
     base = table_of(args.baseline)
@@ -336,7 +335,7 @@ def cmd_sweep_report(args: argparse.Namespace) -> int:
     folder = sweep.sweep_dir(args.out, args.sweep_id)
     rep = files.read_json(folder / "report.json")
     if rep is None or (args.seeds is not None and rep.get("seeds") != args.seeds):
-        rep = sweep.report(args.out, args.sweep_id, seeds=args.seeds or 3, address=args.ray_address,
+        rep = sweep.report(args.out, args.sweep_id, seeds=args.seeds or DEFAULT_SEEDS, address=args.ray_address,
                            on_event=Progress(quiet=args.quiet).event)
     print(sweep.format_report(rep))
     if args.json:
@@ -354,7 +353,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         raise CliError(f"run store not found: {args.store}")
     rows = [r.summary() for r in RunStore(args.store).runs()]
     for row in rows:
-        metrics = "  ".join(f"{k} {row[k]:.3f}" for k in ("top1", "mistake_severity", "hdist@5") if row.get(k) is not None)
+        metrics = "  ".join(f"{k} {row[k]:.3f}" for k in KEY_METRICS if row.get(k) is not None)
         line = f"{row['run_id']:<40} {row['status']:<11} {str(row.get('targets') or row.get('kind') or ''):<12} {metrics}"
         print(line + (f"\n    {row['error']}" if row["status"] in ("damaged", "failed", "interrupted") and row["error"] else ""))
     if not rows:
@@ -370,7 +369,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from core.training.predictor import Predictor, output_path
+    from core.training.predictor import INPUT_SETTINGS, Predictor, output_path
 
     out = output_path(args.out)  # ValueError (exit 2) unless .parquet, .csv or .jsonl
     if not out.parent.is_dir():
@@ -383,9 +382,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     device = settings.resolve_device(args.device or settings.get("device").default)
     predictor = Predictor.load(args.run_dir, clip_checkpoint=args.clip_checkpoint, device=device)
     print(predictor.encoder_choice.note, file=sys.stderr)
-    given = {name: getattr(args, name, None) for name in ("data", "text_columns", "id_column", "image_column", "image_dir",
-                                                           "image_pattern", "embeddings", "embedding_ids", "max_rows",
-                                                           "features")}
+    given = {name: getattr(args, name, None) for name in INPUT_SETTINGS if name != "column_names"}
     if args.column_names:
         given["column_names"] = [c.strip() for c in args.column_names.split(",") if c.strip()]
     config = predictor.input_config(**given)
@@ -518,12 +515,13 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_arguments(w, required=("data", "label_columns", "text_columns"))
     g = w.add_argument_group("Sweep")
     g.add_argument("--space", metavar="FILE", help="search space, JSON or YAML (default: core/scale/sweep.py DEFAULT_SPACE)")
-    g.add_argument("--trials", type=int, default=20, metavar="N", help="trials to run (default 20)")
-    g.add_argument("--objectives", default="top1:max,hdist@5:min", metavar="M:DIR,...",
-                   help="validation metrics to optimise with max or min (default top1:max,hdist@5:min)")
-    g.add_argument("--search", choices=["nsga2", "grid"], default="nsga2", help="Optuna NSGA-II (default) or a grid")
-    g.add_argument("--seeds", type=int, default=3, metavar="N",
-                   help="seeds for the test-split report on the Pareto front and one-hot (0 = no report; default 3)")
+    g.add_argument("--trials", type=int, default=DEFAULT_TRIALS, metavar="N", help=f"trials to run (default {DEFAULT_TRIALS})")
+    g.add_argument("--objectives", default=DEFAULT_OBJECTIVES, metavar="M:DIR,...",
+                   help=f"validation metrics to optimise with max or min (default {DEFAULT_OBJECTIVES})")
+    g.add_argument("--search", choices=list(SEARCHES), default=DEFAULT_SEARCH,
+                   help=", ".join(f"{key}: {label}" for key, label in SEARCHES.items()) + f" (default {DEFAULT_SEARCH})")
+    g.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
+                   help=f"seeds for the test-split report on the Pareto front and one-hot (0 = no report; default {DEFAULT_SEEDS})")
     g.add_argument("--ray-address", metavar="HOST:PORT", help="an existing Ray cluster (default: RAY_ADDRESS, else a local Ray)")
     g.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
     g.add_argument("--json", action="store_true", help="print the sweep as JSON on the last line")
@@ -534,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="(also `sweep report`) test-split report of a sweep: mean and 95%% interval over seeds")
     wr.add_argument("sweep_id", metavar="SWEEP")
     wr.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
-    wr.add_argument("--seeds", type=int, metavar="N", help="re-run the report with N seeds (default: the stored report, else 3)")
+    wr.add_argument("--seeds", type=int, metavar="N", help=f"re-run the report with N seeds (default: the stored report, else {DEFAULT_SEEDS})")
     wr.add_argument("--ray-address", metavar="HOST:PORT")
     wr.add_argument("--json", action="store_true")
     wr.add_argument("--quiet", action="store_true")
@@ -549,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     # the run fixes the encoder and its template; the checkpoint file and the device may be given
     settings.add_arguments(pr, ("data", "encoder"), required=("data",), skip=(*NOT_PREDICT_SETTINGS, "encoder", "template"))
     pr.add_argument("--out", required=True, metavar="OUT", help="output file: .parquet, .csv or .jsonl")
-    pr.add_argument("--top-k", type=int, default=5, help="answers per item (default 5)")
+    pr.add_argument("--top-k", type=int, default=TOP_K, help=f"answers per item (default {TOP_K})")
     pr.add_argument("--review-risk", type=float, default=DEFAULT_REVIEW_RISK,
                     help=f"flag items whose answer's expected tree distance exceeds this (default {DEFAULT_REVIEW_RISK})")
     pr.add_argument("--chunk-rows", type=int, default=20_000, help="rows read and scored at a time (memory stays flat)")
@@ -578,8 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run_dirs", nargs="+")
     c.add_argument("--baseline", metavar="RUN", help="compare each run to this one on the same items: differences with "
                    "95%% paired-bootstrap intervals and per-branch changes")
-    c.add_argument("--resamples", type=int, help="bootstrap resamples (default: RESAMPLES of core/evaluation/comparison.py; "
-                   "at least 1000)")
+    c.add_argument("--resamples", type=int, default=RESAMPLES, help=f"bootstrap resamples (default {RESAMPLES}; at least 1000)")
     c.add_argument("--show-branches", type=int, default=5, metavar="N", help="list the N most improved and N most worsened branches")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)

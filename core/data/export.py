@@ -9,8 +9,18 @@ from typing import IO
 
 import pandas as pd
 
-from core.data.tables import csv_safe
-from core.runs.store import atomic_path
+from core.files import atomic_path
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula get a leading apostrophe (CSV injection)."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v)
+    return out
 
 
 def write_csv(frame: pd.DataFrame, target: str | Path | IO | None = None, header: bool = True) -> bytes | None:

@@ -20,7 +20,7 @@ from core.data.encoders import (
     item_cache,
     load_precomputed,
 )
-from core.taxonomy.tree import Taxonomy, TaxonomyError, detect_separator, taxonomy_from_labels
+from core.taxonomy.tree import PATH_SEP, Taxonomy, TaxonomyError, detect_separator, taxonomy_from_labels
 
 MAX_TABLE_BYTES = 4 * 1024**3
 READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -79,7 +79,7 @@ def scalar_column(frame: pd.DataFrame, column: str, role: str, segments: bool = 
                 what = "structs (key: value records)" if isinstance(cell, dict) else "lists"
                 accepts = "a path string, a list of path segments or a taxonomy id" if segments else "one value per row"
                 raise DataError(f"{role} column {column!r} holds {what} (row {row + 1}: {str(cell)[:80]}); it needs {accepts}")
-            values = values.map(lambda v: " > ".join(str(x).strip() for x in v if str(x).strip()) if _is_nested(v) else v)
+            values = values.map(lambda v: PATH_SEP.join(str(x).strip() for x in v if str(x).strip()) if _is_nested(v) else v)
     return values.fillna("").astype(str)
 
 
@@ -198,10 +198,10 @@ def prepare_dataset(frame: pd.DataFrame, *, label_columns: Sequence[str], text_c
     dup = ids.duplicated().to_numpy()
     report.drop("duplicate id", ids[dup & keep].tolist())
     keep &= ~dup
-    label_strings = [" > ".join(p) for p in paths]
+    label_strings = [PATH_SEP.join(p) for p in paths]
     _require_rows(keep, report)
     if taxonomy is None:
-        taxonomy = taxonomy_from_labels([s for s, k in zip(label_strings, keep, strict=True) if k], sep=" > ")
+        taxonomy = taxonomy_from_labels([s for s, k in zip(label_strings, keep, strict=True) if k], sep=PATH_SEP)
         report.notes.append(f"taxonomy derived from the labels: {len(taxonomy)} nodes")
     nodes = np.array([taxonomy.resolve(s) if k else None for s, k in zip(label_strings, keep, strict=True)], dtype=object)
     unknown = keep & np.array([n is None for n in nodes])
@@ -441,15 +441,3 @@ def load_catalog_taxonomy(path: str | Path | None, format: str | None = None) ->
         return load_taxonomy(path, format=format)
     except TaxonomyError as exc:
         raise DataError(str(exc)) from None
-
-
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text cells that a spreadsheet would run as a formula get a leading apostrophe (CSV injection)."""
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v)
-    return out

@@ -13,12 +13,11 @@ import numpy as np
 import pandas as pd
 
 from core.evaluation.metrics import rollup_from_predictions
+from core.evaluation.registry import KEY_METRICS, RESAMPLES, TOP_K
 from core.runs.schema import ranked
-from core.taxonomy.tree import Taxonomy, taxonomy_from_labels
+from core.taxonomy.tree import PATH_SEP, Taxonomy, taxonomy_from_labels
 
-BOOTSTRAP_METRICS = ("top1", "mistake_severity", "hdist@5")
-RESAMPLES = 2000
-HDIST_K = 5
+HDIST = f"hdist@{TOP_K}"
 
 
 class DifferentItems(ValueError):
@@ -43,21 +42,21 @@ def align(baseline: pd.DataFrame, candidate: pd.DataFrame) -> tuple[pd.DataFrame
 def per_item(frame: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
     """Per item the quantities whose mean is each bootstrapped metric: correct (top1), the severity of
     a mistake (NaN when correct: mistake_severity is their mean over mistakes) and the mean tree
-    distance of the top 5 (hdist@5; NaN for every item when the table has fewer than 5 answers)."""
+    distance of the top k (hdist@k; NaN for every item when the table has fewer than k answers)."""
     out = pd.DataFrame({"top1": frame["correct"].astype(float),
                         "mistake_severity": frame["tree_distance"].where(~frame["correct"].astype(bool)).astype(float)})
     preds = ranked(frame, "pred")
-    if len(preds) < HDIST_K:
-        out["hdist@5"] = np.nan
+    if len(preds) < TOP_K:
+        out[HDIST] = np.nan
         return out
-    labels = set(frame["true_label"]).union(*(set(frame[c]) for c in preds[:HDIST_K]))
+    labels = set(frame["true_label"]).union(*(set(frame[c]) for c in preds[:TOP_K]))
     node = {label: taxonomy.resolve(label) for label in labels}
     if any(v is None for v in node.values()):
-        out["hdist@5"] = np.nan
+        out[HDIST] = np.nan
         return out
     y = frame["true_label"].map(node).to_numpy(dtype=np.int64)
-    dists = [taxonomy.distance(frame[c].map(node).to_numpy(dtype=np.int64), y) for c in preds[:HDIST_K]]
-    out["hdist@5"] = np.mean(dists, axis=0)
+    dists = [taxonomy.distance(frame[c].map(node).to_numpy(dtype=np.int64), y) for c in preds[:TOP_K]]
+    out[HDIST] = np.mean(dists, axis=0)
     return out
 
 
@@ -98,7 +97,7 @@ def paths_taxonomy(*frames: pd.DataFrame) -> Taxonomy:
     for frame in frames:
         for column in ["true_label", *ranked(frame, "pred")]:
             labels.update(frame[column].astype(str))
-    return taxonomy_from_labels(labels, sep=" > ")
+    return taxonomy_from_labels(labels, sep=PATH_SEP)
 
 
 def compare_runs(baseline: pd.DataFrame, candidate: pd.DataFrame, resamples: int = RESAMPLES,
@@ -115,7 +114,7 @@ def compare_metrics(baseline: pd.DataFrame, candidate: pd.DataFrame, taxonomy: T
     a, b = align(baseline, candidate)
     ia, ib = per_item(a, taxonomy), per_item(b, taxonomy)
     rows = [{"metric": m} | paired_bootstrap(ia[m].to_numpy(), ib[m].to_numpy(), resamples, seed)
-            for m in BOOTSTRAP_METRICS]
+            for m in KEY_METRICS]
     table = pd.DataFrame(rows).set_index("metric")
     return table.astype(object).where(table.notna(), None)
 
@@ -128,7 +127,7 @@ def compare_subtrees(baseline: pd.DataFrame, candidate: pd.DataFrame, max_depth:
     ra, rb = rollup_from_predictions(a), rollup_from_predictions(b)
     keep = ["path", "support", "errors", "error_rate", "mean_severity"]
     table = ra[keep].merge(rb[keep], on=["path", "support"], suffixes=("_baseline", "_candidate"))
-    table.insert(1, "depth", table["path"].str.count(" > ") + 1)
+    table.insert(1, "depth", table["path"].str.count(PATH_SEP) + 1)
     table = table[table["depth"] <= max_depth].copy()
     table["error_rate_change"] = table["error_rate_candidate"] - table["error_rate_baseline"]
     table["severity_change"] = table["mean_severity_candidate"] - table["mean_severity_baseline"]

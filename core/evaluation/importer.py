@@ -18,9 +18,8 @@ import pandas as pd
 
 from core.data.tables import DataError, DropReport, require_columns
 from core.evaluation.metrics import evaluate, jsonable
+from core.evaluation.registry import TOP_K
 from core.taxonomy.tree import Taxonomy, taxonomy_from_labels
-
-K = 5  # the metrics' top-k
 
 
 @dataclass
@@ -144,7 +143,7 @@ def build(frame: pd.DataFrame, spec: ImportSpec, taxonomy: Taxonomy | None = Non
             raise DataError(f"{missing.sum()} true labels are not in the class list (e.g. {true[keep][missing].iloc[0]!r}): "
                             "the matrix cannot score them")
         labels = np.searchsorted(classes, y_nodes)
-        k = min(K, len(classes))
+        k = min(TOP_K, len(classes))
         from core.evaluation.metrics import ranked_predictions
 
         ranking = ranked_predictions(matrix, k)
@@ -208,10 +207,10 @@ def metrics(imported: Imported, label_emb: np.ndarray) -> dict:
             np.put_along_axis(probs, imported.ranking, imported.scores.astype(np.float32), axis=1)
     distance = imported.taxonomy.distance_matrix(imported.classes)
     ancestors = imported.taxonomy.ancestor_sets(imported.classes)
-    out = evaluate(probs, imported.labels, distance=distance, embeddings=label_emb, ancestors=ancestors, k=min(K, k),
+    out = evaluate(probs, imported.labels, distance=distance, embeddings=label_emb, ancestors=ancestors, k=min(TOP_K, k),
                    ranking=imported.ranking)
-    if k < K:
-        for key in (f"top{K}", f"hdist@{K}", f"semsim@{K}", f"neighbor_hits@{K}"):
+    if k < TOP_K:
+        for key in (f"top{TOP_K}", f"hdist@{TOP_K}", f"semsim@{TOP_K}", f"neighbor_hits@{TOP_K}"):
             out[key] = None
         for key in (f"top{k}", f"hdist@{k}", f"semsim@{k}", f"neighbor_hits@{k}"):
             if key != "top1":
@@ -234,9 +233,9 @@ def embedding_columns(table: pd.DataFrame, imported: Imported, label_emb: np.nda
 def finish(imported: Imported, label_emb: np.ndarray) -> tuple[pd.DataFrame, dict]:
     """The full predictions table (similarities, triage, label issues where a matrix allows) and the
     metrics in a trained run's shape: plain and CRM (CRM only with a probability matrix, else None)."""
+    from core.evaluation.crm import crm_rerank
     from core.evaluation.label_issues import with_label_issues
     from core.evaluation.triage import with_triage
-    from core.labels.targets import crm_rerank
     from core.runs.schema import validate
 
     table = with_triage(embedding_columns(imported.predictions, imported, label_emb), imported.taxonomy)

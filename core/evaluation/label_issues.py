@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from core.labels.similarity import check_finite
+from core.checks import check_finite
 
 MAX_QUALITY = 0.05  # flag only where the model gives the given label under 5% (BENCHMARKS.md, 'Label errors')
 MAX_SHARE = 0.03  # and at most 3% of the scored items, lowest quality first

@@ -8,8 +8,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from core.labels.similarity import check_finite, topk_from_rows
-from core.labels.targets import check_labels
+from core.checks import check_finite, check_labels
+from core.evaluation.registry import NEIGHBORS, TOP_K
+from core.labels.similarity import topk_from_rows
+from core.taxonomy.tree import PATH_SEP
 
 Pairwise = np.ndarray | Callable[[np.ndarray, np.ndarray], np.ndarray]
 ECE_BINS = 15
@@ -63,9 +65,9 @@ def neighbor_table(y_unique: np.ndarray, similarity: np.ndarray | None, embeddin
 
 
 def evaluate(probs: np.ndarray, y_true: Sequence[int], *, distance: Pairwise, similarity: np.ndarray | None = None,
-             embeddings: np.ndarray | None = None, ancestors: Sequence[set] | None = None, k: int = 5,
-             neighbors: int = 20, ranking: np.ndarray | None = None) -> dict[str, float]:
-    """The metric keys of METHOD.md. Semantic similarity comes from a (C, C) `similarity` matrix, or
+             embeddings: np.ndarray | None = None, ancestors: Sequence[set] | None = None, k: int = TOP_K,
+             neighbors: int = NEIGHBORS, ranking: np.ndarray | None = None) -> dict[str, float]:
+    """The evaluated metrics of core/evaluation/registry.py (METHOD.md). Semantic similarity comes from a (C, C) `similarity` matrix, or
     from normalised label `embeddings` (C, D) when C is too large for a dense matrix. `ranking`
     (N, >=k) overrides the order of answers, e.g. a CRM re-ranking; confidence stays probs[top-1]."""
     p = check_finite("probs", probs)
@@ -177,7 +179,7 @@ def rollup_from_predictions(predictions: pd.DataFrame, pred_column: str = "pred_
     """Error mass over the taxonomy, rebuilt from a predictions file's class paths (the errors page)."""
     from core.taxonomy.tree import taxonomy_from_labels
 
-    taxonomy = taxonomy_from_labels(predictions["true_label"], sep=" > ")
+    taxonomy = taxonomy_from_labels(predictions["true_label"], sep=PATH_SEP)
     classes = np.array([taxonomy.resolve(p) for p in sorted(predictions["true_label"].unique())])
     index = {taxonomy.path_str(int(c)): n for n, c in enumerate(classes)}
     per_class = _aggregate_per_class(predictions["true_label"].map(index).to_numpy(),
@@ -187,7 +189,7 @@ def rollup_from_predictions(predictions: pd.DataFrame, pred_column: str = "pred_
 
 
 def headline_from_predictions(predictions: pd.DataFrame, taxonomy: object | None = None, pred_column: str = "pred_1",
-                              distance_column: str = "tree_distance", k: int = 5) -> dict:
+                              distance_column: str = "tree_distance", k: int = TOP_K) -> dict:
     """top1, mistake_severity, hdist@k and semsim@k (METHOD.md) of a predictions table or a filtered part
     of it: the Errors page's cards follow the user's filters. hdist@k and semsim@k need the ranked
     answers (pred_1..k, sim_1..k) and are None for a re-ranked top answer alone or a missing column."""

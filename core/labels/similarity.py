@@ -9,12 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-
-def check_finite(name: str, array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array, dtype=np.float32)
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} holds NaN or inf values")
-    return array
+from core.checks import check_finite
+from core.taxonomy.tree import PATH_SEP
 
 
 def cosine_similarity(embeddings: np.ndarray) -> np.ndarray:
@@ -129,7 +125,7 @@ def suspicious_pairs(embeddings: np.ndarray, taxonomy: object, classes: Sequence
     })
 
 
-def heatmap_branches(paths: Sequence[str], sep: str = " > ") -> pd.Series:
+def heatmap_branches(paths: Sequence[str], sep: str = PATH_SEP) -> pd.Series:
     """Leaf count of every branch (a path prefix) holding at least two of the leaf `paths`, in path order:
     the heatmap's choices. A single leaf would be a 1x1 heatmap, which shows nothing."""
     counts: dict[str, int] = {}

@@ -2,24 +2,28 @@
 
 Row i is the target distribution when the true class is i. Every kind is kept in the form
     row_i = base + main * onehot_i + sum_k weight_ik * onehot_{neighbour_ik}   (smoothing kinds)
-    row_i = (1 - mix) * onehot_i + mix * softmax_l(-beta * d(i, l) / d_max)      (tree)
-    row_i = (1 - alpha) * onehot_i + alpha * (l * w_i + (1 - l) * v_i)            (hybrid)
-where v_i is the tree row with its diagonal removed and renormalised; the hybrid keeps w sparse
-(C x k) and the tree part as the uint8 distance matrix it shares with the tree kind, so 20,000 classes with k = 20 take a few MB, and the loss never materialises a (batch, C) target."""
+    row_i = (1 - alpha) * onehot_i + alpha * softmax_l(-beta * d(i, l) / d_max)  (tree; alpha = 1)
+    row_i = (1 - alpha) * onehot_i + alpha * (mix * w_i + (1 - mix) * v_i)      (hybrid)
+where alpha is always the mass moved off the one-hot row (the tree kind builds it at 1, METHOD.md's
+tree soft labels, and only the curriculum lowers it), mix is the hybrid's semantic share l and v_i
+is the tree row with its diagonal removed and renormalised. The hybrid keeps w sparse (C x k) and
+the tree part as the uint8 distance matrix it shares with the tree kind, so 20,000 classes with
+k = 20 take a few MB, and the loss never materialises a (batch, C) target."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
-from core.labels.similarity import check_finite, topk_neighbors
-from core.settings import TARGET_KINDS
+from core.checks import check_finite, check_labels
+from core.labels.kinds import CURRICULUM_SHAPES, TARGET_KINDS
+from core.labels.kinds import kind as target_kind
+from core.labels.similarity import topk_neighbors
 
 KINDS = tuple(TARGET_KINDS)
 
@@ -28,26 +32,22 @@ KINDS = tuple(TARGET_KINDS)
 class SoftTargets:
     kind: str
     n_classes: int
-    alpha: float = 0.0
+    alpha: float = 0.0  # mass moved off the true class (the tree kind: the share of its tree distribution)
     neighbors: np.ndarray | None = None  # (C, k) int64, nearest first
     neighbor_weights: np.ndarray | None = None  # (C, k) float32, each row sums to 1 (the w_ij of METHOD.md)
     distance: np.ndarray | None = None  # (C, C) uint8 tree distances, tree kind only
     beta: float = 10.0
-    mix: float = 1.0  # tree kind: share of the tree distribution (1 = METHOD.md's tree soft labels)
-    blend: float = 1.0  # hybrid kind: l, the share of the smoothing mass spread by semantic similarity
+    mix: float = 1.0  # hybrid kind: l, the share of the smoothing mass spread by semantic similarity (the setting `mix`)
 
     # ----- structure ---------------------------------------------------------------------------
     @property
     def smoothing(self) -> float:
-        """The mass moved off the true class by construction (alpha, or the tree mix)."""
-        return self.mix if self.kind == "tree" else self.alpha
+        """The mass moved off the true class by construction."""
+        return self.alpha
 
     def annealed(self, factor: float) -> SoftTargets:
         """The same targets with the smoothing scaled by `factor` in [0, 1] (the curriculum's a_t / a_0)."""
-        factor = float(min(max(factor, 0.0), 1.0))
-        if self.kind == "tree":
-            return replace(self, mix=self.mix * factor)
-        return replace(self, alpha=self.alpha * factor)
+        return replace(self, alpha=self.alpha * float(min(max(factor, 0.0), 1.0)))
 
     @property
     def nbytes(self) -> int:
@@ -67,8 +67,8 @@ class SoftTargets:
         return rows / rows.sum(axis=1, keepdims=True)
 
     def _tree_rows(self, labels: np.ndarray) -> np.ndarray:
-        rows = self._tree_distribution(labels) * self.mix
-        rows[np.arange(len(labels)), labels] += 1.0 - self.mix
+        rows = self._tree_distribution(labels) * self.alpha
+        rows[np.arange(len(labels)), labels] += 1.0 - self.alpha
         return rows
 
     def rows(self, labels: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -80,12 +80,12 @@ class SoftTargets:
         if self.kind == "uniform":
             out += self.alpha / self.n_classes
         if self.kind == "hybrid":
-            out += self.alpha * (1.0 - self.blend) * self._tree_distribution(labels, without_true=True)
+            out += self.alpha * (1.0 - self.mix) * self._tree_distribution(labels, without_true=True)
         main = 1.0 if self.kind == "onehot" else 1.0 - self.alpha
         out[np.arange(len(labels)), labels] += main
         if self.neighbors is not None:
             r = np.repeat(np.arange(len(labels)), self.neighbors.shape[1])
-            share = self.blend if self.kind == "hybrid" else 1.0
+            share = self.mix if self.kind == "hybrid" else 1.0
             np.add.at(out, (r, self.neighbors[labels].ravel()), self.alpha * share * self.neighbor_weights[labels].ravel())
         return out
 
@@ -101,7 +101,7 @@ class SoftTargets:
     def sparse_row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices and values of row i's non-zero entries beyond a uniform floor (for display)."""
         dense = self.rows([i])[0]
-        nz = np.flatnonzero(dense > dense.min()) if self.kind in ("uniform", "tree", "hybrid") else np.flatnonzero(dense)
+        nz = np.flatnonzero(dense > dense.min()) if target_kind(self.kind).floor else np.flatnonzero(dense)
         order = nz[np.argsort(-dense[nz], kind="stable")]
         return order, dense[order]
 
@@ -127,26 +127,19 @@ class SoftTargets:
         if self.kind == "tree":
             buffers = buffers if buffers is not None else self.torch_buffers(logits.device)
             tree = buffers["tree_logprob"][labels].exp()
-            per_sample = -(1 - self.mix) * true_logp - self.mix * (tree * logp).sum(dim=1)
+            per_sample = -(1 - self.alpha) * true_logp - self.alpha * (tree * logp).sum(dim=1)
             return per_sample.mean()
         per_sample = -(1 - self.alpha) * true_logp
         if self.kind == "uniform":
             return (per_sample - self.alpha / self.n_classes * logp.sum(dim=1)).mean()
         buffers = buffers if buffers is not None else self.torch_buffers(logits.device)
-        share = self.blend if self.kind == "hybrid" else 1.0
+        share = self.mix if self.kind == "hybrid" else 1.0
         nb, w = buffers["neighbors"][labels], buffers["weights"][labels]
         per_sample = per_sample - self.alpha * share * (w * logp.gather(1, nb)).sum(dim=1)
         if self.kind == "hybrid" and share < 1.0:
             v = torch.softmax(buffers["tree_logprob"][labels].scatter(1, labels[:, None], -math.inf), dim=1)
             per_sample = per_sample - self.alpha * (1.0 - share) * (v * logp).sum(dim=1)
         return per_sample.mean()
-
-
-def check_labels(labels: Sequence[int] | np.ndarray, n_classes: int, name: str = "labels") -> np.ndarray:
-    labels = np.asarray(labels, dtype=np.int64).ravel()
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"{name} must lie in [0, {n_classes - 1}]; got values from {labels.min()} to {labels.max()}")
-    return labels
 
 
 def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = False) -> float:
@@ -182,39 +175,44 @@ def semantic_weights(similarities: np.ndarray, temperature: float) -> np.ndarray
 
 
 def build_targets(kind: str, *, similarity: np.ndarray | None = None, embeddings: np.ndarray | None = None,
-                  distance: np.ndarray | None = None, alpha: float = 0.1, temperature: float = 0.1, k: int = 20,
-                  beta: float = 10.0, mix: float = 0.5, n_classes: int | None = None) -> SoftTargets:
-    """Targets of one kind (see KINDS and METHOD.md). `mix` is the hybrid's l (1 = semantic, 0 = tree
-    distance). `n_classes` is needed only for onehot/uniform when neither similarity, embeddings nor
-    distance says how many classes there are."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
-    alpha = _check_range("alpha", alpha, 0.0, 1.0)
-    if kind in ("tree", "hybrid"):
+                  distance: np.ndarray | None = None, alpha: float | None = None, temperature: float | None = None,
+                  k: int | None = None, beta: float | None = None, mix: float | None = None,
+                  n_classes: int | None = None) -> SoftTargets:
+    """Targets of one kind (see core/labels/kinds.py and METHOD.md). The settings the kind reads must
+    be given (their defaults are declared once, in core/settings.py); the others are ignored. `mix`
+    is the hybrid's l (1 = semantic, 0 = tree distance). `n_classes` is needed only for onehot/uniform
+    when neither similarity, embeddings nor distance says how many classes there are."""
+    spec = target_kind(kind)
+    given = {"alpha": alpha, "temperature": temperature, "k": k, "beta": beta, "mix": mix}
+    missing = [name for name in spec.reads if given[name] is None]
+    if missing:
+        raise ValueError(f"{kind} targets read {', '.join(missing)}: give a value (core/settings.py declares the defaults)")
+    if "alpha" in spec.reads:
+        alpha = _check_range("alpha", alpha, 0.0, 1.0)
+    if spec.tree:
         d = _check_distance(distance, kind)
         beta = _check_range("beta", beta, 0.0, math.inf)
     if kind == "tree":
-        return SoftTargets("tree", d.shape[0], distance=d, beta=beta)
-    if kind in ("onehot", "uniform"):
+        return SoftTargets("tree", d.shape[0], alpha=1.0, distance=d, beta=beta)
+    if not spec.neighbours:
         sources = [a.shape[0] for a in (similarity, embeddings, distance) if a is not None]
         c = n_classes or (sources[0] if sources else None)
         if not c:
             raise ValueError("n_classes is needed for onehot or uniform targets without a similarity or embeddings")
-        return SoftTargets(kind, int(c), alpha=0.0 if kind == "onehot" else alpha)
+        return SoftTargets(kind, int(c), alpha=alpha if spec.smooths else 0.0)
     c, source = _neighbor_source(similarity, embeddings)
     if not isinstance(k, int | np.integer) or not 1 <= k < c:
         raise ValueError(f"k must be an integer in [1, C-1] = [1, {c - 1}]; got {k}")
-    temperature = _check_range("temperature", temperature, 0.0, math.inf, lo_open=True)
     idx, sims = topk_neighbors(k=int(k), **source)
-    if kind == "knn-uniform":
-        weights = np.full(idx.shape, 1.0 / k, dtype=np.float32)
+    if "temperature" in spec.reads:
+        weights = semantic_weights(sims, _check_range("temperature", temperature, 0.0, math.inf, lo_open=True))
     else:
-        weights = semantic_weights(sims, temperature)
-    if kind == "hybrid":
+        weights = np.full(idx.shape, 1.0 / k, dtype=np.float32)
+    if spec.tree:
         if d.shape[0] != c:
             raise ValueError(f"distance is {d.shape[0]} x {d.shape[0]} but there are {c} classes")
         return SoftTargets(kind, c, alpha=alpha, neighbors=idx, neighbor_weights=weights, distance=d, beta=beta,
-                           blend=_check_range("mix", mix, 0.0, 1.0))
+                           mix=_check_range("mix", mix, 0.0, 1.0))
     return SoftTargets(kind, c, alpha=alpha, neighbors=idx, neighbor_weights=weights)
 
 
@@ -230,8 +228,9 @@ def _check_distance(distance: np.ndarray | None, kind: str) -> np.ndarray:
     return d.astype(np.uint8)
 
 
-def alpha_schedule(alpha0: float, epoch: int, curriculum_epochs: int, shape: Literal["linear", "cosine"] = "linear") -> float:
-    """Smoothing mass at a 0-based epoch: linear a_0 * max(0, 1 - t/E_c), or its cosine variant."""
+def alpha_schedule(alpha0: float, epoch: int, curriculum_epochs: int, shape: str = "linear") -> float:
+    """Smoothing mass at a 0-based epoch: linear a_0 * max(0, 1 - t/E_c), or its cosine variant
+    (the setting `curriculum_shape`)."""
     if curriculum_epochs <= 0:
         return float(alpha0)
     progress = min(max(epoch / curriculum_epochs, 0.0), 1.0)
@@ -239,7 +238,7 @@ def alpha_schedule(alpha0: float, epoch: int, curriculum_epochs: int, shape: Lit
         return float(alpha0 * (1.0 - progress))
     if shape == "cosine":
         return float(alpha0 * 0.5 * (1.0 + math.cos(math.pi * progress)))
-    raise ValueError(f"shape must be 'linear' or 'cosine'; got {shape!r}")
+    raise ValueError(f"shape must be one of {', '.join(CURRICULUM_SHAPES)}; got {shape!r}")
 
 
 def effective_neighbors(targets: SoftTargets, label: int) -> float:
@@ -249,69 +248,6 @@ def effective_neighbors(targets: SoftTargets, label: int) -> float:
     w = targets.neighbor_weights[label].astype(np.float64)
     w = w[w > 0]
     return float(np.exp(-(w * np.log(w)).sum()))
-
-
-@dataclass(frozen=True)
-class FeatureCodes:
-    codes: np.ndarray  # (C, B) uint8, exactly one 1 per partition
-    boundaries: list[tuple[int, int]]  # [start, end) columns of each partition
-    names: list[str]
-
-
-def _onehot_groups(groups: np.ndarray) -> np.ndarray:
-    _, inverse = np.unique(groups, return_inverse=True)
-    out = np.zeros((len(groups), inverse.max() + 1), dtype=np.uint8)
-    out[np.arange(len(groups)), inverse] = 1
-    return out
-
-
-def feature_codes(source: Literal["taxonomy", "clusters"], *, taxonomy: object = None, classes: Sequence[int] | None = None,
-                  embeddings: np.ndarray | None = None, ks: Sequence[int] = (8, 32, 128), seed: int = 0) -> FeatureCodes:
-    """Binary feature-similarity codes (METHOD.md): one one-hot block per partition of the classes.
-
-    taxonomy: partition m groups classes by their ancestor at depth m (a class shallower than m is
-    its own group); clusters: k-means on the label embeddings for each K in `ks`. Partitions that
-    put every class alone, or all in one group, carry no auxiliary signal and are skipped."""
-    blocks, names = [], []
-    if source == "taxonomy":
-        if taxonomy is None or classes is None:
-            raise ValueError("taxonomy codes need the taxonomy and the class list")
-        classes = np.asarray(classes)
-        table = taxonomy.ancestor_table(classes)
-        for m in range(1, table.shape[1] + 1):
-            groups = np.where(table[:, m - 1] >= 0, table[:, m - 1], classes)
-            blocks.append(groups)
-            names.append(f"depth {m}")
-    elif source == "clusters":
-        if embeddings is None:
-            raise ValueError("cluster codes need the label embeddings")
-        from sklearn.cluster import KMeans
-
-        e = check_finite("embeddings", embeddings)
-        for k in ks:
-            if 1 < k < len(e):
-                blocks.append(KMeans(n_clusters=int(k), n_init=3, random_state=seed).fit_predict(e))
-                names.append(f"k-means K={k}")
-    else:
-        raise ValueError(f"source must be 'taxonomy' or 'clusters'; got {source!r}")
-    kept = [(g, n) for g, n in zip(blocks, names, strict=True) if 1 < len(np.unique(g)) < len(g)]
-    if not kept:
-        raise ValueError("no partition of these classes carries information (every level is one group or all singletons)")
-    parts = [_onehot_groups(g) for g, _ in kept]
-    edges = np.cumsum([0] + [p.shape[1] for p in parts])
-    return FeatureCodes(np.concatenate(parts, axis=1), [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)],
-                        [n for _, n in kept])
-
-
-def crm_rerank(probs: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Conditional-risk re-ranking: R_k = sum_j p_j c(k, j); returns class indices by increasing risk
-    (ties: lower index first), shape (N, C)."""
-    p = check_finite("probs", probs)
-    c = np.asarray(cost, dtype=np.float32)
-    if p.ndim != 2 or c.shape != (p.shape[1], p.shape[1]):
-        raise ValueError(f"cost must be ({p.shape[-1]}, {p.shape[-1]}) to match probs; got {c.shape}")
-    risk = p @ c.T
-    return np.argsort(risk, axis=1, kind="stable")
 
 
 def effective_neighbors_curve(neighbor_similarities: np.ndarray, temperatures: Sequence[float]) -> np.ndarray:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.data.tables import iter_table
+from core.evaluation.registry import TOP_K
 from core.scale import cluster
 from core.settings import DEFAULT_REVIEW_RISK, ExperimentConfig
 from core.training.predictor import Predictor, output_path, write_answers
@@ -32,7 +33,7 @@ class PredictActor:
 
 
 def predict_on_ray(predictor: Predictor, out: str | Path, config: ExperimentConfig, *, address: str | None = None,
-                   workers: int = 2, device: str = "cpu", top_k: int = 5, review_risk: float = DEFAULT_REVIEW_RISK,
+                   workers: int = 2, device: str = "cpu", top_k: int = TOP_K, review_risk: float = DEFAULT_REVIEW_RISK,
                    batch_rows: int = 2_000, clip_checkpoint: str | None = None,
                    progress: Callable[[int], None] | None = None) -> dict:
     """Categorize `config.data` into `out` with `workers` predictor actors (GPU actors on 'cuda').

@@ -14,11 +14,10 @@ Pareto set, state) and report.json."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import secrets
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +26,19 @@ from typing import Any
 import numpy as np
 
 from core import files, settings
+from core.evaluation.registry import HEADLINE, METRICS, SUMMARY_KEYS, TOP_K, evaluated_keys
+from core.labels import kinds
 from core.runs import store as runs
 from core.settings import ExperimentConfig
 
 SWEEPS_DIR = "_sweeps"
 SEARCHES = {"nsga2": "Optuna NSGA-II (multi-objective)", "grid": "Grid"}
-DEFAULT_OBJECTIVES = "top1:max,hdist@5:min"
+DEFAULT_SEARCH = "nsga2"
+DEFAULT_TRIALS = 20
+DEFAULT_SEEDS = 3  # seeds of the test-split report
+# accuracy against how far off the answers are: the default objectives and what the report decides on
+ACCURACY, SEVERITY = "top1", f"hdist@{TOP_K}"
+DEFAULT_OBJECTIVES = ",".join(f"{m}:{METRICS[m].direction}" for m in (ACCURACY, SEVERITY))
 GRID_POINTS = 3  # values per numeric range in a grid search, unless the range says `points`
 DEFAULT_SPACE: dict[str, Any] = {
     "targets": ["onehot", "semantic", "tree", "hybrid"],
@@ -45,18 +51,9 @@ DEFAULT_SPACE: dict[str, Any] = {
     "curriculum_epochs": [0, 3],
     "aux_codes": ["none", "taxonomy"],
 }
-# which target kinds read each label setting; a space that varies a setting none of its kinds reads
-# is contradictory (its trials would differ only in name)
-USED_BY = {
-    "alpha": {"uniform", "knn-uniform", "semantic", "hybrid"},
-    "temperature": {"semantic", "hybrid"},
-    "k": {"knn-uniform", "semantic", "hybrid"},
-    "beta": {"tree", "hybrid"},
-    "mix": {"hybrid"},
-}
 NOT_SEARCHABLE = {"seed", "encoder", "clip_checkpoint"}  # the seed is varied by the report; the encoder is prepared once
-RULE = ("recommended: among the Pareto settings whose mean test top1 is not below the lower end of one-hot's "
-        "95% interval for top1, the one with the lowest mean test hdist@5 (one-hot when none qualifies)")
+RULE = (f"recommended: among the Pareto settings whose mean test {ACCURACY} is not below the lower end of one-hot's "
+        f"95% interval for {ACCURACY}, the one with the lowest mean test {SEVERITY} (one-hot when none qualifies)")
 
 
 class SweepError(ValueError):
@@ -130,12 +127,18 @@ def parse_space(raw: object, base: ExperimentConfig | None = None) -> list[Dimen
             dims.append(_dimension(s, spec))
         except ValueError as exc:
             raise SweepError(f"space, {name}: {exc}") from None
-    kinds = set(next((d.choices for d in dims if d.name == "targets"), None) or [(base or ExperimentConfig()).targets])
+    chosen = set(next((d.choices for d in dims if d.name == "targets"), None) or [(base or ExperimentConfig()).targets])
     for d in dims:
-        if d.name in USED_BY and not (USED_BY[d.name] & kinds) and (d.choices is None or len(d.choices) > 1):
-            raise SweepError(f"the space varies {d.name}, but none of its target kinds ({', '.join(sorted(kinds))}) uses it; "
-                             f"{d.name} matters for {', '.join(sorted(USED_BY[d.name]))}")
+        if not read_by_any(d.name, chosen) and (d.choices is None or len(d.choices) > 1):
+            raise SweepError(f"the space varies {d.name}, but none of its target kinds ({', '.join(sorted(chosen))}) uses it; "
+                             f"{d.name} matters for {', '.join(sorted(kinds.readers(d.name)))}")
     return dims
+
+
+def read_by_any(name: str, chosen_kinds: Iterable[str]) -> bool:
+    """Whether varying `name` can change a trial of these kinds: a setting that shapes targets counts
+    only when one of them reads it (core/labels/kinds.py); any other setting always counts."""
+    return name not in kinds.shaping_settings() or bool(kinds.readers(name) & set(chosen_kinds))
 
 
 def _dimension(s: settings.Setting, spec: object) -> Dimension:
@@ -177,15 +180,9 @@ def grid_size(dims: Sequence[Dimension]) -> int:
 
 
 # ----- objectives and the Pareto set --------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
 def metric_keys() -> tuple[str, ...]:
-    """The keys `core.evaluation.metrics.evaluate` returns, read from a tiny worked case so they cannot drift."""
-    from core.evaluation.metrics import evaluate
-
-    c = 6
-    eye = np.eye(c, dtype=np.float32)
-    return tuple(evaluate(eye[[0, 1]] * 0.9 + 0.1 / c, [0, 2], distance=1 - np.eye(c), embeddings=eye,
-                          ancestors=[{i} for i in range(c)]))
+    """What a trial reports and an objective may name: the keys `metrics.evaluate` returns (registry.py)."""
+    return evaluated_keys()
 
 
 def parse_objectives(text: str) -> list[tuple[str, str]]:
@@ -349,7 +346,7 @@ def _mark_unfinished(store: Path, sweep_id: str) -> None:
 
 
 def sweep(base: ExperimentConfig, dims: Sequence[Dimension], objectives: Sequence[tuple[str, str]], *, trials: int,
-          store: str | Path, search: str = "nsga2", address: str | None = None, raw_space: object = None,
+          store: str | Path, search: str = DEFAULT_SEARCH, address: str | None = None, raw_space: object = None,
           sweep_id: str | None = None, on_event: Callable | None = None,
           on_trial: Callable[[dict], None] | None = None, dataset: Any = None) -> dict:
     """Run a sweep and return its record (also written to RUNS/_sweeps/SWEEP_ID/sweep.json)."""
@@ -398,7 +395,7 @@ def sweep(base: ExperimentConfig, dims: Sequence[Dimension], objectives: Sequenc
 
 
 def request(store: str | Path, base: ExperimentConfig, space: dict, objectives: str, *, trials: int, seeds: int = 0,
-            search: str = "nsga2", cwd: str | Path | None = None) -> Path:
+            search: str = DEFAULT_SEARCH, cwd: str | Path | None = None) -> Path:
     """Check a sweep request (the app's), write it as request.json in a new sweep folder and start
     `python -m core sweep-run FOLDER` in the background. Bad input is raised before any folder exists."""
     from core.training.experiment import check_inputs
@@ -466,17 +463,14 @@ def interval(values: Sequence[float]) -> dict:
 
 def recommend(arms: dict[str, dict]) -> str:
     """The arm chosen by RULE from per-arm {metric: interval} summaries (keys: 'one-hot', 'pareto ...')."""
-    floor = arms["one-hot"]["top1"]["lo"]
-    floor = arms["one-hot"]["top1"]["mean"] if floor is None else floor
-    ok = [name for name, m in arms.items() if name.startswith("pareto") and m["top1"]["mean"] is not None
-          and m["top1"]["mean"] >= floor and m["hdist@5"]["mean"] is not None]
-    return min(ok, key=lambda name: arms[name]["hdist@5"]["mean"]) if ok else "one-hot"
+    floor = arms["one-hot"][ACCURACY]["lo"]
+    floor = arms["one-hot"][ACCURACY]["mean"] if floor is None else floor
+    ok = [name for name, m in arms.items() if name.startswith("pareto") and m[ACCURACY]["mean"] is not None
+          and m[ACCURACY]["mean"] >= floor and m[SEVERITY]["mean"] is not None]
+    return min(ok, key=lambda name: arms[name][SEVERITY]["mean"]) if ok else "one-hot"
 
 
-REPORT_METRICS = ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "ece", "hier_f1")
-
-
-def report(store: str | Path, sweep_id: str, *, seeds: int = 3, address: str | None = None,
+def report(store: str | Path, sweep_id: str, *, seeds: int = DEFAULT_SEEDS, address: str | None = None,
            on_event: Callable | None = None) -> dict:
     """Re-train the Pareto settings and one-hot over `seeds` training seeds on the sweep's split and
     summarise the test metrics (one-hot + CRM is one-hot's runs re-ranked, no extra training)."""
@@ -508,9 +502,9 @@ def report(store: str | Path, sweep_id: str, *, seeds: int = 3, address: str | N
     per_arm: dict[str, list[dict]] = {name: [] for name in settings_of}
     for r in results:
         per_arm[r["config"]["arm"]["name"]].append(r)
-    summary = {name: {m: interval([(r.get("test") or {}).get(m) for r in rs]) for m in REPORT_METRICS}
+    summary = {name: {m: interval([(r.get("test") or {}).get(m) for r in rs]) for m in SUMMARY_KEYS}
                for name, rs in per_arm.items()}
-    summary["one-hot + CRM"] = {m: interval([(r.get("crm") or {}).get(m) for r in per_arm["one-hot"]]) for m in REPORT_METRICS}
+    summary["one-hot + CRM"] = {m: interval([(r.get("crm") or {}).get(m) for r in per_arm["one-hot"]]) for m in SUMMARY_KEYS}
     chosen = recommend(summary)
     out = {"sweep_id": sweep_id, "seeds": seeds, "split": "the sweep's split; seeds vary initialisation and batches",
            "arms": [{"name": n, "settings": settings_of.get(n, onehot | {"crm": True}),
@@ -526,7 +520,7 @@ def format_report(rep: dict) -> str:
     lines = [f"sweep {rep['sweep_id']}: test metrics over {rep['seeds']} seeds ({rep['split']})"]
     for arm in rep["arms"]:
         cells = []
-        for m in ("top1", "mistake_severity", "hdist@5", "semsim@5"):
+        for m in HEADLINE:
             s = arm["test"][m]
             cells.append(f"{m} n/a" if s["mean"] is None else
                          f"{m} {s['mean']:.4f}" + ("" if s["lo"] is None else f" [{s['lo']:.4f}, {s['hi']:.4f}]"))

@@ -17,7 +17,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-PATH_SEPARATORS = (" >> ", " > ", " / ")
+PATH_SEP = " > "  # how a category path is written everywhere (labels, run files, exports, pages)
+PATH_SEPARATORS = (" >> ", PATH_SEP, " / ")
 FORMATS = ("paths", "google", "csv", "idparent", "json", "bestbuy")
 MAX_TAXONOMY_BYTES = 200 * 1024 * 1024
 MAX_DEPTH = 255  # tree distances are stored as uint8
@@ -119,7 +120,7 @@ class Taxonomy:
     def path(self, i: int) -> list[str]:
         return [self.names[a] for a in self.ancestors(i, include_self=True)]
 
-    def path_str(self, i: int, sep: str = " > ") -> str:
+    def path_str(self, i: int, sep: str = PATH_SEP) -> str:
         return sep.join(self.path(i))
 
     def ancestor_at_depth(self, classes: Sequence[int], depth: int) -> np.ndarray:
@@ -193,8 +194,8 @@ class Taxonomy:
             for i, n in enumerate(self.names):
                 if unique_names[n.casefold()] == 1:
                     self._path_index.setdefault(n.casefold(), i)
-        sep = detect_separator([label]) or " > "
-        key = " > ".join(part.strip() for part in label.split(sep)).casefold()
+        sep = detect_separator([label]) or PATH_SEP
+        key = PATH_SEP.join(part.strip() for part in label.split(sep)).casefold()
         return self._path_index.get(key)
 
     def search(self, query: str, limit: int = 50) -> list[int]:
@@ -291,13 +292,13 @@ class Taxonomy:
                 continue
             given_id = id_list[n] if id_list is not None else None
             if parts in explicit:
-                problems.append(Problem("warning", "duplicate-id", f"path {' > '.join(parts)!r} is listed twice; the repeat is ignored", where))
+                problems.append(Problem("warning", "duplicate-id", f"path {PATH_SEP.join(parts)!r} is listed twice; the repeat is ignored", where))
                 continue
             explicit.add(parts)
             for depth in range(1, len(parts) + 1):
                 prefix = parts[:depth]
                 if prefix not in records:
-                    records[prefix] = _Record(" > ".join(prefix), prefix[-1],
+                    records[prefix] = _Record(PATH_SEP.join(prefix), prefix[-1],
                                               records[prefix[:-1]].id if depth > 1 else None, where)
             if given_id is not None:
                 records[parts].id = str(given_id)
@@ -436,7 +437,7 @@ def load_taxonomy(source: str | Path | bytes, format: str | None = None, filenam
 
 def split_paths(rows: Sequence[tuple[str, str]], problems: list[Problem]) -> list[tuple[list[str], str]]:
     """Split 'A > B > C' strings on the file's dominant separator, reporting lines that use another."""
-    sep = detect_separator(text for text, _ in rows) or " > "
+    sep = detect_separator(text for text, _ in rows) or PATH_SEP
     out = []
     for text, where in rows:
         use = sep
@@ -590,5 +591,5 @@ def taxonomy_from_labels(labels: Iterable[str], sep: str | None = None) -> Taxon
     uniq = sorted({str(v).strip() for v in labels if str(v).strip() and str(v) != "nan"})
     if not uniq:
         raise TaxonomyError("the label column holds no category paths")
-    sep = sep or detect_separator(uniq) or " > "
+    sep = sep or detect_separator(uniq) or PATH_SEP
     return Taxonomy.from_paths(((u.split(sep), f"label {u!r}") for u in uniq), (), "products")

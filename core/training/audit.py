@@ -18,14 +18,14 @@ import pandas as pd
 
 from core import files
 from core.data.tables import Dataset, _try_stratified
+from core.evaluation.crm import crm_rerank
 from core.evaluation.label_issues import audit_priority
 from core.evaluation.metrics import evaluate, jsonable
-from core.labels.targets import crm_rerank
 from core.runs import store as runs
 from core.settings import ExperimentConfig
 from core.training.calibration import calibrated_probabilities, fit_temperature
 from core.training.experiment import Event, Prepared, make_codes, make_targets, predictions_frame, prepare
-from core.training.train import predict_logits, train_model
+from core.training.train import predict_logits, train_config, train_model
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def out_of_fold(config: ExperimentConfig, prepared: Prepared, folds: int, on_eve
     for k, fold in enumerate(plan):
         if on_event is not None:
             on_event("audit folds", k, len(plan))
-        result = train_model(f.matrix, f.mask, f.slices, y, fold.train, fold.val, targets, config.train_config(),
+        result = train_model(f.matrix, f.mask, f.slices, y, fold.train, fold.val, targets, train_config(config),
                              label_embeddings=prepared.label_emb, codes=codes, should_stop=should_stop,
                              step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None)
         if result.cancelled:

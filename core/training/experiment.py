@@ -36,6 +36,7 @@ from core.data.tables import (
     read_table,
     stratified_split,
 )
+from core.evaluation.crm import answer_risk, crm_rerank
 from core.evaluation.label_issues import with_label_issues
 from core.evaluation.metrics import (
     evaluate,
@@ -44,12 +45,15 @@ from core.evaluation.metrics import (
     pairwise,
     ranked_predictions,
 )
+from core.evaluation.registry import TOP_K
 from core.evaluation.triage import with_triage
-from core.labels.targets import SoftTargets, build_targets, crm_rerank, feature_codes
+from core.labels.codes import feature_codes
+from core.labels.kinds import kind as target_kind
+from core.labels.targets import SoftTargets, build_targets
 from core.runs import store as runs
 from core.settings import ExperimentConfig, resolve_device
 from core.training.calibration import calibrated_probabilities, fit_temperature
-from core.training.train import EpochLog, predict_logits, train_model
+from core.training.train import EpochLog, predict_logits, train_config, train_model
 
 Event = Callable[[str, int, int], None]  # (stage, done, total)
 DENSE_DISTANCE_LIMIT = 12_000  # classes; beyond this distances are computed per pair, not stored C x C
@@ -109,12 +113,13 @@ def prepare(config: ExperimentConfig, on_event: Event | None = None, dataset: Da
 def make_targets(config: ExperimentConfig, prepared: Prepared) -> tuple[SoftTargets, list[str]]:
     c = len(prepared.dataset.classes)
     notes = []
+    kind = target_kind(config.targets)
     k = config.k
-    if config.targets in ("knn-uniform", "semantic", "hybrid") and k >= c:
+    if kind.neighbours and k >= c:
         k = c - 1
         notes.append(f"k lowered from {config.k} to {k}: there are only {c} classes")
     distance = prepared.distance if isinstance(prepared.distance, np.ndarray) else None
-    if config.targets in ("tree", "hybrid") and distance is None:
+    if kind.tree and distance is None:
         raise ValueError(f"{config.targets} targets need a dense distance matrix; {c} classes is above {DENSE_DISTANCE_LIMIT}")
     targets = build_targets(config.targets, embeddings=prepared.label_emb, distance=distance, alpha=config.alpha,
                             temperature=config.temperature, k=k, beta=config.beta, mix=config.mix, n_classes=c)
@@ -126,15 +131,10 @@ def make_codes(config: ExperimentConfig, prepared: Prepared) -> np.ndarray | Non
         return None
     if config.aux_codes == "taxonomy":
         return feature_codes("taxonomy", taxonomy=prepared.dataset.taxonomy, classes=prepared.dataset.classes).codes
-    return feature_codes("clusters", embeddings=prepared.label_emb, ks=(8, 32, 128), seed=config.seed).codes
+    return feature_codes("clusters", embeddings=prepared.label_emb, seed=config.seed).codes
 
 
-def answer_risk(probs: np.ndarray, answers: np.ndarray, distance: np.ndarray) -> np.ndarray:
-    """METHOD.md's R_k for each row's answer: the expected tree distance sum_j p_j d(answer, j)."""
-    return np.einsum("nc,nc->n", probs.astype(np.float64), np.asarray(distance)[answers].astype(np.float64))
-
-
-def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, crm_order: np.ndarray | None, k: int = 5) -> pd.DataFrame:
+def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, crm_order: np.ndarray | None, k: int = TOP_K) -> pd.DataFrame:
     """What the errors page reads (schema: core/runs/schema.py): per test item the truth, the top-k
     with calibrated probabilities, the severity and risk of the top answer, each answer's similarity
     to the truth, the mistake's triage class and whether the label itself looks wrong (`probs` are
@@ -179,7 +179,7 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
         if on_epoch is not None:
             on_epoch(log)
 
-    result = train_model(f.matrix, f.mask, f.slices, y, s.train, s.val, targets, config.train_config(),
+    result = train_model(f.matrix, f.mask, f.slices, y, s.train, s.val, targets, train_config(config),
                          label_embeddings=prepared.label_emb, codes=codes, progress=epoch_done,
                          should_stop=(lambda: runs.cancel_requested(run_dir)) if run_dir is not None else None,
                          step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None)

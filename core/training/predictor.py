@@ -24,8 +24,9 @@ from core.data.tables import (
     require_columns,
     resolve_image_paths,
 )
+from core.evaluation.crm import answer_risk, crm_rerank
 from core.evaluation.metrics import ranked_predictions
-from core.labels.targets import crm_rerank
+from core.evaluation.registry import TOP_K
 from core.runs import store as runs
 from core.settings import DEFAULT_REVIEW_RISK, ExperimentConfig
 from core.taxonomy.tree import Taxonomy
@@ -117,7 +118,7 @@ class Predictor:
             features = align_features(features, expected)
         return calibrated_probabilities(predict_logits(self.model, features.matrix, features.mask), self.temperature)
 
-    def answers(self, ids: np.ndarray, probs: np.ndarray, top_k: int = 5, review_risk: float = DEFAULT_REVIEW_RISK) -> pd.DataFrame:
+    def answers(self, ids: np.ndarray, probs: np.ndarray, top_k: int = TOP_K, review_risk: float = DEFAULT_REVIEW_RISK) -> pd.DataFrame:
         """id, pred_1..k (paths), prob_1..k (calibrated), crm_pred_1, risk (expected tree distance of
         pred_1, METHOD.md's R_k) and review (risk above `review_risk`)."""
         k = min(top_k, probs.shape[1])
@@ -128,21 +129,19 @@ class Predictor:
             frame[f"pred_{r + 1}"] = names[order[:, r]]
             frame[f"prob_{r + 1}"] = probs[np.arange(len(probs)), order[:, r]]
         if self.distance is not None:
-            from core.training.experiment import answer_risk
-
             frame["crm_pred_1"] = names[crm_rerank(probs, self.distance)[:, 0]]
             frame["risk"] = answer_risk(probs, order[:, 0], self.distance)
             frame["review"] = frame["risk"] > review_risk
         return frame
 
-    def predict_frame(self, frame: pd.DataFrame, config: ExperimentConfig | None = None, *, top_k: int = 5,
+    def predict_frame(self, frame: pd.DataFrame, config: ExperimentConfig | None = None, *, top_k: int = TOP_K,
                       review_risk: float = DEFAULT_REVIEW_RISK, offset: int = 0) -> pd.DataFrame:
         config = config or self.config
         self.check_input(config, list(frame.columns))
         items = items_from_frame(frame, config, self.config.use_text, offset)
         return self.answers(items.ids, self.probabilities(items, config), top_k, review_risk)
 
-    def predict_file(self, out: str | Path, config: ExperimentConfig, *, top_k: int = 5,
+    def predict_file(self, out: str | Path, config: ExperimentConfig, *, top_k: int = TOP_K,
                      review_risk: float = DEFAULT_REVIEW_RISK, chunk_rows: int = 20_000,
                      progress: Callable[[int], None] | None = None) -> dict:
         """Stream `config.data` in chunks into `out` (.parquet, .csv or .jsonl), written to a temporary

@@ -4,6 +4,7 @@ auxiliary code loss, early stopping on validation top-1, progress callbacks and 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -12,35 +13,47 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from core import settings
+from core.evaluation.registry import TOP_K
 from core.labels.targets import SoftTargets, alpha_schedule
+from core.settings import ExperimentConfig, resolve_device
 from core.training.model import FusionClassifier
 
+# what training reads of a run's declared settings (core/settings.py): the training and model groups
+# and the curriculum; TrainConfig's fields, types and defaults are these declarations
+CURRICULUM_SETTINGS = ("curriculum_epochs", "curriculum_shape")
 
-@dataclass
-class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    hidden: int = 512
-    dropout: float = 0.2
-    fusion: str = "concat"
-    patience: int = 5
-    curriculum_epochs: int = 0
-    curriculum_shape: str = "linear"
-    aux_weight: float = 0.0
-    seed: int = 0
-    threads: int | None = None
-    device: str = "cpu"  # a resolved torch device ("cpu", "cuda"); the returned model is always on the CPU
 
+def _declared() -> list[settings.Setting]:
+    """The declarations TrainConfig is made of, in declaration order."""
+    return [s for s in settings.settings() if s.group in ("training", "model") or s.name in CURRICULUM_SETTINGS]
+
+
+class _TrainConfigChecks:
     def validate(self) -> None:
-        for name in ("epochs", "batch_size", "hidden"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive; got {self.lr}")
-        if self.aux_weight < 0:
-            raise ValueError(f"aux_weight must be >= 0; got {self.aux_weight}")
+        """Every field against its declaration (aux_weight too), so a bound is written once."""
+        for s in _declared():
+            s.check(getattr(self, s.name))
+        settings.get("aux_weight").check(self.aux_weight)
+
+
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig",
+    [(s.name, s.type, dataclasses.field(default=s.default)) for s in _declared()]
+    + [("aux_weight", float, 0.0),  # the auxiliary code loss's weight; 0 unless the run has auxiliary codes
+       ("threads", int | None, None),
+       ("device", str, "cpu")],  # a resolved torch device ("cpu", "cuda"); the returned model is always on the CPU
+    bases=(_TrainConfigChecks,),
+    namespace={"__module__": __name__,
+               "__doc__": "What train_model reads: the declared training, model and curriculum settings, and where to run."})
+
+
+def train_config(config: ExperimentConfig) -> TrainConfig:
+    """The training settings of a run's config, with its device resolved and the auxiliary weight
+    switched off when the run has no auxiliary codes."""
+    return TrainConfig(**{s.name: getattr(config, s.name) for s in _declared()},
+                       aux_weight=config.aux_weight if config.aux_codes != "none" else 0.0,
+                       device=resolve_device(config.device))
 
 
 @dataclass
@@ -60,10 +73,6 @@ class TrainResult:
     best_epoch: int = -1
     stopped_early: bool = False
     cancelled: bool = False
-
-
-class Cancelled(Exception):
-    """Raised inside the loop when the caller asks to stop; the caller decides what to keep."""
 
 
 def seed_everything(seed: int, threads: int | None = None) -> None:
@@ -100,8 +109,8 @@ def predict_proba(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, rows
 
 
 def validation_scores(probs: np.ndarray, y: np.ndarray, label_embeddings: np.ndarray) -> tuple[float, float]:
-    """Validation top-1 and semsim@5 (cheap enough to run every epoch)."""
-    k = min(5, probs.shape[1])
+    """Validation top-1 and semsim@k (cheap enough to run every epoch)."""
+    k = min(TOP_K, probs.shape[1])
     top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
     top1 = float((probs.argmax(1) == y).mean())
     semsim = float(np.einsum("nkd,nd->nk", label_embeddings[top], label_embeddings[y]).mean())

@@ -1,0 +1,72 @@
+"""The metrics, declared once (METHOD.md, 'Metrics'): key, label for people, which direction is
+better and what the number means in plain words. `metrics.evaluate`, the CLI, the run tables, sweeps,
+comparisons and the pages read these; a test checks that `evaluate` returns exactly the evaluated keys.
+
+Pure Python (no numpy), so the CLI and the pages can read it without importing the maths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TOP_K = 5  # the k of top-k, hdist@k, semsim@k and neighbor_hits@k, and the answers a run keeps per item
+NEIGHBORS = 20  # METHOD.md's N_20: the semantic neighbourhood that neighbor_hits counts
+RESAMPLES = 2000  # item resamples of the paired bootstrap that compares two runs (comparison.py)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """`direction`: "max" when higher is better, "min" when lower is, None for a count or a fitted
+    value that is not a score. `evaluated`: returned by `metrics.evaluate` (else added by the run).
+    `shown`: printed in a run's report and kept in its summary (the others are details)."""
+
+    key: str
+    label: str
+    direction: str | None
+    meaning: str
+    evaluated: bool = True
+    shown: bool = True
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.direction == "min"
+
+
+METRICS: dict[str, Metric] = {m.key: m for m in (  # in the order evaluate returns them and a report prints them
+    Metric("n", "Items", None, "items scored", shown=False),
+    Metric("top1", "Top-1 accuracy", "max", "share of items whose first answer is the true category"),
+    Metric(f"top{TOP_K}", f"Top-{TOP_K} accuracy", "max", f"share of items whose true category is among the first {TOP_K} answers"),
+    Metric("mistake_severity", "Mistake severity (tree distance)", "min",
+           "mean tree distance from a wrong first answer to the true category (how far off a mistake is)"),
+    Metric(f"hdist@{TOP_K}", f"hdist@{TOP_K}", "min",
+           f"mean tree distance of the first {TOP_K} answers to the true category (a correct answer counts 0)"),
+    Metric(f"semsim@{TOP_K}", f"semsim@{TOP_K}", "max",
+           f"mean semantic similarity of the first {TOP_K} answers to the true category"),
+    Metric(f"neighbor_hits@{TOP_K}", f"neighbor_hits@{TOP_K}", "max",
+           f"how many of the first {TOP_K} answers are the true category or one of its {NEIGHBORS} nearest neighbours in meaning"),
+    Metric("ece", "Calibration error", "min", "expected calibration error of the calibrated top-1 confidence"),
+    Metric("ece_raw", "Calibration error before scaling", "min",
+           "expected calibration error of the top-1 confidence before temperature scaling", evaluated=False),
+    Metric("temperature", "Calibration temperature", None, "the softmax temperature fitted on the validation split",
+           evaluated=False),
+    Metric("hier_precision", "Hierarchical precision", "max",
+           "share of the first answer's ancestors that are the true category's", shown=False),
+    Metric("hier_recall", "Hierarchical recall", "max", "share of the true category's ancestors that the first answer has",
+           shown=False),
+    Metric("hier_f1", "Hierarchical F1", "max", "F1 of the first answer with each category counted with its ancestors"),
+)}
+# accuracy and how far off the mistakes are: what CRM re-ranking changes, what the paired bootstrap
+# compares, what a runs listing shows; HEADLINE adds the top-k's meaning (the Errors page's cards)
+KEY_METRICS = ("top1", "mistake_severity", f"hdist@{TOP_K}")
+HEADLINE = (*KEY_METRICS, f"semsim@{TOP_K}")
+# a run's summary: the shown metrics that `evaluate` computes
+SUMMARY_KEYS = tuple(m.key for m in METRICS.values() if m.shown and m.evaluated)
+
+
+def evaluated_keys() -> tuple[str, ...]:
+    """The keys `metrics.evaluate` returns (with ancestors given), in registry order."""
+    return tuple(m.key for m in METRICS.values() if m.evaluated)
+
+
+def shown_keys() -> tuple[str, ...]:
+    """What a run's report prints, in order: the summary with the calibration details."""
+    return tuple(m.key for m in METRICS.values() if m.shown)
