@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from core.cli.main import main
-from core.runs import schema
+from core.evaluation import schema
 from tests.conftest import ROOT, shared_file
 
 SMALL = "A > A1 > a\nA > A1 > b\nA > A2 > c\nB > d\n"

@@ -10,7 +10,7 @@ from typing import IO
 import pandas as pd
 
 from core.data.tables import csv_safe
-from core.runs.store import atomic_path
+from core.files import atomic_path
 
 
 def write_csv(frame: pd.DataFrame, target: str | Path | IO | None = None, header: bool = True) -> bytes | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.runs.store import atomic_path
+from core.files import atomic_path
 
 SHARD_ROWS = 20_000  # vectors per shard at most; a put of more is split
 

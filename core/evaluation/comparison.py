@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.evaluation.metrics import rollup_from_predictions
-from core.runs.schema import ranked
+from core.evaluation.schema import ranked
 from core.taxonomy.tree import Taxonomy, taxonomy_from_labels
 
 BOOTSTRAP_METRICS = ("top1", "mistake_severity", "hdist@5")
