@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from core.settings import ExperimentConfig
     from core.taxonomy.tree import Taxonomy
 
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:24] or "run"
 
