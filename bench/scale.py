@@ -243,7 +243,8 @@ def m_app() -> dict:
     from streamlit.testing.v1 import AppTest
 
     from core import files
-    from core.runs import store as runs
+    from core.runs.status import set_status
+    from core.runs.store import RunStore, write_parquet
     from core.taxonomy.tree import load_taxonomy
 
     os.environ["TAXOLENS_RUNS"] = str(WORK / "app-runs")
@@ -264,11 +265,10 @@ def m_app() -> dict:
     frame["correct"] = frame.pred_1 == frame.true_label
     frame["tree_distance"] = tax.distance(pred, true)
     frame["semantic_distance"] = rng.random(n)
-    store = runs.RunStore(WORK / "app-runs")
-    run_dir = store.create({"targets": "onehot"})
-    runs.write_parquet(run_dir / "predictions.parquet", frame)
+    run_dir = RunStore(WORK / "app-runs").create({"targets": "onehot"}).path
+    write_parquet(run_dir / "predictions.parquet", frame)
     files.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.8, "mistake_severity": 3.0, "hdist@5": 3.0, "semsim@5": 0.3}, "crm": {}})  # declared-once: ok (made-up numbers)
-    runs.set_status(run_dir, "done")
+    set_status(run_dir, "done")
     out = {}
     source = {"bytes": GOOGLE.read_bytes(), "format": None, "name": GOOGLE.name}
     for page in ("similarity", "errors"):

@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.data.tables import read_table
-from core.evaluation.importer import ImportSpec, build, guess_spec, import_run
+from core.runs.importer import ImportSpec, build, guess_spec, import_run
 from pages.shared import APP_ENCODERS, guard, runs_dir
 
 PREVIEW_ROWS = 10

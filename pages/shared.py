@@ -18,6 +18,7 @@ from core.data.tables import DataError
 from core.display import plain
 from core.labels.similarity import topk_neighbors
 from core.runs import store as runs
+from core.runs.process import launch_background
 from core.settings import ExperimentConfig
 from core.taxonomy.tree import Taxonomy, TaxonomyError, load_taxonomy
 from core.training.experiment import check_inputs
@@ -220,7 +221,7 @@ def launch(config: ExperimentConfig, name: str | None = None) -> Path:
     left meanwhile. A problem with the data is raised here, before any run folder exists."""
     check_inputs(config)
     run_dir = runs.RunStore(runs_dir()).create(config.to_dict(), name=name).path
-    runs.launch_background(run_dir, cwd=ROOT)
+    launch_background(run_dir, cwd=ROOT)
     st.session_state["selected_run"] = run_dir.name
     return run_dir
 

@@ -11,8 +11,11 @@ from core import settings
 from core.data.tables import read_table
 from core.display import plain
 from core.evaluation.comparison import DifferentItems, compare_runs
-from core.evaluation.importer import guess_spec
 from core.runs import store as runs
+from core.runs.importer import guess_spec
+from core.runs.progress import read_progress
+from core.runs.status import request_cancel
+from core.runs.tables import compare, representation_label, runs_table, split_comparison
 from core.settings import ExperimentConfig
 from pages.shared import (
     SAMPLE_EPOCHS,
@@ -99,7 +102,7 @@ def progress_text(run: runs.Run, done: int, total: int) -> tuple[float, str]:
     last wrote to progress.json (embedding is most of a short run)."""
     if done:
         return min(done / total, 1.0), f"{run.name}: {run.state}, epoch {done}/{total}"
-    step = runs.read_progress(run.path)
+    step = read_progress(run.path)
     if step is None or step["stage"] not in STAGES or step["stage"] == "train epoch":
         return 0.0, f"{run.name}: {run.state}, epoch 0/{total}" + (" (starting)" if step is None else "")
     return (step["done"] / max(step["total"], 1),
@@ -119,28 +122,28 @@ def live_runs() -> None:
     st.subheader("In progress")
     if not active:
         st.caption("No run in progress.")
-    for run_dir in active:
-        hist = run_dir.history()
+    for run in active:
+        hist = run.history()
         done = len(hist)
-        total = int(run_dir.config.get("epochs", 1))
+        total = int(run.config.get("epochs", 1))
         c = st.columns([4, 1])
-        fraction, text = progress_text(run_dir, done, total)
+        fraction, text = progress_text(run, done, total)
         c[0].progress(fraction, text=text)
-        if c[1].button("Cancel", key=f"cancel-{run_dir.name}"):
-            runs.request_cancel(run_dir.path)
-            st.toast(f"Cancelling {run_dir.name} after the current step")
+        if c[1].button("Cancel", key=f"cancel-{run.name}"):
+            request_cancel(run.path)
+            st.toast(f"Cancelling {run.name} after the current step")
         if done:
             curves = hist.melt(id_vars="epoch", value_vars=["train_loss", "val_top1", "val_semsim5"])
             st.plotly_chart(px.line(curves, x="epoch", y="value", color="variable", markers=True, height=260),
-                            key=f"live-{run_dir.name}-{done}")
+                            key=f"live-{run.name}-{done}")
     st.subheader("All runs")
-    table = store.table()
+    table = runs_table(store)
     if not table.empty:
         st.dataframe(table, hide_index=True, key="runs_table")
 
 
 def runs_table_and_compare() -> None:
-    table = runs.RunStore(runs_dir()).table()
+    table = runs_table(runs.RunStore(runs_dir()))
     if table.empty:
         demo_run_offer("demo-training")
         return
@@ -152,7 +155,7 @@ def runs_table_and_compare() -> None:
     st.subheader("Compare runs")
     chosen = st.multiselect("Runs", done.run_id.tolist(), default=done.run_id.tolist()[:4])
     if chosen:
-        metrics, config = runs.split_comparison(runs.compare([runs_dir() / r for r in chosen]))
+        metrics, config = split_comparison(compare([runs_dir() / r for r in chosen]))
         st.dataframe(metrics, key="compare", column_config={r: st.column_config.NumberColumn(format="%.4f") for r in chosen})
         with st.expander("Settings of these runs"):
             st.dataframe(config, key="compare_settings")
@@ -168,7 +171,7 @@ def runs_table_and_compare() -> None:
 def scatter(sub: pd.DataFrame) -> None:
     """Accuracy against severity, one colour per label representation with its settings (two semantic
     runs at different T differ), axes padded around the points rather than a fixed 0 to 1.5."""
-    sub = sub.assign(representation=[runs.representation_label(r) for r in sub.to_dict("records")])
+    sub = sub.assign(representation=[representation_label(r) for r in sub.to_dict("records")])
     fig = px.scatter(sub, x="mistake_severity", y="top1", color="representation", hover_name="run_id",
                      title="Accuracy against mistake severity (up and to the left is better)")
     fig.update_traces(marker=dict(size=14))

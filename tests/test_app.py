@@ -9,6 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from core import files
 from core.runs import store as runs
+from core.runs.process import wait_for
+from core.runs.status import set_status, status
 from tests.conftest import app_page as page
 
 # every page test runs the app (AppTest: slow) with an empty run store of its own
@@ -75,9 +77,9 @@ def test_training_launch_short_run_then_errors_page(run_store):
     next(m for m in at.multiselect if m.label == "Text column(s)").set_value(["title"])
     at.button[0].click().run()  # the form's submit button
     assert not at.exception and any("started" in s.value for s in at.success)
-    (run_dir,) = runs.RunStore(run_store).runs()
-    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 2
-    assert runs.wait_for(run_dir, timeout=600)["state"] == "done", runs.status(run_dir)
+    (run,) = runs.RunStore(run_store).runs()
+    assert json.loads((run.path / "config.json").read_text())["epochs"] == 2
+    assert wait_for(run.path, timeout=600)["state"] == "done", status(run.path)
     at.run()
     assert "done" in at.dataframe[0].value["status"].tolist()
 
@@ -114,7 +116,7 @@ def test_errors_page_shows_only_real_images_from_the_run_folder(run_store, tmp_p
     images.mkdir()
     Image.new("RGB", (60, 80), (200, 30, 30)).save(images / "ok.jpg")
     store = runs.RunStore(run_store)
-    run_dir = store.create({"targets": "onehot", "image_dir": str(images)})
+    run_dir = store.create({"targets": "onehot", "image_dir": str(images)}).path
     truth = ["Shoes > Boots", "Shoes > Sandals", "Kitchen > Knives"]
     frame = pd.DataFrame({"id": ["1", "2", "3"], "text": ["=HYPERLINK(\"http://evil.example\",\"x\")", "b", "c"],
                           "true_label": truth, "image_path": [str(images / "ok.jpg"), str(images / "../../../../../etc/passwd"),
@@ -128,7 +130,7 @@ def test_errors_page_shows_only_real_images_from_the_run_folder(run_store, tmp_p
     frame["semantic_distance"] = 0.5
     runs.write_parquet(run_dir / "predictions.parquet", frame)
     files.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.0}, "crm": {}, "encoder": "test"})
-    runs.set_status(run_dir, "done")
+    set_status(run_dir, "done")
     at = page("errors")
     shown = at.dataframe[0].value
     by_id = dict(zip(shown["product"], shown["image"], strict=True))

@@ -7,8 +7,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import files
-from core.evaluation.importer import guess_spec
 from core.runs import store as runs
+from core.runs.importer import guess_spec
+from core.runs.status import set_status
 from core.training.audit import corrections
 from tests.conftest import ROOT
 
@@ -17,7 +18,7 @@ from tests.conftest import ROOT
 def audit_run(tmp_path, monkeypatch):
     monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
     store = runs.RunStore(tmp_path / "runs")
-    run_dir = store.create({"kind": "audit", "folds": 3}, name="audit")
+    run_dir = store.create({"kind": "audit", "folds": 3}, name="audit").path
     frame = pd.DataFrame({
         "id": ["p1", "p2", "p3", "p4", "p5"], "text": ["tripod", "kettle", "boots", "lens", "mug"],
         "true_label": ["K > Coffee", "K > Kettle", "F > Boots", "E > Lens", "K > Mug"],
@@ -31,7 +32,7 @@ def audit_run(tmp_path, monkeypatch):
     })
     runs.write_parquet(run_dir / "predictions.parquet", frame)
     files.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.2}, "crm": {}})
-    runs.set_status(run_dir, "done")
+    set_status(run_dir, "done")
     return frame
 
 
@@ -78,9 +79,9 @@ def test_training_page_compares_two_runs_against_a_baseline(tmp_path, monkeypatc
         frame = pd.DataFrame({"id": [f"i{n}" for n in range(40)], "true_label": true, "pred_1": pred,
                               "correct": [t == p for t, p in zip(true, pred, strict=True)],
                               "tree_distance": [0 if t == p else (1 if t[0] == p[0] else 2) for t, p in zip(true, pred, strict=True)]})
-        runs.write_parquet(run / "predictions.parquet", frame)
-        files.write_json(run / "metrics.json", {"plain": {"top1": float(frame.correct.mean())}, "crm": {}})
-        runs.set_status(run.path, "done")
+        runs.write_parquet(run.path / "predictions.parquet", frame)
+        files.write_json(run.path / "metrics.json", {"plain": {"top1": float(frame.correct.mean())}, "crm": {}})
+        set_status(run.path, "done")
     at = AppTest.from_file(str(ROOT / "pages" / "training.py"), default_timeout=60).run()
     assert not at.exception
     at.selectbox(key="compare_baseline").set_value(sorted(p.name for p in store.runs())[0]).run()

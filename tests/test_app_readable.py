@@ -123,9 +123,10 @@ def test_training_compare_shows_numbers_first_and_tells_settings_apart(run_store
 
 def test_training_shows_embedding_progress_written_by_the_run_process(run_store):
     from core.runs import store as runs
+    from core.runs.progress import ProgressWriter
 
     run = runs.RunStore(run_store).create({"epochs": 8, "data": "p.csv"})
-    runs.ProgressWriter(run.path)("embed products", 120, 600)
+    ProgressWriter(run.path)("embed products", 120, 600)
     at = page("training")
     (bar,) = at.get("progress")
     assert "embedding products 120/600" in bar.proto.text and bar.proto.value == 20

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from core.cli.main import main
-from core.runs import schema
+from core.evaluation import schema
+from core.runs.status import RunError, set_status
+from core.runs.store import Run, RunStore
 from core.training import audit
 from tests.conftest import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY
 
@@ -63,3 +65,54 @@ def test_audit_refuses_bad_folds(tmp_path, capsys):
                  "--max-rows", "50", "--folds", "1", "--out", str(tmp_path / "runs"), "--quiet"])
     assert code == 2 and "--folds must be between 2" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+AUDIT = ["audit", "--data", str(SAMPLE_PRODUCTS), "--label-column", "category_path", "--text-column", "title", "--id-column",
+         "id", "--taxonomy", str(SAMPLE_TAXONOMY), "--max-rows", "300", "--epochs", "1", "--encoder", "minilm", "--folds", "2",
+         "--quiet"]
+
+
+@pytest.mark.parametrize("disk", ["full while saving predictions", "full for every file"])
+def test_audit_on_a_full_disk_ends_failed_with_one_message_and_no_partial_file(tmp_path, capsys, monkeypatch, disk):
+    """The audit is claimed and finished like a trained run: a full disk marks it failed (when the status
+    can still be saved) and the user sees the error of the file that could not be saved."""
+    import errno
+    import tempfile
+
+    import pandas as pd
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_disk(self, path, *args, **kwargs):
+        if disk == "full for every file":
+            monkeypatch.setattr(tempfile, "mkstemp", no_space)  # from here on no file can be created
+        with open(path, "wb") as fh:
+            fh.write(b"PAR1 half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full_disk)
+    code = main([*AUDIT, "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: could not save") and "predictions.parquet: the disk is full" in err[-1]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    state = Run(run_dir).status()
+    if disk == "full while saving predictions":
+        assert state["state"] == "failed" and "the disk is full" in state["error"]
+    else:  # status.json cannot be saved either: it still says running, written by this (live) process
+        assert state["state"] == "running"
+    assert (run_dir / "claimed").is_file()  # taken once, like `run` takes a queued run
+    assert not (run_dir / "predictions.parquet").exists() and not (run_dir / "metrics.json").exists()
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+def test_audit_never_re_executes_a_started_or_finished_run(tmp_path):
+    from core.settings import ExperimentConfig
+
+    config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title"])
+    run = RunStore(tmp_path).create(config.to_dict() | {"kind": "audit", "folds": 2}, name="audit")
+    set_status(run.path, "done")
+    before = {p.name: p.read_bytes() for p in run.path.iterdir()}
+    with pytest.raises(RunError, match="is done, not queued"):
+        audit.run_audit(config, 2, run.path)
+    assert {p.name: p.read_bytes() for p in run.path.iterdir()} == before

@@ -135,6 +135,7 @@ def test_runs_table_follows_a_run_without_a_reload(server):
 
     from core import files
     from core.runs import store as runs
+    from core.runs.status import set_status
 
     run = runs.RunStore(SERVER_RUNS[server]).create({"targets": "semantic", "epochs": 2, "data": "products.csv"},
                                                      name="browser-follow")
@@ -148,7 +149,7 @@ def test_runs_table_follows_a_run_without_a_reload(server):
             page.wait_for_timeout(3000)  # the live part has seen the queued run
             assert page.get_by_text("Compare runs").count() == 0
             files.write_json(run.path / "metrics.json", {"plain": {"top1": 0.9, "mistake_severity": 1.5}, "crm": {}})
-            runs.set_status(run.path, "done")
+            set_status(run.path, "done")
             page.get_by_text("Compare runs").first.wait_for(timeout=30_000)  # no reload: the live part noticed
             browser.close()
     finally:

@@ -9,6 +9,7 @@ import pandas as pd
 from core import files
 from core.cli.main import main
 from core.runs import store as runs
+from core.runs.status import set_status
 
 
 def run_with(store: runs.RunStore, name: str, true: list[str], pred: list[str], tree_distance: list[int]) -> str:
@@ -17,7 +18,7 @@ def run_with(store: runs.RunStore, name: str, true: list[str], pred: list[str], 
                           "correct": [t == p for t, p in zip(true, pred, strict=True)], "tree_distance": tree_distance})
     runs.write_parquet(run_dir / "predictions.parquet", frame)
     files.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.0}, "crm": {}})
-    runs.set_status(run_dir, "done")
+    set_status(run_dir, "done")
     return str(run_dir)
 
 

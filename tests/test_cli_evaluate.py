@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from core.cli.main import main
-from core.runs import schema
+from core.evaluation import schema
 from tests.conftest import ROOT, shared_file
 
 pytestmark = pytest.mark.slow  # every test loads the MiniLM encoder or starts a process

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from core.runs import store as runs
+from core.runs.process import launch_background, wait_for
+from core.runs.status import history, request_cancel, status
 from tests.conftest import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY
 from tests.test_cli_taxonomy import run_cli
 
@@ -29,11 +31,11 @@ def test_train_json_contract_and_artifacts(finished_run):
     for key in ("run_id", "run_dir", "top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1"):
         assert key in result
     run_dir = out / result["run_id"]
-    assert runs.status(run_dir)["state"] == "done"
+    assert status(run_dir)["state"] == "done"
     assert {"config.json", "status.json", "metrics.jsonl", "metrics.json", "predictions.parquet", "model.safetensors"} <= {p.name for p in run_dir.iterdir()}
     preds = pd.read_parquet(run_dir / "predictions.parquet")
     assert {"id", "true_label", "pred_1", "prob_1", "sim_1", "tree_distance", "crm_pred_1"} <= set(preds.columns)
-    assert len(runs.history(run_dir)) >= 1
+    assert len(history(run_dir)) >= 1
     assert "all-MiniLM-L6-v2" in stdout  # the encoder is named
 
 
@@ -74,13 +76,13 @@ def test_background_run_and_cancel(tmp_path):
     store = runs.RunStore(tmp_path)
     config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title"],
                               max_rows=600, epochs=2, encoder="minilm", targets="knn-uniform")
-    done = store.create(config.to_dict())
-    runs.launch_background(done).wait(timeout=300)
-    assert runs.wait_for(done, timeout=5)["state"] == "done"
-    cancelled = store.create(config.to_dict() | {"epochs": 50})
-    runs.request_cancel(cancelled)
-    runs.launch_background(cancelled).wait(timeout=300)
-    assert runs.status(cancelled)["state"] == "cancelled"
+    done = store.create(config.to_dict()).path
+    launch_background(done).wait(timeout=300)
+    assert wait_for(done, timeout=5)["state"] == "done"
+    cancelled = store.create(config.to_dict() | {"epochs": 50}).path
+    request_cancel(cancelled)
+    launch_background(cancelled).wait(timeout=300)
+    assert status(cancelled)["state"] == "cancelled"
 
 
 SMALL = ["--max-rows", "600", "--epochs", "2", "--encoder", "minilm", "--quiet"]
@@ -144,6 +146,6 @@ def test_disk_full_while_saving_is_one_message_and_no_partial_file(tmp_path, mon
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("error: could not save") and "the disk is full" in err[-1]
     (run_dir,) = (tmp_path / "runs").iterdir()
-    assert runs.status(run_dir)["state"] == "failed" and "disk is full" in runs.status(run_dir)["error"]
+    assert status(run_dir)["state"] == "failed" and "disk is full" in status(run_dir)["error"]
     assert not (run_dir / "predictions.parquet").exists()
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary file left behind

@@ -107,7 +107,7 @@ def check_trials(result: dict, store, objectives):
         run_dir = store / t["run_id"]
         config = files.read_json(run_dir / "config.json")
         assert config["sweep"]["id"] == result["sweep_id"] and config["sweep"]["phase"] == "search"
-        assert runs.status(run_dir)["state"] == "done"
+        assert runs.Run(run_dir).state == "done"
         metrics = files.read_json(run_dir / "metrics.json")
         assert t["val"] == metrics["val"] and metrics["val"]["n"] == metrics["n_val"]  # validation, not test
         assert {k: config[k] for k in t["config"]} == t["config"]

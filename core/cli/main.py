@@ -108,7 +108,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute an already created (queued) run folder; what the app launches in the background."""
-    from core.runs.store import ProgressWriter, Run, claim
+    from core.runs.progress import ProgressWriter
+    from core.runs.status import claim
+    from core.runs.store import Run
     from core.training.experiment import execute_run
 
     run = Run.open(args.run_dir)
@@ -123,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.runs.store import compare, split_comparison
+    from core.runs.tables import compare, split_comparison
 
     if args.baseline:
         return compare_with_baseline(args)
@@ -193,11 +195,11 @@ def pd_concat_ends(frame: object, n: int) -> object:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Import another categorizer's predictions as a run (see core/evaluation/importer.py)."""
+    """Import another categorizer's predictions as a run (see core/runs/importer.py)."""
     import numpy as np
 
     from core.data.tables import read_table
-    from core.evaluation.importer import ImportSpec, import_run, read_class_list
+    from core.runs.importer import ImportSpec, import_run, read_class_list
 
     if (args.probabilities is None) != (args.classes is None):
         raise CliError("--probabilities and --classes go together")
@@ -348,10 +350,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core.runs.store import RunStore
+    from core.runs.tables import summary_row
 
     if not Path(args.store).is_dir():
         raise CliError(f"run store not found: {args.store}")
-    rows = [r.summary() for r in RunStore(args.store).runs()]
+    rows = [summary_row(r) for r in RunStore(args.store).runs()]
     for row in rows:
         metrics = "  ".join(f"{k} {row[k]:.3f}" for k in KEY_METRICS if row.get(k) is not None)
         line = f"{row['run_id']:<40} {row['status']:<11} {str(row.get('targets') or row.get('kind') or ''):<12} {metrics}"
@@ -433,7 +436,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from core.data import featuredir as features
-    from core.training.experiment import cached_encoder
+    from core.data.encoders import cached_encoder
 
     config = settings.config_from_args(args, whole=False)
     if args.chunk_rows < 1 or args.workers < 1:

@@ -7,6 +7,7 @@ on the network, and says which encoder it chose and why."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.itemcache import ItemCache, item_keys
-from core.settings import TEMPLATES
+from core.settings import TEMPLATES, resolve_device
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -313,6 +314,12 @@ def load_encoder(kind: str = "auto", *, clip_model: str = DEFAULT_CLIP_MODEL,
                   f"to a checkpoint file or folder to use CLIP)")
     enc = MiniLMEncoder.load(device)
     return EncoderChoice(enc, kind, f"Using {enc.description} (auto: {reason}).")
+
+
+@functools.lru_cache(maxsize=4)
+def cached_encoder(kind: str, clip_checkpoint: str | None, device: str = "auto") -> EncoderChoice:
+    """Encoders take seconds to load; a process (the CLI, a benchmark) loads each once."""
+    return load_encoder(kind, clip_checkpoint=clip_checkpoint, device=resolve_device(device))
 
 
 def encoder_from_identity(identity: str, clip_checkpoint: str | Path | None = None, device: str = "cpu") -> EncoderChoice:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from core.evaluation.metrics import rollup_from_predictions
 from core.evaluation.registry import KEY_METRICS, RESAMPLES, TOP_K
-from core.runs.schema import ranked
+from core.evaluation.schema import ranked
 from core.taxonomy.tree import PATH_SEP, Taxonomy, taxonomy_from_labels
 
 HDIST = f"hdist@{TOP_K}"

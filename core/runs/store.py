@@ -13,20 +13,15 @@
 
 A `Run` reads all of it. Readers check the shape of what they read: a damaged file marks that run
 as damaged (with the reason), never breaks the store. A `running` run whose process is gone reads
-as `interrupted`.
+as `interrupted` (core/runs/status.py).
 
 Every file except the append-only log is written to a temporary name and renamed, so a crash
 leaves the previous version or nothing, never half a file."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import secrets
-import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,14 +30,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from core.files import atomic_path, read_json, write_failed, write_json
+from core.runs.status import RunError, history, record_failure, set_status, status
 
 if TYPE_CHECKING:
     from core.settings import ExperimentConfig
     from core.taxonomy.tree import Taxonomy
-
-STATES = ("queued", "running", "done", "failed", "cancelled")
-DERIVED_STATES = ("interrupted", "damaged")  # never written: read from a dead owner process or a broken file
-SUMMARY_KEYS = ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1")
 
 
 def _slug(text: str) -> str:
@@ -72,15 +64,6 @@ class RunStore:
     def finished(self) -> list[Run]:
         return [r for r in self.runs() if r.state == "done" and not r.problems()]
 
-    def table(self) -> pd.DataFrame:
-        """One row per run, newest first: state, the main settings and the headline test metrics."""
-        rows = [r.summary() for r in self.runs()]
-        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run_id", "status", "targets"])
-
-
-class RunError(ValueError):
-    """A folder is not a run, or a run's file is damaged; the message names the file and the fault."""
-
 
 class Run:
     """One run folder. Every reader validates the shape of what it reads, so one damaged run raises
@@ -88,14 +71,6 @@ class Run:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    __str__ = __fspath__  # a Run passed where a path string is expected (argv, messages) reads as its folder
-
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Run) and other.path == self.path
@@ -170,7 +145,7 @@ class Run:
         return data
 
     def predictions(self) -> pd.DataFrame:
-        from core.runs.schema import PredictionsError, read
+        from core.evaluation.schema import PredictionsError, read
 
         path = self.path / "predictions.parquet"
         if not path.is_file():
@@ -220,12 +195,25 @@ class Run:
         return data if isinstance(data, dict) else {}
 
     # ----- writing -----------------------------------------------------------------------------
-    def save_taxonomy(self, taxonomy: Taxonomy) -> None:
-        write_json(self.path / "taxonomy.json", {"ids": taxonomy.ids, "names": taxonomy.names,
-                                                 "parent": [int(p) for p in taxonomy.parent]})
-
-    def save_classes(self, names: Sequence[str], nodes: Sequence[int], **extra: object) -> None:
-        write_json(self.path / "classes.json", {"classes": list(names), "nodes": [int(n) for n in nodes]} | extra)
+    def finish(self, predictions: pd.DataFrame, metrics: dict, *, taxonomy: Taxonomy, classes: Sequence[str],
+               nodes: Sequence[int], report: dict | None = None, slices: list | None = None) -> None:
+        """Write a run's results (predictions, classes with their taxonomy nodes, the taxonomy, the report
+        when given, metrics), then `done` last, so a run reads as done only when all of it is there. What
+        training, the audit and an import share. Each file is written atomically; when one cannot be saved
+        (a full disk) the run is marked failed with that readable message, which is raised."""
+        try:
+            write_parquet(self.path / "predictions.parquet", predictions)
+            write_json(self.path / "classes.json", {"classes": list(classes), "nodes": [int(n) for n in nodes]}
+                       | ({"slices": slices} if slices is not None else {}))
+            write_json(self.path / "taxonomy.json", {"ids": taxonomy.ids, "names": taxonomy.names,
+                                                     "parent": [int(p) for p in taxonomy.parent]})
+            if report is not None:
+                write_json(self.path / "report.json", report)
+            write_json(self.path / "metrics.json", metrics)
+            set_status(self.path, "done")
+        except OSError as exc:
+            record_failure(self.path, error=str(exc))
+            raise
 
     # ----- health and summary -----------------------------------------------------------------
     def problems(self) -> list[str]:
@@ -245,117 +233,6 @@ class Run:
                 out.append(str(exc))
         return out
 
-    def summary(self) -> dict:
-        """One row for tables: state (damaged runs say why), main settings, headline test metrics."""
-        problems = self.problems()
-        st = self.status()
-        config: dict = {}
-        metrics: dict = {}
-        if not problems:
-            config = self.config
-            metrics = self.metrics() if st["state"] == "done" else {}
-        plain, crm = metrics.get("plain", {}), metrics.get("crm", {})
-        row = {
-            "run_id": self.name,
-            "status": "damaged" if problems else st.get("state"),
-            "kind": config.get("kind", "trained"),
-            "data": Path(str(config.get("data", ""))).name,
-            "targets": config.get("targets"),
-            "alpha": config.get("alpha"),
-            "temperature": config.get("temperature"),
-            "k": config.get("k"),
-            "beta": config.get("beta"),
-            "mix": config.get("mix"),
-            "curriculum_epochs": config.get("curriculum_epochs"),
-            "aux_codes": config.get("aux_codes"),
-            "encoder": metrics.get("encoder", ""),
-            "epochs_run": len(self.history()),
-        }
-        row.update({key: plain.get(key) for key in SUMMARY_KEYS})
-        row["ece_raw"] = plain.get("ece_raw")
-        row["calibration_temperature"] = plain.get("temperature")
-        row["crm_mistake_severity"] = crm.get("mistake_severity")
-        row["error"] = "; ".join(problems) if problems else st.get("error", "")
-        return row
-
-
-def set_status(run_dir: Path, state: str, **extra: object) -> None:
-    if state not in STATES:
-        raise ValueError(f"unknown run state {state!r}")
-    previous = read_json(run_dir / "status.json", {}) or {}
-    record = {"state": state, "updated": datetime.now(UTC).isoformat(timespec="seconds"), "pid": os.getpid(),
-              "pid_started": process_start_time(os.getpid())}
-    if "started" in previous:
-        record["started"] = previous["started"]
-    if state == "running" and "started" not in record:
-        record["started"] = record["updated"]
-    write_json(run_dir / "status.json", record | extra)
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of a process (ticks since boot), which tells a live owner from a reused pid."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def owner_alive(record: dict) -> bool:
-    """Whether the process that wrote a status record still runs (same pid, same start time)."""
-    pid = record.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    started = record.get("pid_started")
-    return started is None or started == process_start_time(pid)
-
-
-def status(run_dir: Path) -> dict:
-    """The status record with the state as readers must see it: a damaged file is `damaged`, a
-    `running` run whose process is gone is `interrupted`."""
-    path = Path(run_dir) / "status.json"
-    record = read_json(path, None)
-    if record is None and not path.exists():
-        return {"state": "damaged", "error": "status.json is missing"}
-    if not isinstance(record, dict) or record.get("state") not in STATES:
-        return {"state": "damaged", "error": "status.json is not a status record (expected a JSON object with a known state)"}
-    if record["state"] == "running" and not owner_alive(record):
-        return record | {"state": "interrupted", "error": f"the training process (pid {record.get('pid')}) is gone; "
-                         "it was killed or the machine restarted. Start a new run with the same settings."}
-    return record
-
-
-def append_epoch(run_dir: Path, record: dict) -> None:
-    """Append one line to the epoch log; a failed write is cut back off, so no torn line stays."""
-    path = run_dir / "metrics.jsonl"
-    line = (json.dumps(record, default=float) + "\n").encode()
-    with open(path, "ab", buffering=0) as fh:
-        start = fh.tell()
-        try:
-            fh.write(line)
-            os.fsync(fh.fileno())
-        except OSError as exc:
-            os.ftruncate(fh.fileno(), start)
-            raise write_failed(path, exc) from exc
-
-
-def history(run_dir: Path) -> pd.DataFrame:
-    """Per-epoch log; a torn last line (a crash mid-write) is ignored."""
-    rows = []
-    path = Path(run_dir) / "metrics.jsonl"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return pd.DataFrame(rows)
-
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
@@ -373,112 +250,3 @@ def save_weights(path: Path, state_dict: dict) -> None:
             raise write_failed(path, exc) from exc
 
 
-def claim(run_dir: Path) -> None:
-    """Take a queued run for execution, once: `run` never re-executes a started or finished run,
-    so finished results cannot be overwritten and a killed run is not silently restarted."""
-    state = status(run_dir)["state"]
-    if state != "queued":
-        raise RunError(f"run {Path(run_dir).name} is {state}, not queued: `run` only executes queued runs. "
-                       "Start a new run with the same settings instead (`train`, or the Training page).")
-    try:
-        fd = os.open(Path(run_dir) / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        raise RunError(f"run {Path(run_dir).name} was already taken by another process") from None
-    os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
-
-
-def request_cancel(run_dir: Path) -> None:
-    (Path(run_dir) / "cancel.request").touch()
-
-
-def cancel_requested(run_dir: Path) -> bool:
-    return (Path(run_dir) / "cancel.request").exists()
-
-
-METRIC_ROWS = (*SUMMARY_KEYS, "ece_raw", "calibration_temperature", "crm_mistake_severity")
-
-
-def compare(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
-    """Metrics side by side, one column per run, metric rows first (what a comparison is for), then the
-    settings; a folder that is not a run or a damaged run is refused."""
-    frames = {}
-    for d in run_dirs:
-        run = Run.open(d)
-        problems = run.problems()
-        if problems:
-            raise RunError("; ".join(problems))
-        frames[run.name] = pd.Series(run.summary()).drop("run_id")
-    table = pd.DataFrame(frames)
-    return table.loc[[*METRIC_ROWS, *(r for r in table.index if r not in METRIC_ROWS)]]
-
-
-def split_comparison(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(metrics as floats, settings as text) of a `compare` table: one type per table, so a grid (Arrow)
-    shows numbers as numbers instead of failing on a column mixing text and floats."""
-    metrics = table.loc[[r for r in METRIC_ROWS if r in table.index]].apply(pd.to_numeric, errors="coerce").astype(float)
-    settings = table.drop(index=metrics.index).map(lambda v: "" if v is None or v != v else str(v))
-    return metrics, settings
-
-
-REPRESENTATION_SETTINGS = {"onehot": (), "uniform": ("alpha",), "knn-uniform": ("alpha", "k"),
-                           "semantic": ("alpha", "temperature", "k"), "tree": ("alpha", "beta"),
-                           "hybrid": ("alpha", "temperature", "k", "beta", "mix")}
-SHORT_NAMES = {"alpha": "α", "temperature": "T", "beta": "β"}
-
-
-def representation_label(row: dict) -> str:
-    """A run's label representation with the settings that shape it, e.g. 'semantic α=0.1 T=0.05 k=20',
-    so two runs of one kind but different settings are told apart in a chart legend."""
-    kind = str(row.get("targets"))
-    parts = [f"{SHORT_NAMES.get(n, n)}={row[n]:g}" for n in REPRESENTATION_SETTINGS.get(kind, ()) if row.get(n) is not None]
-    return " ".join([kind, *parts])
-
-
-PROGRESS_FILE = "progress.json"
-
-
-class ProgressWriter:
-    """An `on_event(stage, done, total)` for a run process that keeps progress.json in the run folder
-    (atomically; at most once per `every` seconds, and always at a stage's start and end) so the app
-    can show embedding and training progress of a run it does not host."""
-
-    def __init__(self, run_dir: str | Path, every: float = 1.0) -> None:
-        self.path = Path(run_dir) / PROGRESS_FILE
-        self.every = every
-        self.stage: str | None = None
-        self.last = float("-inf")
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if stage == self.stage and 0 < done < total and now - self.last < self.every:
-            return
-        self.stage, self.last = stage, now
-        write_json(self.path, {"stage": stage, "done": int(done), "total": int(total)})
-
-
-def read_progress(run_dir: str | Path) -> dict | None:
-    """The last progress a run process wrote ({stage, done, total}), or None before the first."""
-    data = read_json(Path(run_dir) / PROGRESS_FILE)
-    return data if isinstance(data, dict) and {"stage", "done", "total"} <= data.keys() else None
-
-
-def launch_background(run_dir: Path, cwd: str | Path | None = None, command: str = "run") -> subprocess.Popen:
-    """Execute a queued run (or, with command="sweep-run", a requested sweep) in a separate process
-    (`python -m core COMMAND FOLDER`), detached from the caller so an app page can be left and the
-    work goes on; output goes to run.log in the folder."""
-    log = open(Path(run_dir) / "run.log", "ab")  # noqa: SIM115 - handed to the child process
-    env = os.environ | {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, "-m", "core", command, str(run_dir)], cwd=cwd or Path(__file__).resolve().parents[2],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
-
-
-def wait_for(run_dir: Path, timeout: float = 600, poll: float = 0.5) -> dict:
-    """Block until a run leaves queued/running (for scripts and tests)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = status(run_dir)
-        if st.get("state") not in ("queued", "running"):
-            return st
-        time.sleep(poll)
-    raise TimeoutError(f"run {run_dir.name} still {status(run_dir).get('state')} after {timeout:.0f} s")

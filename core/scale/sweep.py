@@ -28,7 +28,9 @@ import numpy as np
 from core import files, settings
 from core.evaluation.registry import HEADLINE, METRICS, SUMMARY_KEYS, TOP_K, evaluated_keys
 from core.labels import kinds
-from core.runs import store as runs
+from core.runs.process import launch_background
+from core.runs.status import set_status
+from core.runs.store import RunStore
 from core.settings import ExperimentConfig
 
 SWEEPS_DIR = "_sweeps"
@@ -245,8 +247,8 @@ def new_sweep_id() -> str:
 
 def share(base: ExperimentConfig, templates: Sequence[str], on_event: Callable | None = None, dataset: Any = None) -> dict:
     """Prepare the data once, with the label embeddings of every template the space may pick."""
-    from core.data.encoders import label_embeddings
-    from core.training.experiment import cached_encoder, prepare
+    from core.data.encoders import cached_encoder, label_embeddings
+    from core.training.experiment import prepare
 
     prepared = prepare(base, on_event, dataset)
     out = {base.template: prepared}
@@ -273,10 +275,10 @@ def _trial(params: dict, *, base: dict, shared: dict, store: str, tag: dict) -> 
         arm = arm["name"]
     config = ExperimentConfig.from_dict(base | params)
     config.validate()
-    run_dir = runs.RunStore(store).create(config.to_dict() | {"sweep": tag | {"arm": arm}})
-    summary = execute_run(run_dir, prepared=shared[config.template])
+    run = RunStore(store).create(config.to_dict() | {"sweep": tag | {"arm": arm}})
+    summary = execute_run(run.path, prepared=shared[config.template])
     val = {k: (math.nan if v is None else v) for k, v in summary.get("val", {}).items()}
-    tune.report(val | {"run_id": run_dir.name, "test": summary.get("plain", {}), "crm": summary.get("crm", {})})
+    tune.report(val | {"run_id": run.name, "test": summary.get("plain", {}), "crm": summary.get("crm", {})})
 
 
 def cancel_requested(folder: Path) -> bool:
@@ -339,10 +341,10 @@ def run_trials(param_space: dict, *, search: str, num_samples: int, objectives: 
 
 def _mark_unfinished(store: Path, sweep_id: str) -> None:
     """Trials stopped by a cancel never reached their own 'done'; say so in their status."""
-    for run_dir in runs.RunStore(store).runs():
-        tag = (files.read_json(run_dir / "config.json", {}) or {}).get("sweep") or {}
-        if tag.get("id") == sweep_id and runs.status(run_dir).get("state") in ("queued", "running"):
-            runs.set_status(run_dir, "cancelled")
+    for run in RunStore(store).runs():
+        tag = (files.read_json(run.path / "config.json", {}) or {}).get("sweep") or {}
+        if tag.get("id") == sweep_id and run.state in ("queued", "running"):
+            set_status(run.path, "cancelled")
 
 
 def sweep(base: ExperimentConfig, dims: Sequence[Dimension], objectives: Sequence[tuple[str, str]], *, trials: int,
@@ -409,7 +411,7 @@ def request(store: str | Path, base: ExperimentConfig, space: dict, objectives: 
     folder.mkdir(parents=True)
     files.write_json(folder / "request.json", {"base": base.to_dict(), "space": space, "objectives": objectives,
                                               "trials": trials, "seeds": seeds, "search": search})
-    runs.launch_background(folder, cwd=cwd, command="sweep-run")
+    launch_background(folder, cwd=cwd, command="sweep-run")
     return folder
 
 

@@ -16,15 +16,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import files
 from core.data.tables import Dataset, _try_stratified
 from core.evaluation.crm import crm_rerank
 from core.evaluation.label_issues import audit_priority
 from core.evaluation.metrics import evaluate, jsonable
-from core.runs import store as runs
+from core.runs.status import cancel_requested, executing, set_status
+from core.runs.store import Run
 from core.settings import ExperimentConfig
 from core.training.calibration import calibrated_probabilities, fit_temperature
-from core.training.experiment import Event, Prepared, make_codes, make_targets, predictions_frame, prepare
+from core.training.experiment import (
+    Event,
+    Prepared,
+    make_codes,
+    make_targets,
+    predictions_frame,
+    preparation_report,
+    prepare,
+)
 from core.training.train import predict_logits, train_config, train_model
 
 
@@ -79,15 +87,15 @@ def out_of_fold(config: ExperimentConfig, prepared: Prepared, folds: int, on_eve
 
 def run_audit(config: ExperimentConfig, folds: int, run_dir: Path, on_event: Event | None = None,
               dataset: Dataset | None = None) -> dict:
-    """Out-of-fold predictions for every product written to `run_dir` as a run the app opens: the
-    predictions table (with `fold` and `audit_priority`, highest first = review first) and metrics
-    in a trained run's shape, computed on the out-of-fold probabilities."""
-    runs.set_status(run_dir, "running")
-    try:
+    """Out-of-fold predictions for every product written to the queued run `run_dir` as a run the app
+    opens: the predictions table (with `fold` and `audit_priority`, highest first = review first) and
+    metrics in a trained run's shape, computed on the out-of-fold probabilities. Claimed and finished
+    like a trained run: never re-executed, a failure (a full disk included) recorded as `failed`."""
+    with executing(run_dir):
         prepared = prepare(config, on_event, dataset)
-        result = out_of_fold(config, prepared, folds, on_event, should_stop=lambda: runs.cancel_requested(run_dir))
+        result = out_of_fold(config, prepared, folds, on_event, should_stop=lambda: cancel_requested(run_dir))
         if result is None:
-            runs.set_status(run_dir, "cancelled")
+            set_status(run_dir, "cancelled")
             return {"cancelled": True}
         probs, fold_of = result
         ds = prepared.dataset
@@ -107,17 +115,9 @@ def run_audit(config: ExperimentConfig, folds: int, run_dir: Path, on_event: Eve
                    "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)), "n_train": 0,
                    "n_val": 0, "n_test": int(len(rows)), "folds": folds, "label_issues": int(frame["label_issue"].sum()),
                    "modalities": [name for name, _, _ in prepared.features.slices], "notes": prepared.notes}
-        runs.write_parquet(run_dir / "predictions.parquet", frame)
-        run = runs.Run(run_dir)
-        run.save_taxonomy(ds.taxonomy)
-        run.save_classes(ds.class_names, ds.classes)
-        files.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
-        files.write_json(run_dir / "metrics.json", summary)
-        runs.set_status(run_dir, "done")
+        Run(run_dir).finish(frame, summary, taxonomy=ds.taxonomy, classes=ds.class_names, nodes=ds.classes,
+                            report=preparation_report(prepared))
         return summary
-    except Exception as exc:
-        runs.set_status(run_dir, "failed", error=str(exc))
-        raise
 
 
 def corrections(issues: pd.DataFrame, decisions: pd.Series) -> pd.DataFrame:

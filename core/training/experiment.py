@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +16,7 @@ import pandas as pd
 import torch
 
 from core import files
-from core.data.encoders import (
-    EncoderChoice,
-    EncoderUnavailable,
-    check_checkpoint,
-    label_embeddings,
-    load_encoder,
-)
+from core.data.encoders import EncoderUnavailable, cached_encoder, check_checkpoint, label_embeddings
 from core.data.tables import (
     DataError,
     Dataset,
@@ -50,8 +43,9 @@ from core.evaluation.triage import with_triage
 from core.labels.codes import feature_codes
 from core.labels.kinds import kind as target_kind
 from core.labels.targets import SoftTargets, build_targets
-from core.runs import store as runs
-from core.settings import ExperimentConfig, resolve_device
+from core.runs.status import append_epoch, cancel_requested, executing, set_status
+from core.runs.store import Run, save_weights
+from core.settings import ExperimentConfig
 from core.training.calibration import calibrated_probabilities, fit_temperature
 from core.training.train import EpochLog, predict_logits, train_config, train_model
 
@@ -71,12 +65,6 @@ class Prepared:
     encoder_identity: str
     distance: np.ndarray | Callable
     notes: list[str] = field(default_factory=list)
-
-
-@functools.lru_cache(maxsize=4)
-def cached_encoder(kind: str, clip_checkpoint: str | None, device: str = "auto") -> EncoderChoice:
-    """Encoders take seconds to load; a process (the CLI, a benchmark) loads each once."""
-    return load_encoder(kind, clip_checkpoint=clip_checkpoint, device=resolve_device(device))
 
 
 def load_dataset(config: ExperimentConfig) -> Dataset:
@@ -135,7 +123,7 @@ def make_codes(config: ExperimentConfig, prepared: Prepared) -> np.ndarray | Non
 
 
 def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, crm_order: np.ndarray | None, k: int = TOP_K) -> pd.DataFrame:
-    """What the errors page reads (schema: core/runs/schema.py): per test item the truth, the top-k
+    """What the errors page reads (schema: core/evaluation/schema.py): per test item the truth, the top-k
     with calibrated probabilities, the severity and risk of the top answer, each answer's similarity
     to the truth, the mistake's triage class and whether the label itself looks wrong (`probs` are
     out-of-sample: the test split, or out-of-fold)."""
@@ -175,17 +163,17 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
 
     def epoch_done(log: EpochLog) -> None:
         if run_dir is not None:
-            runs.append_epoch(run_dir, dataclasses.asdict(log))
+            append_epoch(run_dir, dataclasses.asdict(log))
         if on_epoch is not None:
             on_epoch(log)
 
     result = train_model(f.matrix, f.mask, f.slices, y, s.train, s.val, targets, train_config(config),
                          label_embeddings=prepared.label_emb, codes=codes, progress=epoch_done,
-                         should_stop=(lambda: runs.cancel_requested(run_dir)) if run_dir is not None else None,
+                         should_stop=(lambda: cancel_requested(run_dir)) if run_dir is not None else None,
                          step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None)
     if result.cancelled:
         if run_dir is not None:
-            runs.set_status(run_dir, "cancelled", epochs_completed=len(result.history))
+            set_status(run_dir, "cancelled", epochs_completed=len(result.history))
         return {"cancelled": True}
     ds = prepared.dataset
     val_logits = predict_logits(result.model, f.matrix, f.mask, s.val)
@@ -213,7 +201,7 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     if run_dir is not None:
-        save_run(runs.Run(run_dir), config, prepared, result.model, tau, predictions_frame(prepared, s.test, probs, crm_order),
+        save_run(Run(run_dir), config, prepared, result.model, tau, predictions_frame(prepared, s.test, probs, crm_order),
                  summary)
     return summary
 
@@ -225,22 +213,18 @@ def image_source(config: ExperimentConfig, features: Features) -> str | None:
     return "precomputed" if config.embeddings else "clip"
 
 
-def save_run(run: runs.Run, config: ExperimentConfig, prepared: Prepared, model: torch.nn.Module, tau: float,
+def save_run(run: Run, config: ExperimentConfig, prepared: Prepared, model: torch.nn.Module, tau: float,
              predictions: pd.DataFrame, summary: dict) -> None:
     """Everything a Predictor needs to score new items, then the results; `done` is written last."""
     ds, f = prepared.dataset, prepared.features
-    runs.write_parquet(run / "predictions.parquet", predictions)
-    runs.save_weights(run / "model.safetensors", model.state_dict())
-    files.write_json(run / "model.json", {
+    save_weights(run.path / "model.safetensors", model.state_dict())
+    files.write_json(run.path / "model.json", {
         "slices": f.slices, "n_classes": int(len(ds.classes)), "hidden": config.hidden, "fusion": config.fusion,
         "dropout": config.dropout, "aux_dim": int(model.aux_head.out_features) if model.aux_head is not None else 0,
         "temperature": tau, "encoder_identity": prepared.encoder_identity, "encoder_note": prepared.encoder_note,
         "template": config.template, "image_source": image_source(config, f),
     })
-    run.save_classes(ds.class_names, ds.classes, slices=f.slices)
-    run.save_taxonomy(ds.taxonomy)
-    files.write_json(run / "metrics.json", summary)
-    runs.set_status(run, "done")
+    run.finish(predictions, summary, taxonomy=ds.taxonomy, classes=ds.class_names, nodes=ds.classes, slices=f.slices)
 
 
 def execute_run(run_dir: Path, on_epoch: Callable[[EpochLog], None] | None = None, on_event: Event | None = None,
@@ -248,28 +232,16 @@ def execute_run(run_dir: Path, on_epoch: Callable[[EpochLog], None] | None = Non
     """Run a queued run folder to completion; any failure is recorded as 'failed' with its message.
     `prepared` skips the data preparation (a sweep prepares once and shares it with every trial)."""
     run_dir = Path(run_dir)
-    config = runs.Run.open(run_dir).experiment_config()
-    runs.claim(run_dir)
-    runs.set_status(run_dir, "running")
-    try:
+    config = Run.open(run_dir).experiment_config()
+    with executing(run_dir):
         prepared = prepared or prepare(config, on_event, dataset)
-        files.write_json(run_dir / "report.json", {"notes": prepared.notes, "encoder": prepared.encoder_note})
+        files.write_json(run_dir / "report.json", preparation_report(prepared))
         return train_and_evaluate(config, prepared, run_dir, on_epoch, on_event)
-    except (DataError, ValueError, FileNotFoundError, OSError) as exc:
-        record_failure(run_dir, error=str(exc))
-        raise
-    except Exception as exc:  # an unexpected failure is still recorded, with the trace for a bug report
-        record_failure(run_dir, error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(limit=8))
-        raise
 
 
-def record_failure(run_dir: Path, **fields: str) -> None:
-    """Mark the run failed; when even that cannot be saved (a full disk), the original error is what the
-    user needs to see, so this one is dropped."""
-    try:
-        runs.set_status(run_dir, "failed", **fields)
-    except OSError:
-        pass
+def preparation_report(prepared: Prepared) -> dict:
+    """report.json: what the data preparation dropped and noted, and the encoder it used."""
+    return {"notes": prepared.notes, "encoder": prepared.encoder_note}
 
 
 def check_inputs(config: ExperimentConfig) -> Dataset:

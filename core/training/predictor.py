@@ -72,7 +72,7 @@ class Predictor:
         model = FusionClassifier([tuple(s) for s in info["slices"]], int(info["n_classes"]), int(info["hidden"]),
                                  str(info["fusion"]), float(info["dropout"]), int(info.get("aux_dim", 0)))
         try:
-            model.load_state_dict(load_file(str(run / "model.safetensors")))
+            model.load_state_dict(load_file(str(run.path / "model.safetensors")))
         except (OSError, RuntimeError) as exc:
             raise runs.RunError(f"{run.name}: model.safetensors does not load ({str(exc).splitlines()[0]})") from None
         model.to(device).eval()

@@ -235,8 +235,8 @@ def finish(imported: Imported, label_emb: np.ndarray) -> tuple[pd.DataFrame, dic
     metrics in a trained run's shape: plain and CRM (CRM only with a probability matrix, else None)."""
     from core.evaluation.crm import crm_rerank
     from core.evaluation.label_issues import with_label_issues
+    from core.evaluation.schema import validate
     from core.evaluation.triage import with_triage
-    from core.runs.schema import validate
 
     table = with_triage(embedding_columns(imported.predictions, imported, label_emb), imported.taxonomy)
     plain = metrics(imported, label_emb)
@@ -261,11 +261,9 @@ def import_run(store_root: str, frame: pd.DataFrame, spec: ImportSpec, *, source
     """Everything `evaluate` and the app's import do: check, build, embed the class names, compute the
     metrics, then create the imported run (only once all of that succeeded, so a bad file leaves the
     run store untouched). Returns (run folder, summary as a trained run's metrics.json)."""
-    from core import files
-    from core.data.encoders import label_embeddings
+    from core.data.encoders import cached_encoder, label_embeddings
     from core.data.tables import load_catalog_taxonomy
-    from core.runs import store as runs
-    from core.training.experiment import cached_encoder
+    from core.runs.store import RunStore
 
     taxonomy = load_catalog_taxonomy(taxonomy_path, taxonomy_format)
     imported = build(frame, spec, taxonomy, probabilities, class_list)
@@ -283,13 +281,8 @@ def import_run(store_root: str, frame: pd.DataFrame, spec: ImportSpec, *, source
               "pred_columns": spec.pred_columns, "score_columns": spec.score_columns, "id_column": spec.id_column,
               "text_columns": spec.text_columns, "taxonomy": taxonomy_path, "taxonomy_format": taxonomy_format,
               "probabilities": probabilities is not None, "encoder": encoder, "template": template}
-    run = runs.RunStore(store_root).create(config, name=name or "imported")
-    run_dir = run.path
-    runs.write_parquet(run_dir / "predictions.parquet", table)
-    run.save_taxonomy(imported.taxonomy)
-    run.save_classes([imported.taxonomy.path_str(int(c)) for c in imported.classes], imported.classes)
-    files.write_json(run_dir / "report.json", {"notes": summary["notes"], "encoder": choice.note} | imported.report.to_dict())
-    files.write_json(run_dir / "metrics.json", summary)
-    runs.set_status(run_dir, "done")
-    return run_dir, summary
+    run = RunStore(store_root).create(config, name=name or "imported")
+    run.finish(table, summary, taxonomy=imported.taxonomy, classes=[imported.taxonomy.path_str(int(c)) for c in imported.classes],
+               nodes=imported.classes, report={"notes": summary["notes"], "encoder": choice.note} | imported.report.to_dict())
+    return run.path, summary
 
