@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.evaluation.registry import SUMMARY_KEYS
+from core.labels.kinds import TARGET_KINDS, readers
 from core.runs.store import Run, RunError, RunStore
+from core.settings import settings
 
-SUMMARY_KEYS = ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1")
+# the settings that shape some kind's targets, in declaration order (the legend and the compare table show them)
+SHAPING = tuple(s.name for s in settings(["label"]) if readers(s.name))
 METRIC_ROWS = (*SUMMARY_KEYS, "ece_raw", "calibration_temperature", "crm_mistake_severity")
 
 
@@ -31,13 +35,7 @@ def summary_row(run: Run) -> dict:
         "kind": config.get("kind", "trained"),
         "data": Path(str(config.get("data", ""))).name,
         "targets": config.get("targets"),
-        "alpha": config.get("alpha"),
-        "temperature": config.get("temperature"),
-        "k": config.get("k"),
-        "beta": config.get("beta"),
-        "mix": config.get("mix"),
-        "curriculum_epochs": config.get("curriculum_epochs"),
-        "aux_codes": config.get("aux_codes"),
+        **{name: config.get(name) for name in (*SHAPING, "curriculum_epochs", "aux_codes")},
         "encoder": metrics.get("encoder", ""),
         "epochs_run": len(run.history()),
     }
@@ -77,9 +75,6 @@ def split_comparison(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return metrics, settings
 
 
-REPRESENTATION_SETTINGS = {"onehot": (), "uniform": ("alpha",), "knn-uniform": ("alpha", "k"),
-                           "semantic": ("alpha", "temperature", "k"), "tree": ("alpha", "beta"),
-                           "hybrid": ("alpha", "temperature", "k", "beta", "mix")}
 SHORT_NAMES = {"alpha": "α", "temperature": "T", "beta": "β"}
 
 
@@ -87,5 +82,6 @@ def representation_label(row: dict) -> str:
     """A run's label representation with the settings that shape it, e.g. 'semantic α=0.1 T=0.05 k=20',
     so two runs of one kind but different settings are told apart in a chart legend."""
     kind = str(row.get("targets"))
-    parts = [f"{SHORT_NAMES.get(n, n)}={row[n]:g}" for n in REPRESENTATION_SETTINGS.get(kind, ()) if row.get(n) is not None]
+    reads = TARGET_KINDS[kind].reads if kind in TARGET_KINDS else ()
+    parts = [f"{SHORT_NAMES.get(n, n)}={row[n]:g}" for n in reads if row.get(n) is not None]
     return " ".join([kind, *parts])
