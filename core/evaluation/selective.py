@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta
 
 DEFAULT_TARGETS = (0.95,)  # the targets every run reports; more on request (train --target-accuracy)
 ABOVE_ONE = math.nextafter(1.0, 2.0)  # the threshold that leaves every item at the virtual root
+CLIMBS_FILE = "selective.parquet"  # a run's validation climbs, for refitting thresholds without the training data
 CELLS = 2**21  # rows x classes summed at a time (16 MB of float64)
 
 
@@ -219,6 +219,8 @@ def haurc(curve: pd.DataFrame) -> float:
 def lower_bound(correct: np.ndarray | int, n: int, confidence: float) -> np.ndarray:
     """One-sided Clopper-Pearson lower bound at level `confidence` on a success rate from `correct`
     successes in n trials: the delta quantile of Beta(k, n - k + 1) (0 when k = 0)."""
+    from scipy.stats import beta  # scipy.stats takes a while to import; only fitting needs it
+
     k = np.asarray(correct, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         bound = beta.ppf(1.0 - confidence, k, n - k + 1)
@@ -300,3 +302,26 @@ def level_counts(a: Answers, max_depth: int) -> pd.DataFrame:
     counts = depth.value_counts().reindex(range(max_depth + 1), fill_value=0)
     leaves = depth[a.leaf].value_counts().reindex(range(max_depth + 1), fill_value=0)
     return pd.DataFrame({"depth": counts.index, "items": counts.to_numpy(), "leaves": leaves.to_numpy()})
+
+
+def report_targets(requested: float | None = None) -> list[float]:
+    """The targets a run reports: the defaults and the one asked for."""
+    return sorted({*DEFAULT_TARGETS, *([requested] if requested is not None else [])})
+
+
+def guaranteed_accuracy(calibration: Climbs, evaluated: Climbs, targets: Sequence[float],
+                        confidence: float) -> tuple[dict, dict, list[dict], list[str]]:
+    """Thresholds fitted on `calibration` and the metrics they give on `evaluated` and on the
+    calibration items themselves, the thresholds' records, and a note for each target that could
+    not be fitted (its metrics are None, so every run lists the same keys)."""
+    fitted, notes = [], []
+    evaluated_metrics: dict = {}
+    for target in targets:
+        try:
+            fitted.append(fit_threshold(calibration, target, confidence))
+        except SelectiveError as exc:
+            notes.append(f"{metric_names(target)[0]} not computed: {exc}")
+            evaluated_metrics |= dict.fromkeys(metric_names(target))
+    calibration_metrics = dict(evaluated_metrics) | (metrics_at(calibration, fitted) if len(calibration) else {})
+    evaluated_metrics |= metrics_at(evaluated, fitted)
+    return evaluated_metrics, calibration_metrics, [t.to_dict() for t in fitted], notes

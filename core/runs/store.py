@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from core.evaluation.selective import METRIC_KEYS as SELECTIVE_KEYS
 from core.files import atomic_path, read_json, write_failed, write_json
 
 if TYPE_CHECKING:
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 DERIVED_STATES = ("interrupted", "damaged")  # never written: read from a dead owner process or a broken file
-SUMMARY_KEYS = ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1")
+SUMMARY_KEYS = ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1",
+                *SELECTIVE_KEYS)
 
 
 def _slug(text: str) -> str:

@@ -36,6 +36,7 @@ from core.data.tables import (
     read_table,
     stratified_split,
 )
+from core.evaluation import selective
 from core.evaluation.label_issues import with_label_issues
 from core.evaluation.metrics import (
     evaluate,
@@ -198,7 +199,15 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     plain = evaluate(probs, y[s.test], **common)
     plain["ece_raw"] = expected_calibration_error(raw.max(axis=1), raw.argmax(axis=1) == y[s.test])
     plain["temperature"] = tau
-    val = evaluate(calibrated_probabilities(val_logits, tau), y[s.val], **common) if len(s.val) else {}
+    val_probs = calibrated_probabilities(val_logits, tau)
+    val = evaluate(val_probs, y[s.val], **common) if len(s.val) else {}
+    tree = selective.class_tree(ds.taxonomy, ds.classes)
+    calibration = selective.climbs(val_probs, tree, y[s.val])
+    test_sel, val_sel, thresholds, sel_notes = selective.guaranteed_accuracy(
+        calibration, selective.climbs(probs, tree, y[s.test]), selective.report_targets(config.target_accuracy),
+        config.confidence)
+    plain |= test_sel
+    val |= val_sel if len(s.val) else {}
     crm_order = None
     crm: dict = {}
     if isinstance(prepared.distance, np.ndarray):
@@ -209,12 +218,13 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
         "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)),
         "n_train": int(len(s.train)), "n_val": int(len(s.val)), "n_test": int(len(s.test)),
         "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-        "modalities": [name for name, _, _ in f.slices], "notes": prepared.notes + notes,
+        "modalities": [name for name, _, _ in f.slices], "notes": prepared.notes + notes + sel_notes,
+        "selective": thresholds,
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     if run_dir is not None:
         save_run(runs.Run(run_dir), config, prepared, result.model, tau, predictions_frame(prepared, s.test, probs, crm_order),
-                 summary)
+                 summary, calibration)
     return summary
 
 
@@ -226,10 +236,13 @@ def image_source(config: ExperimentConfig, features: Features) -> str | None:
 
 
 def save_run(run: runs.Run, config: ExperimentConfig, prepared: Prepared, model: torch.nn.Module, tau: float,
-             predictions: pd.DataFrame, summary: dict) -> None:
-    """Everything a Predictor needs to score new items, then the results; `done` is written last."""
+             predictions: pd.DataFrame, summary: dict, calibration: selective.Climbs | None = None) -> None:
+    """Everything a Predictor needs to score new items (with the validation climbs a guaranteed-accuracy
+    threshold is refitted from), then the results; `done` is written last."""
     ds, f = prepared.dataset, prepared.features
     runs.write_parquet(run / "predictions.parquet", predictions)
+    if calibration is not None:
+        runs.write_parquet(run / selective.CLIMBS_FILE, selective.climbs_frame(calibration))
     runs.save_weights(run / "model.safetensors", model.state_dict())
     files.write_json(run / "model.json", {
         "slices": f.slices, "n_classes": int(len(ds.classes)), "hidden": config.hidden, "fusion": config.fusion,
