@@ -8,7 +8,7 @@ import dataclasses
 import functools
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,9 +166,11 @@ def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, c
 
 
 def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Path | None = None,
-                       on_epoch: Callable[[EpochLog], None] | None = None, on_event: Event | None = None) -> dict:
+                       on_epoch: Callable[[EpochLog], None] | None = None, on_event: Event | None = None,
+                       accuracy_targets: Sequence[float] | None = None) -> dict:
     """Train one arm on prepared inputs and evaluate it on the test split. With `run_dir`, every
-    artefact is written to the run store and cancellation is read from it."""
+    artefact is written to the run store and cancellation is read from it. `accuracy_targets`: the target
+    accuracies to report (default: 0.95 and the config's)."""
     started = time.perf_counter()
     targets, notes = make_targets(config, prepared)
     codes = make_codes(config, prepared)
@@ -204,7 +206,7 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     tree = selective.class_tree(ds.taxonomy, ds.classes)
     calibration = selective.climbs(val_probs, tree, y[s.val])
     test_sel, val_sel, thresholds, sel_notes = selective.guaranteed_accuracy(
-        calibration, selective.climbs(probs, tree, y[s.test]), selective.report_targets(config.target_accuracy),
+        calibration, selective.climbs(probs, tree, y[s.test]), accuracy_targets or selective.report_targets(config.target_accuracy),
         config.confidence)
     plain |= test_sel
     val |= val_sel if len(s.val) else {}
