@@ -151,7 +151,7 @@ def test_metrics_at_thresholds_and_round_trip_of_the_stored_climbs(toy):
     m = sel.metrics_at(toy, [t])
     assert m == pytest.approx({"hacc@0.45": 2 / 3, "coverage@0.45": (S2 + 2) / 3, "leaf_rate@0.45": 2 / 3,
                                "hAURC": 2 * math.log(2) / (9 * math.log(5))})
-    back = sel.climbs_from_frame(sel.climbs_frame(toy), toy.tree)
+    back = sel.climbs_from_frame(sel.climbs_frame(toy, "test"), toy.tree, "test")
     np.testing.assert_array_equal(back.prob, toy.prob)
     assert back.top.tolist() == toy.top.tolist() and back.true.tolist() == toy.true.tolist()
     assert sel.level_counts(sel.answers(toy, 0.62), 3).to_dict("list") == {"depth": [0, 1, 2, 3], "items": [0, 1, 1, 1],

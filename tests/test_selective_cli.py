@@ -32,7 +32,8 @@ def test_train_reports_the_metrics_and_stores_the_validation_climbs(tree_run):
     assert threshold["target_accuracy"] == 0.95 and threshold["confidence"] == 0.9
     assert threshold["calibration_items"] == metrics["n_val"] and threshold["calibration_bound"] >= 0.95
     stored = pd.read_parquet(run / selective.CLIMBS_FILE)
-    assert len(stored) == metrics["n_val"] and {"pred_index", "true_index", "p_1"} <= set(stored.columns)
+    assert (stored.split == "val").sum() == metrics["n_val"] and (stored.split == "test").sum() == metrics["n_test"]
+    assert {"pred_index", "true_index", "p_1"} <= set(stored.columns)
     assert set(KEYS) <= set(runs.compare([run.path]).index)
     assert set(KEYS) <= set(metric_keys())
     assert parse_objectives("coverage@0.95:max,hAURC:min") == [("coverage@0.95", "max"), ("hAURC", "min")]

@@ -277,21 +277,23 @@ def metrics_at(c: Climbs, thresholds: Sequence[Threshold]) -> dict[str, float]:
     return out
 
 
-def climbs_frame(c: Climbs) -> pd.DataFrame:
-    """What a run stores to refit thresholds later: per item its top-1 and true class and P at each depth."""
-    frame = pd.DataFrame({"pred_index": c.top, "true_index": c.true})
+def climbs_frame(c: Climbs, split: str) -> pd.DataFrame:
+    """What a run stores: per item of a split ('val' to refit thresholds later, 'test' for the curve and
+    the answers the Errors page shows) its top-1 and true class and P at each depth."""
+    frame = pd.DataFrame({"split": split, "pred_index": c.top, "true_index": c.true})
     for d in range(1, c.prob.shape[1]):
         frame[f"p_{d}"] = c.prob[:, d]
     return frame
 
 
-def climbs_from_frame(frame: pd.DataFrame, tree: ClassTree) -> Climbs:
-    """The inverse of `climbs_frame` on the run's own classes."""
+def climbs_from_frame(frame: pd.DataFrame, tree: ClassTree, split: str = "val") -> Climbs:
+    """The inverse of `climbs_frame` for one split, on the run's own classes."""
     depths = tree.max_depth
     cols = [f"p_{d}" for d in range(1, depths + 1)]
-    missing = [c for c in ("pred_index", "true_index", *cols) if c not in frame]
+    missing = [c for c in ("split", "pred_index", "true_index", *cols) if c not in frame]
     if missing:
         raise SelectiveError(f"the stored climbs lack {', '.join(missing)}; retrain the run to store them again")
+    frame = frame[frame["split"] == split]
     prob = np.c_[np.ones(len(frame)), frame[cols].to_numpy(dtype=np.float64)]
     return Climbs(prob, frame["pred_index"].to_numpy(np.int64), frame["true_index"].to_numpy(np.int64), tree)
 
@@ -325,3 +327,50 @@ def guaranteed_accuracy(calibration: Climbs, evaluated: Climbs, targets: Sequenc
     calibration_metrics = dict(evaluated_metrics) | (metrics_at(calibration, fitted) if len(calibration) else {})
     evaluated_metrics |= metrics_at(evaluated, fitted)
     return evaluated_metrics, calibration_metrics, [t.to_dict() for t in fitted], notes
+
+
+def stored_climbs(run: object, split: str = "val") -> Climbs:
+    """A trained run's stored climbs of one split ('val' or 'test'), on its own classes and taxonomy."""
+    path = run / CLIMBS_FILE
+    if not path.is_file():
+        raise SelectiveError(f"run {run.name} predates guaranteed-accuracy answers: it has no stored validation "
+                             f"climbs ({CLIMBS_FILE}); retrain it to get them")
+    return climbs_from_frame(pd.read_parquet(path), class_tree(run.taxonomy(), run.class_nodes()), split)
+
+
+def node_path(taxonomy: object, node: int) -> str:
+    """A node's path; "" for the virtual root (no category)."""
+    return taxonomy.path_str(int(node)) if node >= 0 else ""
+
+
+def climb_steps(c: Climbs, row: int, theta: float, taxonomy: object) -> pd.DataFrame:
+    """One item's climb from its top-1 class up to its answer: why it backed off (each category's
+    subtree probability against theta)."""
+    stop = int(answer_depth(c.prob[row:row + 1], theta)[0])
+    top = int((~np.isnan(c.prob[row])).sum()) - 1
+    steps = [{"depth": d, "category": node_path(taxonomy, c.nodes[row, d]) or "(no category: left for a person)",
+              "subtree probability": float(c.prob[row, d]),
+              "verdict": "answer" if d == stop else f"below {theta:.3f}: back off"} for d in range(top, stop - 1, -1)]
+    return pd.DataFrame(steps)
+
+
+GROUP_LEAF, GROUP_PERSON = "at a leaf", "left for a person"
+
+
+def answered_items(predictions: pd.DataFrame, c: Climbs, theta: float, taxonomy: object) -> pd.DataFrame:
+    """The predictions table (rows in the climbs' order) with each item's answer at theta, its subtree
+    probability, depth, whether it is right, and its group: at a leaf, at level d, or left for a person."""
+    a = answers(c, theta)
+    group = [GROUP_PERSON if d == 0 else GROUP_LEAF if leaf else f"at level {d}" for d, leaf in zip(a.depth, a.leaf, strict=True)]
+    return predictions.reset_index(drop=True).assign(
+        answer=[node_path(taxonomy, n) for n in a.node], answer_prob=a.prob, answer_depth=a.depth, answer_correct=a.correct,
+        group=group)
+
+
+def group_counts(answered: pd.DataFrame) -> pd.DataFrame:
+    """Items per group (leaf first, deepest level next, a person last), their share and hierarchical accuracy."""
+    table = answered.groupby("group").agg(items=("answer_depth", "size"), depth=("answer_depth", "max"),
+                                          hacc=("answer_correct", "mean")).reset_index()
+    table["order"] = np.where(table.group == GROUP_LEAF, -1, -table.depth)
+    table["share"] = table["items"] / table["items"].sum()
+    return table.sort_values("order").drop(columns=["order", "depth"]).reset_index(drop=True)[["group", "items", "share", "hacc"]]

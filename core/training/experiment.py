@@ -204,9 +204,9 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     val_probs = calibrated_probabilities(val_logits, tau)
     val = evaluate(val_probs, y[s.val], **common) if len(s.val) else {}
     tree = selective.class_tree(ds.taxonomy, ds.classes)
-    calibration = selective.climbs(val_probs, tree, y[s.val])
+    calibration, test_climbs = selective.climbs(val_probs, tree, y[s.val]), selective.climbs(probs, tree, y[s.test])
     test_sel, val_sel, thresholds, sel_notes = selective.guaranteed_accuracy(
-        calibration, selective.climbs(probs, tree, y[s.test]), accuracy_targets or selective.report_targets(config.target_accuracy),
+        calibration, test_climbs, accuracy_targets or selective.report_targets(config.target_accuracy),
         config.confidence)
     plain |= test_sel
     val |= val_sel if len(s.val) else {}
@@ -226,7 +226,7 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     }
     if run_dir is not None:
         save_run(runs.Run(run_dir), config, prepared, result.model, tau, predictions_frame(prepared, s.test, probs, crm_order),
-                 summary, calibration)
+                 summary, pd.concat([selective.climbs_frame(calibration, "val"), selective.climbs_frame(test_climbs, "test")]))
     return summary
 
 
@@ -238,13 +238,13 @@ def image_source(config: ExperimentConfig, features: Features) -> str | None:
 
 
 def save_run(run: runs.Run, config: ExperimentConfig, prepared: Prepared, model: torch.nn.Module, tau: float,
-             predictions: pd.DataFrame, summary: dict, calibration: selective.Climbs | None = None) -> None:
+             predictions: pd.DataFrame, summary: dict, climbs: pd.DataFrame | None = None) -> None:
     """Everything a Predictor needs to score new items (with the validation climbs a guaranteed-accuracy
-    threshold is refitted from), then the results; `done` is written last."""
+    threshold is refitted from, and the test climbs), then the results; `done` is written last."""
     ds, f = prepared.dataset, prepared.features
     runs.write_parquet(run / "predictions.parquet", predictions)
-    if calibration is not None:
-        runs.write_parquet(run / selective.CLIMBS_FILE, selective.climbs_frame(calibration))
+    if climbs is not None:
+        runs.write_parquet(run / selective.CLIMBS_FILE, climbs)
     runs.save_weights(run / "model.safetensors", model.state_dict())
     files.write_json(run / "model.json", {
         "slices": f.slices, "n_classes": int(len(ds.classes)), "hidden": config.hidden, "fusion": config.fusion,

@@ -132,12 +132,7 @@ class Predictor:
         """The climbing threshold for `target` accuracy at `confidence`, refitted from the run's stored
         validation climbs (any target, no training data needed); SelectiveError says what is wrong."""
         selective.check_target(target, confidence)
-        path = self.run / selective.CLIMBS_FILE
-        if not path.is_file():
-            raise selective.SelectiveError(f"run {self.run.name} predates guaranteed-accuracy answers: it has no stored "
-                                           f"validation climbs ({selective.CLIMBS_FILE}); retrain it to get them")
-        stored = selective.climbs_from_frame(pd.read_parquet(path), self.class_tree)
-        return selective.fit_threshold(stored, target, confidence)
+        return selective.fit_threshold(selective.stored_climbs(self.run, "val"), target, confidence)
 
     def answers(self, ids: np.ndarray, probs: np.ndarray, top_k: int = 5, review_risk: float = DEFAULT_REVIEW_RISK,
                 theta: float | None = None) -> pd.DataFrame:
