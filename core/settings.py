@@ -24,6 +24,7 @@ GROUPS = {
     "label": "Label representation",
     "training": "Training",
     "model": "Model",
+    "selective": "Guaranteed accuracy",
 }
 TARGET_KINDS = {key: kind.label for key, kind in kinds.TARGET_KINDS.items()}  # the registry in core/labels/kinds.py
 ENCODERS = {
@@ -46,13 +47,13 @@ FUSIONS = {"concat": "Concatenate modalities", "gated": "Learned gate"}
 
 
 def setting(default: Any, help: str, group: str, *, choices: dict[str, str] | None = None, lo: float | None = None,
-            hi: float | None = None, lo_open: bool = False, open_choices: bool = False, flag: str | None = None,
+            hi: float | None = None, lo_open: bool = False, hi_open: bool = False, open_choices: bool = False, flag: str | None = None,
             cli: bool = True, step: float | None = None, label: str | None = None) -> Any:
     """A dataclass field carrying its declaration. `choices` maps each value to a label for people;
     `open_choices` also admits other values (a template may be a format string); `lo`/`hi` bound
-    numbers (`lo_open`: strictly above `lo`); `flag` overrides the CLI flag; `cli=False` keeps a
+    numbers (`lo_open`/`hi_open`: strictly inside); `flag` overrides the CLI flag; `cli=False` keeps a
     setting out of the command line (set by the program, e.g. the data path of an app upload)."""
-    meta = {"help": help, "group": group, "choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open,
+    meta = {"help": help, "group": group, "choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open,
             "open_choices": open_choices, "flag": flag, "cli": cli, "step": step, "label": label}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
@@ -73,6 +74,7 @@ class Setting:
     lo: float | None
     hi: float | None
     lo_open: bool
+    hi_open: bool
     open_choices: bool
     flag: str
     cli: bool
@@ -87,7 +89,7 @@ class Setting:
         if self.lo is None and self.hi is None:
             return ""
         lo = "" if self.lo is None else f"{'>' if self.lo_open else '>='} {self.lo:g}"
-        hi = "" if self.hi is None else f"<= {self.hi:g}"
+        hi = "" if self.hi is None else f"{'<' if self.hi_open else '<='} {self.hi:g}"
         return " and ".join(p for p in (lo, hi) if p)
 
     def check(self, value: Any) -> Any:
@@ -119,7 +121,7 @@ class Setting:
             raise ValueError(f"{self.name} must be a finite number; got {converted}")
         if isinstance(converted, int | float) and not isinstance(converted, bool):
             too_low = self.lo is not None and (converted <= self.lo if self.lo_open else converted < self.lo)
-            too_high = self.hi is not None and converted > self.hi
+            too_high = self.hi is not None and (converted >= self.hi if self.hi_open else converted > self.hi)
             if too_low or too_high:
                 raise ValueError(f"{self.name} must be {self.bounds_text()}; got {converted:g}")
         if self.choices and not self.open_choices and converted not in self.choices:
@@ -191,6 +193,12 @@ class ExperimentConfig:
     hidden: int = setting(512, "hidden width of the fusion MLP", "model", lo=1, hi=16384)
     dropout: float = setting(0.2, "dropout in the fusion MLP", "model", lo=0.0, hi=0.95, step=0.05)
     fusion: str = setting("concat", "how modalities are fused", "model", choices=FUSIONS)
+    # ----- guaranteed accuracy (METHOD.md, 'Categorizing at a guaranteed accuracy') ------------------
+    target_accuracy: float = setting(0.95, "answer each item at the deepest category that keeps this hierarchical "
+                                     "accuracy, backing off up the tree (train reports its metrics at it too)", "selective",
+                                     lo=0.0, hi=1.0, lo_open=True, hi_open=True, step=0.01, label="Target accuracy")
+    confidence: float = setting(0.9, "confidence 1 - delta that the target accuracy holds on new items", "selective",
+                                lo=0.0, hi=1.0, lo_open=True, hi_open=True, step=0.01, label="Confidence")
 
     def validate(self) -> None:
         """Every declared setting against its type and bounds, then the rules that tie settings together."""
@@ -241,7 +249,7 @@ def settings(groups: Iterable[str] | None = None) -> list[Setting]:
         base, optional = _base_type(hints[f.name])
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         out.append(Setting(f.name, base, optional, default, m["help"], m["group"], m["choices"], m["lo"], m["hi"],
-                           m["lo_open"], m["open_choices"], m["flag"] or "--" + f.name.replace("_", "-"), m["cli"], m["step"],
+                           m["lo_open"], m["hi_open"], m["open_choices"], m["flag"] or "--" + f.name.replace("_", "-"), m["cli"], m["step"],
                            m["label"] or f.name.replace("_", " ").capitalize()))
     return out
 

@@ -10,9 +10,10 @@ import streamlit as st
 from core.data.export import write_csv
 from core.data.tables import DataError, Items, read_table
 from core.display import plain
+from core.evaluation import selective
 from core.settings import DEFAULT_REVIEW_RISK
 from core.training.predictor import Predictor
-from pages.shared import demo_run_offer, finished_runs, guard
+from pages.shared import default, demo_run_offer, finished_runs, guard, target_slider
 
 UPLOAD_TYPES = ["csv", "tsv", "parquet", "jsonl"]
 
@@ -22,16 +23,40 @@ def predictor(run_path: str, mtime: float) -> Predictor:
     return Predictor.load(run_path)
 
 
+def guaranteed_answer(model: Predictor, probs: object) -> None:
+    """The answer at the chosen target accuracy: how far the top-1 backed off up the tree, and why."""
+    target = target_slider()
+    try:
+        threshold = model.guarantee(target, default("confidence"))
+    except selective.SelectiveError as exc:
+        st.info(plain(exc))
+        return
+    steps = selective.climb_steps(selective.climbs(probs, model.class_tree), 0, threshold.theta, model.taxonomy)
+    answer, backed = steps.iloc[-1], len(steps) - 1
+    why = (f"hierarchically right for at least {target:.0%} of products at confidence {threshold.confidence:.0%}: a "
+           f"category is kept when the probability of its whole subtree reaches {threshold.theta:.3f}")
+    if answer["depth"] == 0:
+        st.warning(f"No category at this target: left for a person ({why}).", icon=":material/person:")
+    elif backed:
+        st.info(f"**{answer['category']}** (subtree probability {answer['subtree probability']:.3f}): backed off "
+                f"{backed} level{'s' if backed > 1 else ''} from the top answer to be {why}.", icon=":material/north:")
+    else:
+        st.success(f"**{answer['category']}**, the top answer itself, is {why}.", icon=":material/check:")
+    st.dataframe(steps, hide_index=True, column_config={
+        "subtree probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
+
+
 def typed_product(model: Predictor) -> None:
     with st.form("typed"):
         title = st.text_input("Title", placeholder="e.g. Waterproof leather hiking boots, men's size 10")
         description = st.text_area("Description (optional)", height=80)
         submitted = st.form_submit_button("Categorize", type="primary")
-    if not submitted:
-        return
-    text = " . ".join(t.strip() for t in (title, description) if t.strip())
-    if not text:
-        st.warning("Type a title or a description first.")
+    if submitted:
+        st.session_state["categorize_typed"] = " . ".join(t.strip() for t in (title, description) if t.strip())
+        if not st.session_state["categorize_typed"]:
+            st.warning("Type a title or a description first.")
+    text = st.session_state.get("categorize_typed")
+    if not text:  # the last product stays shown while the target slider moves
         return
     probs = model.probabilities(Items(ids=pd.Series(["typed"]).to_numpy(), texts=[text]))
     answer = model.answers(["typed"], probs).iloc[0]
@@ -54,6 +79,8 @@ def typed_product(model: Predictor) -> None:
         "tree distance to the answer": distances.astype(int),
     }), hide_index=True, column_config={
         "probability (calibrated)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
+    st.markdown("**At a guaranteed accuracy**")
+    guaranteed_answer(model, probs)
 
 
 def uploaded_file(model: Predictor) -> None:

@@ -8,7 +8,8 @@ import streamlit as st
 
 from core.data.export import write_csv
 from core.data.images import read_thumbnail
-from core.evaluation import triage
+from core.display import plain
+from core.evaluation import selective, triage
 from core.evaluation.metrics import headline_from_predictions, rollup_from_predictions
 from core.evaluation.registry import HEADLINE, METRICS
 from core.runs import store as runs
@@ -16,12 +17,14 @@ from core.taxonomy.tree import PATH_SEP
 from core.training.audit import corrections
 from pages.shared import (
     damaged_runs_notice,
+    default,
     demo_run_offer,
     finished_runs,
     guard,
     persistent,
     remember,
     runs_dir,
+    target_slider,
 )
 
 ROWS_SHOWN = 100
@@ -44,6 +47,56 @@ def thumbnail(path: object, image_root: str | None) -> str | None:
     inside the run's image folder are shown."""
     data = read_thumbnail(path, image_root)
     return None if data is None else "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def stored_climbs(path: str, mtime: float, split: str) -> selective.Climbs:
+    return selective.stored_climbs(runs.Run(path), split)
+
+
+def guaranteed_accuracy(run: runs.Run, frame: pd.DataFrame, others: list[runs.Run]) -> None:
+    """The hierarchical risk-coverage curve of the run (and a baseline's), and at the chosen target how
+    many test products land at each level and how many are left for a person, each group browsable."""
+    st.subheader("Categorizing at a guaranteed accuracy")
+    try:
+        test = stored_climbs(str(run.path), run.predictions_mtime(), "test")
+    except selective.SelectiveError as exc:
+        st.info(plain(exc))
+        return
+    c = st.columns(2)
+    target = target_slider(c[0])
+    baseline = c[1].selectbox("Baseline run beside it", [None, *others], format_func=lambda r: "(none)" if r is None else r.name)
+    curves = [selective.risk_coverage(test).assign(run=run.name)]
+    if baseline is not None:
+        try:
+            curves.append(selective.risk_coverage(stored_climbs(str(baseline.path), baseline.predictions_mtime(), "test"))
+                          .assign(run=baseline.name))
+        except selective.SelectiveError as exc:
+            st.caption(plain(exc))
+    fig = px.line(pd.concat(curves), x="coverage", y="risk", color="run", line_shape="hv", hover_data=["theta", "leaf_rate"],
+                  labels={"risk": "hierarchical error (1 - accuracy)", "coverage": "coverage (mean specificity)"})
+    fig.update_layout(height=380, margin=dict(t=10, l=10, r=10, b=10))
+    st.plotly_chart(fig, key="risk_coverage")
+    st.caption(" · ".join(f"hAURC {cv.run.iloc[0]}: {selective.haurc(cv):.4f}" for cv in curves) + " (lower is better)")
+    try:
+        threshold = selective.fit_threshold(stored_climbs(str(run.path), run.predictions_mtime(), "val"), target,
+                                            default("confidence"))
+    except selective.SelectiveError as exc:
+        st.warning(plain(exc))
+        return
+    answered = selective.answered_items(frame, test, threshold.theta, run.taxonomy())
+    st.markdown(f"At target **{target:.0%}** (confidence {threshold.confidence:.0%}, threshold {threshold.theta:.3f}): "
+                f"the test products are hierarchically right for **{answered.answer_correct.mean():.1%}**, "
+                f"{(answered.group == selective.GROUP_LEAF).mean():.1%} at a leaf.")
+    counts = selective.group_counts(answered)
+    st.dataframe(counts, hide_index=True, column_config={"share": st.column_config.NumberColumn(format="percent"),
+                                                         "hacc": st.column_config.NumberColumn("hierarchically right", format="percent")})
+    group = st.selectbox("Browse a group", counts.group.tolist(), key="errors_answer_group")
+    rows = answered[answered.group == group]
+    cols = [col for col in ("id", "text", "answer", "answer_prob", "answer_correct", "true_label", "pred_1", "prob_1") if col in rows]
+    st.dataframe(rows[cols].head(ROWS_SHOWN), hide_index=True)
+    st.download_button(f"Export {group} (CSV)", write_csv(rows[cols]), file_name=f"answers-{group.replace(' ', '-')}-{run.name}.csv",
+                       mime="text/csv")
 
 
 def branch(path: str) -> str:
@@ -222,6 +275,8 @@ def page() -> None:
         label_issue_table(suspects, pred_col)
     if run.kind == "audit":
         audit_review(frame, run_id)
+    if run.kind == "trained":
+        guaranteed_accuracy(run, frame, [r for r in done if r.name != run_id and r.kind == "trained"])
 
     st.subheader("Where the errors are")
     roll = rollup(str(run.path), run.predictions_mtime(), crm)

@@ -165,6 +165,14 @@ def widget_bounds(s: settings.Setting, hi: float | None = None, slider: bool = F
     return lo, (min(caps) if caps else None), step
 
 
+def target_slider(where: object = st) -> float:
+    """The target accuracy of guaranteed-accuracy answers, one value shared by Categorize and Errors."""
+    value = setting_widget("target_accuracy", where, slider=True, hi=0.99,
+                           key=persistent("target_accuracy", default("target_accuracy")))
+    remember("target_accuracy")
+    return float(value)
+
+
 def encoder_controls() -> tuple[str, str]:
     """Encoder and prompt template pickers shared by the pages that embed category names."""
     cols = st.columns(2)

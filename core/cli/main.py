@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from core import settings
 from core.data.encoders import EncoderUnavailable
-from core.evaluation.registry import KEY_METRICS, RESAMPLES, TOP_K, shown_keys
+from core.evaluation.registry import KEY_METRICS, METRICS, RESAMPLES, SELECTIVE_PREFIXES, TOP_K, shown_keys
 from core.scale.sweep import DEFAULT_OBJECTIVES, DEFAULT_SEARCH, DEFAULT_SEEDS, DEFAULT_TRIALS, SEARCHES
 from core.settings import DEFAULT_REVIEW_RISK
 from core.taxonomy.tree import FORMATS, TaxonomyError, load_taxonomy
@@ -80,12 +80,12 @@ def print_result(run_dir: object, summary: dict, as_json: bool) -> None:
         print(f"note: {note}")
     plain, crm = summary["plain"], summary["crm"]
     print(f"run {run_dir.name}: {summary['n_classes']} classes, {summary['n_test']} test items, modalities: {', '.join(summary['modalities'])}")
-    for key in shown_keys():
+    for key in (*shown_keys(), *(k for k in plain if k not in METRICS and k.startswith(SELECTIVE_PREFIXES))):
         value = plain.get(key)
         extra = f"   (CRM re-ranked: {crm[key]:.4f})" if crm.get(key) is not None and key in KEY_METRICS else ""
         print(f"  {key:<18}{'n/a' if value is None else f'{value:.4f}'}{extra}")
     if as_json:
-        print(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir)} | plain | {"crm": crm}))
+        print(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir)} | plain | {"crm": crm, "selective": summary.get("selective", [])}))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -389,7 +389,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.column_names:
         given["column_names"] = [c.strip() for c in args.column_names.split(",") if c.strip()]
     config = predictor.input_config(**given)
-    options = {"top_k": args.top_k, "review_risk": args.review_risk}
+    guarantee = guaranteed_threshold(predictor, args)
+    options = {"top_k": args.top_k, "review_risk": args.review_risk, "theta": guarantee.theta if guarantee else None}
     with tqdm(desc="categorizing", unit=" items", file=sys.stderr, disable=args.quiet) as bar:
         if address is not None:
             from core.scale.predict import predict_on_ray
@@ -402,9 +403,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
             result["engine"] = "one-process"
     print(f"{result['rows']} items categorized into {out} on {result['engine']}; {result['review']} flagged for review "
           f"(risk above {args.review_risk})")
+    if guarantee is not None:
+        result |= guarantee.to_dict()
+        print(f"answers at target accuracy {guarantee.target:g} (confidence {guarantee.confidence:g}; threshold "
+              f"{guarantee.theta:.4f}): {result['leaf_rate']:.1%} at the top category, {result['no_category']} left for a person")
     if args.json:
         print(json.dumps({"run_id": predictor.run.name, "encoder": predictor.encoder.identity} | result))
     return 0
+
+
+def guaranteed_threshold(predictor: object, args: argparse.Namespace) -> object:
+    """The run's climbing threshold when --target-accuracy or --confidence was given (the other takes its
+    declared default), refitted from the stored validation climbs; None otherwise."""
+    if args.target_accuracy is None and args.confidence is None:
+        return None
+    target, confidence = (settings.get(name).check(getattr(args, name) if getattr(args, name) is not None
+                                                   else settings.get(name).default)
+                          for name in ("target_accuracy", "confidence"))
+    return predictor.guarantee(target, confidence)
 
 
 def ray_address(args: argparse.Namespace) -> str | None:
@@ -548,7 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="categorize new products with a finished run")
     pr.add_argument("run_dir", metavar="RUN_DIR")
     # the run fixes the encoder and its template; the checkpoint file and the device may be given
-    settings.add_arguments(pr, ("data", "encoder"), required=("data",), skip=(*NOT_PREDICT_SETTINGS, "encoder", "template"))
+    settings.add_arguments(pr, ("data", "encoder", "selective"), required=("data",),
+                           skip=(*NOT_PREDICT_SETTINGS, "encoder", "template"))
     pr.add_argument("--out", required=True, metavar="OUT", help="output file: .parquet, .csv or .jsonl")
     pr.add_argument("--top-k", type=int, default=TOP_K, help=f"answers per item (default {TOP_K})")
     pr.add_argument("--review-risk", type=float, default=DEFAULT_REVIEW_RISK,

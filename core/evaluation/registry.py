@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 TOP_K = 5  # the k of top-k, hdist@k, semsim@k and neighbor_hits@k, and the answers a run keeps per item
 NEIGHBORS = 20  # METHOD.md's N_20: the semantic neighbourhood that neighbor_hits counts
+TARGET_ACCURACY = 0.95  # the guaranteed-accuracy target every run reports (METHOD.md; more on request)
 RESAMPLES = 2000  # item resamples of the paired bootstrap that compares two runs (comparison.py)
+
+
+def selective_names(target: float) -> tuple[str, str, str]:
+    """The keys of the metrics at target accuracy `target`: hacc@a, coverage@a, leaf_rate@a."""
+    return f"hacc@{target:g}", f"coverage@{target:g}", f"leaf_rate@{target:g}"
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,7 @@ class Metric:
     meaning: str
     evaluated: bool = True
     shown: bool = True
+    selective: bool = False  # added by the run's guaranteed-accuracy answers (core/evaluation/selective.py)
 
     @property
     def lower_is_better(self) -> bool:
@@ -53,18 +60,34 @@ METRICS: dict[str, Metric] = {m.key: m for m in (  # in the order evaluate retur
     Metric("hier_recall", "Hierarchical recall", "max", "share of the true category's ancestors that the first answer has",
            shown=False),
     Metric("hier_f1", "Hierarchical F1", "max", "F1 of the first answer with each category counted with its ancestors"),
+    *(Metric(key, label, "max", meaning, evaluated=False, selective=True) for key, label, meaning in zip(
+        selective_names(TARGET_ACCURACY),
+        (f"Hierarchical accuracy @{TARGET_ACCURACY:g}", f"Coverage @{TARGET_ACCURACY:g}", f"Leaf rate @{TARGET_ACCURACY:g}"),
+        (f"share of answers that are right at the level given (the true category or an ancestor) when answers back off "
+         f"up the tree to guarantee {TARGET_ACCURACY:g} accuracy",
+         "mean specificity of those answers (1 at a leaf, 0 for 'no category')",
+         "share of those answers given at a leaf"), strict=True)),
+    Metric("hAURC", "hAURC", "min", "area under the hierarchical risk-coverage curve (error against coverage as the "
+           "back-off threshold rises)", evaluated=False, selective=True),
 )}
 # accuracy and how far off the mistakes are: what CRM re-ranking changes, what the paired bootstrap
 # compares, what a runs listing shows; HEADLINE adds the top-k's meaning (the Errors page's cards)
 KEY_METRICS = ("top1", "mistake_severity", f"hdist@{TOP_K}")
 HEADLINE = (*KEY_METRICS, f"semsim@{TOP_K}")
 # a run's summary: the shown metrics that `evaluate` computes
-SUMMARY_KEYS = tuple(m.key for m in METRICS.values() if m.shown and m.evaluated)
+SUMMARY_KEYS = tuple(m.key for m in METRICS.values() if m.shown and (m.evaluated or m.selective))
+SELECTIVE_KEYS = tuple(m.key for m in METRICS.values() if m.selective)
+SELECTIVE_PREFIXES = ("hacc@", "coverage@", "leaf_rate@")  # the keys of targets beyond the default one
 
 
 def evaluated_keys() -> tuple[str, ...]:
     """The keys `metrics.evaluate` returns (with ancestors given), in registry order."""
     return tuple(m.key for m in METRICS.values() if m.evaluated)
+
+
+def objective_keys() -> tuple[str, ...]:
+    """What a sweep trial reports and an objective may name: evaluate's keys and the guaranteed-accuracy ones."""
+    return (*evaluated_keys(), *SELECTIVE_KEYS)
 
 
 def shown_keys() -> tuple[str, ...]:

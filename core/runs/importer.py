@@ -21,6 +21,8 @@ from core.evaluation.metrics import evaluate, jsonable
 from core.evaluation.registry import TOP_K
 from core.taxonomy.tree import Taxonomy, taxonomy_from_labels
 
+SPLIT_SEED = 0  # the random halves a threshold is fitted on and measured on (no validation split here)
+
 
 @dataclass
 class ImportSpec:
@@ -220,6 +222,32 @@ def metrics(imported: Imported, label_emb: np.ndarray) -> dict:
     return jsonable(out)
 
 
+def guaranteed_accuracy(imported: Imported) -> tuple[dict, list[dict], list[str]]:
+    """hacc@a, coverage@a, leaf_rate@a and hAURC of the climbing answers, the thresholds and notes.
+    There is no validation split, so each threshold is fitted on a random half of the items and measured
+    on the other half; hAURC needs no fit and covers every item. Without a full probability matrix no
+    subtree probability can be summed: the notes say so and the metrics are None."""
+    from core.evaluation import selective
+    from core.settings import get
+
+    if imported.matrix is None:
+        return dict.fromkeys(selective.METRIC_KEYS), [], [
+            f"{', '.join(selective.METRIC_KEYS)} not computed: backing off up the tree needs every class's probability "
+            f"(--probabilities with --classes) to sum P(v) over a subtree; the top-{imported.ranking.shape[1]} "
+            "answers and their scores leave the rest of each subtree unknown"]
+    total = imported.matrix.sum(axis=1, keepdims=True)
+    probs = imported.matrix / np.where(total > 0, total, 1.0)
+    tree = selective.class_tree(imported.taxonomy, imported.classes)
+    halves = np.array_split(np.random.default_rng(SPLIT_SEED).permutation(len(probs)), 2)
+    fit, report = (selective.climbs(probs[h], tree, imported.labels[h]) for h in halves)
+    out, _, thresholds, notes = selective.guaranteed_accuracy(fit, report, selective.report_targets(),
+                                                              get("confidence").default)
+    out["hAURC"] = selective.haurc(selective.risk_coverage(selective.climbs(probs, tree, imported.labels)))
+    note = (f"no validation split: the guaranteed-accuracy thresholds were fitted on a random half of the items "
+            f"({len(halves[0])}) and hacc@a, coverage@a and leaf_rate@a measured on the other half ({len(halves[1])})")
+    return out, thresholds, [note, *notes]
+
+
 def embedding_columns(table: pd.DataFrame, imported: Imported, label_emb: np.ndarray) -> pd.DataFrame:
     """sim_1..k (each answer's label-embedding similarity to the truth) and semantic_distance."""
     sims = np.einsum("nkd,nd->nk", label_emb[imported.ranking], label_emb[imported.labels])
@@ -271,11 +299,15 @@ def import_run(store_root: str, frame: pd.DataFrame, spec: ImportSpec, *, source
     emb = label_embeddings(imported.taxonomy, imported.classes, choice.encoder, template,
                            progress=(lambda d, t: on_event("embed categories", d, t)) if on_event else None)
     table, result = finish(imported, emb)
+    guaranteed, thresholds, guarantee_notes = guaranteed_accuracy(imported)
+    result["plain"] |= jsonable(guaranteed)
     summary = result | {
         "encoder": choice.note, "encoder_identity": choice.encoder.identity, "n_classes": int(len(imported.classes)),
         "n_train": 0, "n_val": 0, "n_test": int(len(table)), "modalities": ["imported"],
         "notes": imported.report.lines() + ([] if imported.matrix is not None else
-                                            ["label issues need a full probability matrix (--probabilities)"]),
+                                            ["label issues need a full probability matrix (--probabilities)"])
+                 + guarantee_notes,
+        "selective": thresholds,
     }
     config = {"kind": "imported", "data": source, "name": name, "true_column": spec.true_column,
               "pred_columns": spec.pred_columns, "score_columns": spec.score_columns, "id_column": spec.id_column,

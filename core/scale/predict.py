@@ -23,18 +23,18 @@ class PredictActor:
     """One predictor per actor; called with a pandas batch of the table's rows."""
 
     def __init__(self, run_dir: str, config: dict, top_k: int, review_risk: float, clip_checkpoint: str | None,
-                 device: str) -> None:
+                 device: str, theta: float | None = None) -> None:
         self.predictor = Predictor.load(run_dir, clip_checkpoint=clip_checkpoint, device=device)
         self.config = ExperimentConfig.from_dict(config)
-        self.top_k, self.review_risk = top_k, review_risk
+        self.top_k, self.review_risk, self.theta = top_k, review_risk, theta
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        return self.predictor.predict_frame(batch, self.config, top_k=self.top_k, review_risk=self.review_risk)
+        return self.predictor.predict_frame(batch, self.config, top_k=self.top_k, review_risk=self.review_risk, theta=self.theta)
 
 
 def predict_on_ray(predictor: Predictor, out: str | Path, config: ExperimentConfig, *, address: str | None = None,
                    workers: int = 2, device: str = "cpu", top_k: int = TOP_K, review_risk: float = DEFAULT_REVIEW_RISK,
-                   batch_rows: int = 2_000, clip_checkpoint: str | None = None,
+                   batch_rows: int = 2_000, clip_checkpoint: str | None = None, theta: float | None = None,
                    progress: Callable[[int], None] | None = None) -> dict:
     """Categorize `config.data` into `out` with `workers` predictor actors (GPU actors on 'cuda').
     Returns predict_file's counts plus the engine and its address."""
@@ -45,7 +45,7 @@ def predict_on_ray(predictor: Predictor, out: str | Path, config: ExperimentConf
     with cluster.session(address, num_cpus=cluster.pipeline_cpus(workers), runtime_env=cluster.worker_env()) as engine:
         ds, workers = cluster.map_table(config, PredictActor, {
             "run_dir": str(Path(predictor.run.path).resolve()), "config": config.to_dict(), "top_k": top_k,
-            "review_risk": review_risk, "clip_checkpoint": clip_checkpoint, "device": device},
+            "review_risk": review_risk, "clip_checkpoint": clip_checkpoint, "device": device, "theta": theta},
             workers=workers, batch_rows=batch_rows, device=device)
 
         def answered() -> Iterator[pd.DataFrame]:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from core import files, settings
-from core.evaluation.registry import HEADLINE, METRICS, SUMMARY_KEYS, TOP_K, evaluated_keys
+from core.evaluation.registry import HEADLINE, METRICS, SUMMARY_KEYS, TOP_K, objective_keys
 from core.labels import kinds
 from core.runs.process import launch_background
 from core.runs.status import set_status
@@ -183,8 +183,9 @@ def grid_size(dims: Sequence[Dimension]) -> int:
 
 # ----- objectives and the Pareto set --------------------------------------------------------------
 def metric_keys() -> tuple[str, ...]:
-    """What a trial reports and an objective may name: the keys `metrics.evaluate` returns (registry.py)."""
-    return evaluated_keys()
+    """What a trial reports and an objective may name: the keys `metrics.evaluate` returns and the
+    guaranteed-accuracy metrics every run adds (registry.py)."""
+    return objective_keys()
 
 
 def parse_objectives(text: str) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from core.data.tables import (
     read_table,
     stratified_split,
 )
+from core.evaluation import selective
 from core.evaluation.crm import answer_risk, crm_rerank
 from core.evaluation.label_issues import with_label_issues
 from core.evaluation.metrics import (
@@ -44,7 +45,7 @@ from core.labels.codes import feature_codes
 from core.labels.kinds import kind as target_kind
 from core.labels.targets import SoftTargets, build_targets
 from core.runs.status import append_epoch, cancel_requested, executing, set_status
-from core.runs.store import Run, save_weights
+from core.runs.store import Run, save_weights, write_parquet
 from core.settings import ExperimentConfig
 from core.training.calibration import calibrated_probabilities, fit_temperature
 from core.training.train import EpochLog, predict_logits, train_config, train_model
@@ -153,9 +154,11 @@ def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, c
 
 
 def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Path | None = None,
-                       on_epoch: Callable[[EpochLog], None] | None = None, on_event: Event | None = None) -> dict:
+                       on_epoch: Callable[[EpochLog], None] | None = None, on_event: Event | None = None,
+                       accuracy_targets: Sequence[float] | None = None) -> dict:
     """Train one arm on prepared inputs and evaluate it on the test split. With `run_dir`, every
-    artefact is written to the run store and cancellation is read from it."""
+    artefact is written to the run store and cancellation is read from it. `accuracy_targets`: the target
+    accuracies to report (default: 0.95 and the config's)."""
     started = time.perf_counter()
     targets, notes = make_targets(config, prepared)
     codes = make_codes(config, prepared)
@@ -186,7 +189,15 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     plain = evaluate(probs, y[s.test], **common)
     plain["ece_raw"] = expected_calibration_error(raw.max(axis=1), raw.argmax(axis=1) == y[s.test])
     plain["temperature"] = tau
-    val = evaluate(calibrated_probabilities(val_logits, tau), y[s.val], **common) if len(s.val) else {}
+    val_probs = calibrated_probabilities(val_logits, tau)
+    val = evaluate(val_probs, y[s.val], **common) if len(s.val) else {}
+    tree = selective.class_tree(ds.taxonomy, ds.classes)
+    calibration, test_climbs = selective.climbs(val_probs, tree, y[s.val]), selective.climbs(probs, tree, y[s.test])
+    test_sel, val_sel, thresholds, sel_notes = selective.guaranteed_accuracy(
+        calibration, test_climbs, accuracy_targets or selective.report_targets(config.target_accuracy),
+        config.confidence)
+    plain |= test_sel
+    val |= val_sel if len(s.val) else {}
     crm_order = None
     crm: dict = {}
     if isinstance(prepared.distance, np.ndarray):
@@ -197,12 +208,13 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
         "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)),
         "n_train": int(len(s.train)), "n_val": int(len(s.val)), "n_test": int(len(s.test)),
         "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-        "modalities": [name for name, _, _ in f.slices], "notes": prepared.notes + notes,
+        "modalities": [name for name, _, _ in f.slices], "notes": prepared.notes + notes + sel_notes,
+        "selective": thresholds,
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     if run_dir is not None:
         save_run(Run(run_dir), config, prepared, result.model, tau, predictions_frame(prepared, s.test, probs, crm_order),
-                 summary)
+                 summary, pd.concat([selective.climbs_frame(calibration, "val"), selective.climbs_frame(test_climbs, "test")]))
     return summary
 
 
@@ -214,9 +226,12 @@ def image_source(config: ExperimentConfig, features: Features) -> str | None:
 
 
 def save_run(run: Run, config: ExperimentConfig, prepared: Prepared, model: torch.nn.Module, tau: float,
-             predictions: pd.DataFrame, summary: dict) -> None:
-    """Everything a Predictor needs to score new items, then the results; `done` is written last."""
+             predictions: pd.DataFrame, summary: dict, climbs: pd.DataFrame | None = None) -> None:
+    """Everything a Predictor needs to score new items (with the validation climbs a guaranteed-accuracy
+    threshold is refitted from, and the test climbs), then the results; `done` is written last."""
     ds, f = prepared.dataset, prepared.features
+    if climbs is not None:
+        write_parquet(run.path / selective.CLIMBS_FILE, climbs)
     save_weights(run.path / "model.safetensors", model.state_dict())
     files.write_json(run.path / "model.json", {
         "slices": f.slices, "n_classes": int(len(ds.classes)), "hidden": config.hidden, "fusion": config.fusion,

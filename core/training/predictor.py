@@ -4,6 +4,7 @@ paths, the taxonomy and the calibration temperature; `predict_file` streams a ta
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from core.data.tables import (
     require_columns,
     resolve_image_paths,
 )
+from core.evaluation import selective
 from core.evaluation.crm import answer_risk, crm_rerank
 from core.evaluation.metrics import ranked_predictions
 from core.evaluation.registry import TOP_K
@@ -118,9 +120,27 @@ class Predictor:
             features = align_features(features, expected)
         return calibrated_probabilities(predict_logits(self.model, features.matrix, features.mask), self.temperature)
 
-    def answers(self, ids: np.ndarray, probs: np.ndarray, top_k: int = TOP_K, review_risk: float = DEFAULT_REVIEW_RISK) -> pd.DataFrame:
+    @functools.cached_property
+    def class_tree(self) -> selective.ClassTree:
+        return selective.class_tree(self.taxonomy, self.run.class_nodes())
+
+    @functools.cached_property
+    def node_paths(self) -> np.ndarray:
+        """Every taxonomy node's path, and "" last (index -1: the virtual root, no category)."""
+        return np.array([*(self.taxonomy.path_str(i) for i in range(len(self.taxonomy))), ""], dtype=object)
+
+    def guarantee(self, target: float, confidence: float) -> selective.Threshold:
+        """The climbing threshold for `target` accuracy at `confidence`, refitted from the run's stored
+        validation climbs (any target, no training data needed); SelectiveError says what is wrong."""
+        selective.check_target(target, confidence)
+        return selective.fit_threshold(selective.stored_climbs(self.run, "val"), target, confidence)
+
+    def answers(self, ids: np.ndarray, probs: np.ndarray, top_k: int = TOP_K, review_risk: float = DEFAULT_REVIEW_RISK,
+                theta: float | None = None) -> pd.DataFrame:
         """id, pred_1..k (paths), prob_1..k (calibrated), crm_pred_1, risk (expected tree distance of
-        pred_1, METHOD.md's R_k) and review (risk above `review_risk`)."""
+        pred_1, METHOD.md's R_k) and review (risk above `review_risk`); with a climbing threshold
+        `theta` (see `guarantee`) also answer (the backed-off node's path, "" for no category),
+        answer_prob (its subtree probability) and answer_depth (0 for no category)."""
         k = min(top_k, probs.shape[1])
         order = ranked_predictions(probs, k)
         names = np.array(self.class_names, dtype=object)
@@ -132,17 +152,22 @@ class Predictor:
             frame["crm_pred_1"] = names[crm_rerank(probs, self.distance)[:, 0]]
             frame["risk"] = answer_risk(probs, order[:, 0], self.distance)
             frame["review"] = frame["risk"] > review_risk
+        if theta is not None:
+            answered = selective.answers(selective.climbs(probs, self.class_tree), theta)
+            frame["answer"] = self.node_paths[answered.node]
+            frame["answer_prob"] = answered.prob
+            frame["answer_depth"] = answered.depth
         return frame
 
     def predict_frame(self, frame: pd.DataFrame, config: ExperimentConfig | None = None, *, top_k: int = TOP_K,
-                      review_risk: float = DEFAULT_REVIEW_RISK, offset: int = 0) -> pd.DataFrame:
+                      review_risk: float = DEFAULT_REVIEW_RISK, offset: int = 0, theta: float | None = None) -> pd.DataFrame:
         config = config or self.config
         self.check_input(config, list(frame.columns))
         items = items_from_frame(frame, config, self.config.use_text, offset)
-        return self.answers(items.ids, self.probabilities(items, config), top_k, review_risk)
+        return self.answers(items.ids, self.probabilities(items, config), top_k, review_risk, theta)
 
     def predict_file(self, out: str | Path, config: ExperimentConfig, *, top_k: int = TOP_K,
-                     review_risk: float = DEFAULT_REVIEW_RISK, chunk_rows: int = 20_000,
+                     review_risk: float = DEFAULT_REVIEW_RISK, theta: float | None = None, chunk_rows: int = 20_000,
                      progress: Callable[[int], None] | None = None) -> dict:
         """Stream `config.data` in chunks into `out` (.parquet, .csv or .jsonl), written to a temporary
         file that replaces `out` only when every row is done. Returns counts for the summary."""
@@ -154,7 +179,7 @@ class Predictor:
         def answered() -> Iterator[pd.DataFrame]:
             offset = 0
             for chunk in itertools.chain([first], chunks):
-                yield self.predict_frame(chunk, config, top_k=top_k, review_risk=review_risk, offset=offset)
+                yield self.predict_frame(chunk, config, top_k=top_k, review_risk=review_risk, offset=offset, theta=theta)
                 offset += len(chunk)
 
         return write_answers(out, answered(), progress)
@@ -171,15 +196,23 @@ def output_path(out: str | Path) -> Path:
 def write_answers(out: Path, frames: Iterable[pd.DataFrame], progress: Callable[[int], None] | None = None) -> dict:
     """Write answer frames, in order, to a temporary file that replaces `out` only when all are written
     (an interrupted run leaves the previous file). Shared by the one-process and the Ray Data paths."""
-    rows = flagged = 0
+    rows = flagged = at_class = no_category = 0
+    answered = False
     with files.atomic_path(out) as tmp, TableWriter(tmp, out.suffix.lower()) as writer:
         for result in frames:
             writer.write(result)
             rows += len(result)
             flagged += int(result["review"].sum()) if "review" in result else 0
+            if "answer" in result:
+                answered = True
+                at_class += int((result["answer"] == result["pred_1"]).sum())
+                no_category += int((result["answer_depth"] == 0).sum())
             if progress:
                 progress(len(result))
-    return {"rows": rows, "review": flagged, "out": str(out)}
+    counts = {"rows": rows, "review": flagged, "out": str(out)}
+    if answered:  # the top-1 class kept as the answer: a leaf, in a run whose classes are leaves
+        counts |= {"leaf_rate": at_class / rows if rows else None, "no_category": no_category}
+    return counts
 
 
 def items_from_frame(frame: pd.DataFrame, config: ExperimentConfig, use_text: bool = True, offset: int = 0) -> Items:
