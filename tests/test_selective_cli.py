@@ -9,6 +9,7 @@ import pytest
 
 from core.evaluation import selective
 from core.runs import store as runs
+from core.runs import tables
 from core.scale.sweep import metric_keys, parse_objectives
 from core.training.predictor import Predictor
 from tests.conftest import SAMPLE_PRODUCTS
@@ -26,15 +27,15 @@ def test_train_reports_the_metrics_and_stores_the_validation_climbs(tree_run):
     run = runs.Run(tree_run["run_dir"])
     metrics = run.metrics()
     for key in KEYS:
-        assert key in tree_run and key in metrics["val"] and key in run.summary()
+        assert key in tree_run and key in metrics["val"] and key in tables.summary_row(run)
     assert 0 < tree_run["hAURC"] < 1 and 0 <= tree_run["leaf_rate@0.95"] <= 1
     (threshold,) = metrics["selective"]
     assert threshold["target_accuracy"] == 0.95 and threshold["confidence"] == 0.9
     assert threshold["calibration_items"] == metrics["n_val"] and threshold["calibration_bound"] >= 0.95
-    stored = pd.read_parquet(run / selective.CLIMBS_FILE)
+    stored = pd.read_parquet(run.path / selective.CLIMBS_FILE)
     assert (stored.split == "val").sum() == metrics["n_val"] and (stored.split == "test").sum() == metrics["n_test"]
     assert {"pred_index", "true_index", "p_1"} <= set(stored.columns)
-    assert set(KEYS) <= set(runs.compare([run.path]).index)
+    assert set(KEYS) <= set(tables.compare([run.path]).index)
     assert set(KEYS) <= set(metric_keys())
     assert parse_objectives("coverage@0.95:max,hAURC:min") == [("coverage@0.95", "max"), ("hAURC", "min")]
 
@@ -107,7 +108,7 @@ def test_predict_on_a_run_without_stored_climbs_says_to_retrain(tree_run, tmp_pa
 
 def test_a_run_reports_more_targets_on_request(tree_run):
     run = runs.Run(tree_run["run_dir"])
-    stored = selective.climbs_from_frame(pd.read_parquet(run / selective.CLIMBS_FILE),
+    stored = selective.climbs_from_frame(pd.read_parquet(run.path / selective.CLIMBS_FILE),
                                          Predictor.load(run.path).class_tree)
     test, val, thresholds, notes = selective.guaranteed_accuracy(stored, stored, selective.report_targets(0.9), 0.9)
     assert [t["target_accuracy"] for t in thresholds] == [0.9, 0.95] and not notes
