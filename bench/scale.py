@@ -46,7 +46,7 @@ def peak_rss_mb() -> float:
 def m_taxonomy() -> dict:
     from synthetic_taxonomy import synthetic_paths
 
-    from core.taxonomy.tree import load_taxonomy
+    from core.taxonomy.formats import load_taxonomy
 
     def full(source):
         tax = load_taxonomy(source)
@@ -70,7 +70,7 @@ def m_encoders() -> dict:
     import torch
 
     from core.data.encoders import encode_text_trimmed, label_embeddings, load_encoder
-    from core.taxonomy.tree import load_taxonomy
+    from core.taxonomy.formats import load_taxonomy
 
     tax = load_taxonomy(GOOGLE)
     names = [tax.names[i] for i in range(len(tax))]
@@ -239,7 +239,7 @@ def m_app() -> dict:
 
     from core import files
     from core.runs import store as runs
-    from core.taxonomy.tree import load_taxonomy
+    from core.taxonomy.formats import load_taxonomy
 
     os.environ["TAXOLENS_RUNS"] = str(WORK / "app-runs")
     os.environ["TAXOLENS_CACHE"] = str(WORK / "app-cache")

@@ -18,7 +18,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from synthetic_taxonomy import synthetic_paths  # noqa: E402
 
-from core.taxonomy.tree import load_taxonomy  # noqa: E402
+from core.taxonomy.formats import load_taxonomy  # noqa: E402
 from core.taxonomy.view import drawable_tree  # noqa: E402
 
 

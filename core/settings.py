@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.taxonomy.tree import FORMATS
+from core.taxonomy.formats import FORMATS
 
 GROUPS = {
     "data": "Data",

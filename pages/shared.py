@@ -19,7 +19,8 @@ from core.display import plain
 from core.labels.similarity import topk_neighbors
 from core.runs import store as runs
 from core.settings import ExperimentConfig
-from core.taxonomy.tree import Taxonomy, TaxonomyError, load_taxonomy
+from core.taxonomy.formats import load_taxonomy
+from core.taxonomy.tree import Taxonomy, TaxonomyError
 from core.training.experiment import check_inputs
 
 

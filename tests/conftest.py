@@ -49,7 +49,7 @@ def small_tree():
     B            (1)
     `- d         (2)
     """
-    from core.taxonomy.tree import load_taxonomy
+    from core.taxonomy.formats import load_taxonomy
 
     text = "A > A1 > a\nA > A1 > b\nA > A2 > c\nB > d\n"
     return load_taxonomy(text.encode())

@@ -12,7 +12,7 @@ from core.data.tables import (
     read_table,
     stratified_split,
 )
-from core.taxonomy.tree import load_taxonomy
+from core.taxonomy.formats import load_taxonomy
 from tests.conftest import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, shared_file
 
 FRAME = pd.DataFrame({

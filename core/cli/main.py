@@ -14,7 +14,8 @@ from core import settings
 from core.data.encoders import EncoderUnavailable
 from core.evaluation.comparison import RESAMPLES
 from core.settings import DEFAULT_REVIEW_RISK
-from core.taxonomy.tree import FORMATS, TaxonomyError, load_taxonomy
+from core.taxonomy.formats import FORMATS, load_taxonomy
+from core.taxonomy.tree import TaxonomyError
 
 EXIT_BAD_INPUT = 2
 # data settings that describe training labels or splits, which `predict` has no use for

@@ -20,7 +20,8 @@ from core.data.encoders import (
     item_cache,
     load_precomputed,
 )
-from core.taxonomy.tree import Taxonomy, TaxonomyError, detect_separator, taxonomy_from_labels
+from core.taxonomy.formats import detect_separator, taxonomy_from_labels
+from core.taxonomy.tree import Taxonomy, TaxonomyError
 
 MAX_TABLE_BYTES = 4 * 1024**3
 READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -436,7 +437,7 @@ def load_catalog_taxonomy(path: str | Path | None, format: str | None = None) ->
     if path is None:
         return None
     try:
-        from core.taxonomy.tree import load_taxonomy
+        from core.taxonomy.formats import load_taxonomy
 
         return load_taxonomy(path, format=format)
     except TaxonomyError as exc:

@@ -14,7 +14,8 @@ import pandas as pd
 
 from core.evaluation.metrics import rollup_from_predictions
 from core.runs.schema import ranked
-from core.taxonomy.tree import Taxonomy, taxonomy_from_labels
+from core.taxonomy.formats import taxonomy_from_labels
+from core.taxonomy.tree import Taxonomy
 
 BOOTSTRAP_METRICS = ("top1", "mistake_severity", "hdist@5")
 RESAMPLES = 2000

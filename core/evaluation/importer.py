@@ -18,7 +18,8 @@ import pandas as pd
 
 from core.data.tables import DataError, DropReport, require_columns
 from core.evaluation.metrics import evaluate, jsonable
-from core.taxonomy.tree import Taxonomy, taxonomy_from_labels
+from core.taxonomy.formats import taxonomy_from_labels
+from core.taxonomy.tree import Taxonomy
 
 K = 5  # the metrics' top-k
 
