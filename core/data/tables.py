@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 
 from core.data.encoders import (
+    DoneOfTotal,
     Encoder,
-    Progress,
     cached_text_embeddings,
     embed_images,
     item_cache,
     load_precomputed,
 )
+from core.errors import SettingError, TaxolensError
 from core.taxonomy.formats import detect_separator, taxonomy_from_labels
 from core.taxonomy.tree import Taxonomy, TaxonomyError
 
@@ -27,7 +28,7 @@ MAX_TABLE_BYTES = 4 * 1024**3
 READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
 
 
-class DataError(ValueError):
+class DataError(TaxolensError, ValueError):
     """The product table or its columns cannot be used as asked; the message says how to fix it."""
 
 
@@ -307,7 +308,7 @@ def stratified_split(labels: np.ndarray, val_fraction: float = 0.1, test_fractio
     """Per-class stratified split. Classes with fewer than 3 items cannot reach all three parts; they
     stay in training only, and the run says so."""
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError("val_fraction and test_fraction must be in (0, 1) and sum to less than 1")
+        raise SettingError("val_fraction and test_fraction must be in (0, 1) and sum to less than 1")
     labels = np.asarray(labels)
     counts = np.bincount(labels)
     small = np.flatnonzero((counts > 0) & (counts < 3))
@@ -343,7 +344,7 @@ class Features:
 
 
 def image_features(paths: Sequence[str], encoder: Encoder, cache_dir: str | Path | None = None,
-                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   progress: DoneOfTotal | None = None) -> tuple[np.ndarray, np.ndarray]:
     """CLIP image embeddings for paths and their mask, from the per-item cache keyed by each file's bytes."""
     vecs, ok, _ = embed_images(encoder, paths, item_cache(encoder, cache_dir) if encoder.cacheable else None, progress)
     return vecs, ok
@@ -370,7 +371,7 @@ def precomputed_block(item_ids: Sequence[str], npy_path: str | Path, ids_path: s
 
 def build_features(dataset: Dataset | Items, text_encoder: Encoder, *, precomputed: tuple[str, str] | None = None,
                    image_encoder: Encoder | None = None, cache_dir: str | Path | None = None,
-                   progress: Progress | None = None, use_text: bool = True, allow_missing: bool = False,
+                   progress: DoneOfTotal | None = None, use_text: bool = True, allow_missing: bool = False,
                    features_dir: str | Path | None = None) -> Features:
     """Text embeddings (unless `use_text` is False); image embeddings from a precomputed .npy (joined
     on id) or from CLIP. Items without an image get zeros and mask False, never a crash; with

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from core.errors import TaxolensError
 from core.evaluation.metrics import rollup_from_predictions
 from core.runs.schema import ranked
 from core.taxonomy.formats import taxonomy_from_labels
@@ -22,7 +23,7 @@ RESAMPLES = 2000
 HDIST_K = 5
 
 
-class DifferentItems(ValueError):
+class DifferentItems(TaxolensError, ValueError):
     """The two runs were not evaluated on the same items."""
 
 

@@ -78,8 +78,11 @@ def guess_spec(columns: Sequence[str]) -> dict:
 
 def read_class_list(path: str) -> list[str]:
     """One class per line (a path or an id); blank lines ignored."""
-    with open(path, encoding="utf-8") as fh:
-        return [line.strip() for line in fh if line.strip()]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [line.strip() for line in fh if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"the class list {path} could not be read: {exc}") from None
 
 
 @dataclass

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 import pandas as pd
+from core.errors import TaxolensError
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ _RANKED = re.compile(r"^(pred|prob|sim)_(\d+)$")
 _CASTS = {"str": "object", "int": "int64", "float": "float64", "bool": "bool"}
 
 
-class PredictionsError(ValueError):
+class PredictionsError(TaxolensError, ValueError):
     """A predictions table does not follow the schema; the message names the column."""
 
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from core.files import atomic_path, read_json, write_failed, write_json
+from core.errors import TaxolensError
 
 if TYPE_CHECKING:
     from core.settings import ExperimentConfig
@@ -81,7 +82,7 @@ class RunStore:
         return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run_id", "status", "targets"])
 
 
-class RunError(ValueError):
+class RunError(TaxolensError, ValueError):
     """A folder is not a run, or a run's file is damaged; the message names the file and the fault."""
 
 

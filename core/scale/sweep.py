@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from core import files, settings
+from core.errors import TaxolensError
 from core.runs import store as runs
 from core.settings import ExperimentConfig
 
@@ -59,7 +60,7 @@ RULE = ("recommended: among the Pareto settings whose mean test top1 is not belo
         "95% interval for top1, the one with the lowest mean test hdist@5 (one-hot when none qualifies)")
 
 
-class SweepError(ValueError):
+class SweepError(TaxolensError, ValueError):
     """A bad space, objective or sweep request; the message says what to change."""
 
 

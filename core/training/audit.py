@@ -18,6 +18,7 @@ import pandas as pd
 
 from core import files
 from core.data.tables import Dataset, _try_stratified
+from core.errors import SettingError
 from core.evaluation.label_issues import audit_priority
 from core.evaluation.metrics import evaluate, jsonable
 from core.labels.targets import crm_rerank
@@ -41,7 +42,7 @@ def fold_plan(labels: np.ndarray, folds: int, val_fraction: float, seed: int) ->
 
     labels = np.asarray(labels)
     if not 2 <= folds <= len(labels):
-        raise ValueError(f"folds must be between 2 and the number of items ({len(labels)}); got {folds}")
+        raise SettingError(f"folds must be between 2 and the number of items ({len(labels)}); got {folds}")
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     plan = []
     with warnings.catch_warnings():

@@ -36,6 +36,7 @@ from core.data.tables import (
     read_table,
     stratified_split,
 )
+from core.errors import SettingError
 from core.evaluation.label_issues import with_label_issues
 from core.evaluation.metrics import (
     evaluate,
@@ -115,7 +116,7 @@ def make_targets(config: ExperimentConfig, prepared: Prepared) -> tuple[SoftTarg
         notes.append(f"k lowered from {config.k} to {k}: there are only {c} classes")
     distance = prepared.distance if isinstance(prepared.distance, np.ndarray) else None
     if config.targets in ("tree", "hybrid") and distance is None:
-        raise ValueError(f"{config.targets} targets need a dense distance matrix; {c} classes is above {DENSE_DISTANCE_LIMIT}")
+        raise SettingError(f"{config.targets} targets need a dense distance matrix; {c} classes is above {DENSE_DISTANCE_LIMIT}")
     targets = build_targets(config.targets, embeddings=prepared.label_emb, distance=distance, alpha=config.alpha,
                             temperature=config.temperature, k=k, beta=config.beta, mix=config.mix, n_classes=c)
     return targets, notes

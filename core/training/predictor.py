@@ -24,6 +24,7 @@ from core.data.tables import (
     require_columns,
     resolve_image_paths,
 )
+from core.errors import SettingError
 from core.evaluation.metrics import ranked_predictions
 from core.labels.targets import crm_rerank
 from core.runs import store as runs
@@ -86,7 +87,7 @@ class Predictor:
         """The run's own input settings, overridden by what the user gave (None = keep the run's)."""
         unknown = set(given) - set(INPUT_SETTINGS)
         if unknown:
-            raise ValueError(f"predict cannot change {', '.join(sorted(unknown))}")
+            raise SettingError(f"predict cannot change {', '.join(sorted(unknown))}")
         return self.config.replace(**({"max_rows": None, "features": None} | {k: v for k, v in given.items() if v is not None}))
 
     def check_input(self, config: ExperimentConfig, columns: list[str]) -> None:
@@ -165,7 +166,7 @@ def output_path(out: str | Path) -> Path:
     """`out` as a Path, refused unless it names a format `predict` writes."""
     out = Path(out)
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(f"--out must end in {', '.join(OUTPUT_SUFFIXES)}; got {out.name}")
+        raise SettingError(f"--out must end in {', '.join(OUTPUT_SUFFIXES)}; got {out.name}")
     return out
 
 

@@ -62,10 +62,6 @@ class TrainResult:
     cancelled: bool = False
 
 
-class Cancelled(Exception):
-    """Raised inside the loop when the caller asks to stop; the caller decides what to keep."""
-
-
 def seed_everything(seed: int, threads: int | None = None) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
