@@ -12,7 +12,7 @@ from core.data.tables import DataError, Items, read_table
 from core.display import plain
 from core.settings import DEFAULT_REVIEW_RISK
 from core.training.predictor import Predictor
-from pages.shared import demo_run_offer, finished_runs, guard
+from pages.shared import demo_run_offer, finished_runs
 
 UPLOAD_TYPES = ["csv", "tsv", "parquet", "jsonl"]
 
@@ -120,4 +120,4 @@ def page() -> None:
             st.error(plain(exc))
 
 
-guard(page)
+page()

@@ -16,7 +16,6 @@ from pages.shared import (
     damaged_runs_notice,
     demo_run_offer,
     finished_runs,
-    guard,
     persistent,
     remember,
     runs_dir,
@@ -233,4 +232,4 @@ def page() -> None:
     st.caption("Segment size: number of errors (or items) under a category; colour: mean tree distance of its mistakes.")
 
 
-guard(page)
+page()

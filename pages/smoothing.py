@@ -15,7 +15,6 @@ from core.settings import TARGET_KINDS
 from pages.shared import (
     class_distances,
     default,
-    guard,
     label_space,
     neighbours,
     persistent,
@@ -108,4 +107,4 @@ def page() -> None:
                            mime="text/csv" if fmt == "CSV" else "application/octet-stream")
 
 
-guard(page)
+page()

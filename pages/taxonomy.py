@@ -106,4 +106,4 @@ def page() -> None:
     search(tax)
 
 
-guard(page)
+page()

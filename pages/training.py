@@ -19,7 +19,6 @@ from pages.shared import (
     SAMPLE_TAXONOMY,
     default,
     demo_run_offer,
-    guard,
     launch,
     remembered,
     runs_dir,
@@ -220,4 +219,4 @@ def page() -> None:
     runs_table_and_compare()
 
 
-guard(page)
+page()

@@ -10,7 +10,7 @@ from core import files, settings
 from core.display import plain
 from core.scale import sweep
 from core.settings import TARGET_KINDS, TEMPLATES
-from pages.shared import ROOT, guard, runs_dir, sample_config
+from pages.shared import ROOT, runs_dir, sample_config
 
 ADOPTED = ("targets", "alpha", "temperature", "k", "beta", "mix", "template", "curriculum_epochs", "aux_codes")
 
@@ -139,4 +139,4 @@ def page() -> None:
         st.rerun()
 
 
-guard(page)
+page()

@@ -157,11 +157,17 @@ def run_store(tmp_path, monkeypatch):
     return tmp_path / "runs"
 
 
-def app_page(name: str, timeout: int = 300) -> object:
-    """A page of the app run once through AppTest; it must render without an exception."""
+def app_test(name: str, timeout: int = 300) -> object:
+    """The app opened on a page, not yet run: through app.py, as a person sees it, so the page's errors
+    pass through the app's one guard (a user's mistake as st.error, a bug as a bug)."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=timeout)
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout).switch_page(f"pages/{name}.py")
+
+
+def app_page(name: str, timeout: int = 300) -> object:
+    """A page of the app run once through AppTest; it must render without an exception."""
+    at = app_test(name, timeout)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
