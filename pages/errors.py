@@ -11,6 +11,7 @@ from core.data.images import read_thumbnail
 from core.evaluation import triage
 from core.evaluation.metrics import headline_from_predictions, rollup_from_predictions
 from core.runs import store as runs
+from core.taxonomy.tree import top_level
 from core.training.audit import corrections
 from pages.shared import (
     damaged_runs_notice,
@@ -42,10 +43,6 @@ def thumbnail(path: object, image_root: str | None) -> str | None:
     inside the run's image folder are shown."""
     data = read_thumbnail(path, image_root)
     return None if data is None else "data:image/jpeg;base64," + base64.b64encode(data).decode()
-
-
-def branch(path: str) -> str:
-    return str(path).split(" > ")[0]
 
 
 def triage_cards_and_filter(frame: pd.DataFrame, wrong: pd.DataFrame) -> pd.DataFrame:
@@ -104,9 +101,9 @@ def filtered(frame: pd.DataFrame, pred_col: str, true_b: list, pred_b: list, con
     """The test items in the chosen branches and confidence band (all of them when nothing is chosen)."""
     keep = pd.Series(True, index=frame.index)
     if true_b:
-        keep &= frame.true_label.map(branch).isin(true_b)
+        keep &= frame.true_label.map(top_level).isin(true_b)
     if pred_b:
-        keep &= frame[pred_col].map(branch).isin(pred_b)
+        keep &= frame[pred_col].map(top_level).isin(pred_b)
     if "prob_1" in frame and confidence != (0.0, 1.0):
         keep &= frame.prob_1.between(*confidence)
     return frame[keep]
@@ -199,8 +196,8 @@ def page() -> None:
     pred_col, dist_col = ("crm_pred_1", "crm_tree_distance") if crm else ("pred_1", "tree_distance")
     c = st.columns([1, 1, 1, 1])
     order = c[0].radio("Rank by", ["semantic distance", "tree distance"])
-    true_b = c[1].multiselect("True branch", sorted(frame.true_label.map(branch).unique()))
-    pred_b = c[2].multiselect("Predicted branch", sorted(frame[pred_col].map(branch).unique()))
+    true_b = c[1].multiselect("True branch", sorted(frame.true_label.map(top_level).unique()))
+    pred_b = c[2].multiselect("Predicted branch", sorted(frame[pred_col].map(top_level).unique()))
     lo, hi = c[3].slider("Confidence of the top answer", 0.0, 1.0, (0.0, 1.0), 0.05)
     scope = filtered(frame, pred_col, true_b, pred_b, (lo, hi))
     metric_cards(run, metrics, scope, crm, filtering=len(scope) < len(frame))

@@ -8,12 +8,14 @@ import plotly.express as px
 import streamlit as st
 
 from core import settings
+from core.data.encoders import EMBED_CATEGORIES, EMBED_PRODUCTS
 from core.data.tables import read_table
 from core.display import plain
 from core.evaluation.comparison import DifferentItems, compare_runs
 from core.evaluation.importer import guess_spec
 from core.runs import store as runs
 from core.settings import ExperimentConfig
+from core.training.experiment import STAGES
 from pages.shared import (
     SAMPLE_PRODUCTS,
     SAMPLE_TAXONOMY,
@@ -89,16 +91,13 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
                             template=remembered("template", default("template")), **chosen)
 
 
-STAGES = {"embed products": "embedding products", "embed categories": "embedding category names", "train epoch": "training"}
-
-
 def progress_text(run: runs.Run, done: int, total: int) -> tuple[float, str]:
     """(fraction, words) for a run's bar: epochs when training, else the embedding stage the run process
     last wrote to progress.json (embedding is most of a short run)."""
     if done:
         return min(done / total, 1.0), f"{run.name}: {run.state}, epoch {done}/{total}"
     step = runs.read_progress(run.path)
-    if step is None or step["stage"] not in STAGES or step["stage"] == "train epoch":
+    if step is None or step["stage"] not in (EMBED_PRODUCTS, EMBED_CATEGORIES):
         return 0.0, f"{run.name}: {run.state}, epoch 0/{total}" + (" (starting)" if step is None else "")
     return (step["done"] / max(step["total"], 1),
             f"{run.name}: {STAGES[step['stage']]} {step['done']:,}/{step['total']:,}, then {total} epochs")

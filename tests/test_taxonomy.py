@@ -168,3 +168,11 @@ def test_search_matches_names_and_typed_paths_as_its_docstring_says(small_tree):
     assert names(small_tree.search("A >> A1 >> B")) == ["A > A1 > b"]  # any supported separator
     assert names(small_tree.search("a > a2")) == ["A > A2", "A > A2 > c"]  # shallowest first
     assert small_tree.search("A > Z") == [] and small_tree.search("  ") == []
+
+
+def test_split_path_and_top_level():
+    from core.taxonomy.tree import split_path, top_level
+
+    assert split_path(" Shoes >> Boots ") == ["Shoes", "Boots"] and split_path("Home / Garden") == ["Home", "Garden"]
+    assert split_path("  Boots ") == ["Boots"]
+    assert top_level("Shoes > Boots > Rain") == "Shoes" and top_level("Home / Garden") == "Home / Garden"

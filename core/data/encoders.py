@@ -21,6 +21,8 @@ from core.errors import SettingError, TaxolensError
 from core.settings import TEMPLATES
 
 DoneOfTotal = Callable[[int, int], None]  # (done, total)
+# the embedding stages a run reports (core/training/experiment.py STAGES says every stage in words)
+EMBED_PRODUCTS, EMBED_CATEGORIES = "embed products", "embed categories"
 
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"

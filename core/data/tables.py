@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -231,10 +231,15 @@ def item_ids(frame: pd.DataFrame, id_column: str | None, offset: int = 0) -> pd.
     return pd.Series([str(i) for i in range(offset, offset + len(frame))])
 
 
+def join_texts(fields: Iterable[str]) -> str:
+    """One product's text: its non-empty fields, stripped, joined with ' . ' (what the encoder is given)."""
+    return " . ".join(x.strip() for x in fields if x.strip())
+
+
 def compose_texts(frame: pd.DataFrame, text_columns: Sequence[str]) -> pd.Series:
-    """One text per row: the non-empty text columns joined with ' . ', as training and prediction see it."""
+    """One text per row from the text columns (`join_texts`), as training, prediction and import see it."""
     texts = pd.DataFrame({c: scalar_column(frame, c, "text") for c in text_columns})
-    return texts.agg(lambda r: " . ".join(x.strip() for x in r if x.strip()), axis=1).reset_index(drop=True)
+    return texts.agg(join_texts, axis=1).reset_index(drop=True)
 
 
 def resolve_image_paths(values: pd.Series, image_dir: str | Path | None, image_pattern: str = "{}") -> list[str]:
@@ -289,6 +294,11 @@ def iter_table(path: str | Path, column_names: Sequence[str] | None = None, chun
         raise DataError(f"{path.name} could not be read as {kind.upper()}: {str(exc).splitlines()[0]}") from None
     if seen == 0:
         raise DataError(f"{path.name} holds no rows")
+
+
+def count_rows(path: str | Path, column_names: Sequence[str] | None = None) -> int:
+    """Rows of a product table, read in chunks so memory stays flat (same readers and messages as `iter_table`)."""
+    return sum(len(chunk) for chunk in iter_table(path, column_names))
 
 
 def _require_rows(keep: np.ndarray, report: DropReport) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.data.tables import DataError, DropReport, require_columns
+from core.data.tables import DataError, DropReport, compose_texts, require_columns
 from core.evaluation.metrics import evaluate, jsonable
 from core.taxonomy.formats import taxonomy_from_labels
 from core.taxonomy.tree import Taxonomy
@@ -173,7 +173,7 @@ def build(frame: pd.DataFrame, spec: ImportSpec, taxonomy: Taxonomy | None = Non
     names = np.array([taxonomy.path_str(int(c)) for c in classes], dtype=object)
     table = pd.DataFrame({"id": ids[keep].to_numpy(), "true_label": names[labels]})
     if spec.text_columns:
-        table["text"] = frame.loc[keep, spec.text_columns].fillna("").astype(str).agg(" . ".join, axis=1).to_numpy()
+        table["text"] = compose_texts(frame.loc[keep], spec.text_columns).to_numpy()
     for r in range(ranking.shape[1]):
         table[f"pred_{r + 1}"] = names[ranking[:, r]]
         if scores is not None:
@@ -267,7 +267,7 @@ def import_run(store_root: str, frame: pd.DataFrame, spec: ImportSpec, *, source
     metrics, then create the imported run (only once all of that succeeded, so a bad file leaves the
     run store untouched). Returns (run folder, summary as a trained run's metrics.json)."""
     from core import files
-    from core.data.encoders import label_embeddings
+    from core.data.encoders import EMBED_CATEGORIES, label_embeddings
     from core.data.tables import load_catalog_taxonomy
     from core.runs import store as runs
     from core.training.experiment import cached_encoder
@@ -276,7 +276,7 @@ def import_run(store_root: str, frame: pd.DataFrame, spec: ImportSpec, *, source
     imported = build(frame, spec, taxonomy, probabilities, class_list)
     choice = cached_encoder(encoder, clip_checkpoint)
     emb = label_embeddings(imported.taxonomy, imported.classes, choice.encoder, template,
-                           progress=(lambda d, t: on_event("embed categories", d, t)) if on_event else None)
+                           progress=(lambda d, t: on_event(EMBED_CATEGORIES, d, t)) if on_event else None)
     table, result = finish(imported, emb)
     summary = result | {
         "encoder": choice.note, "encoder_identity": choice.encoder.identity, "n_classes": int(len(imported.classes)),

@@ -65,10 +65,6 @@ def ranked(frame: pd.DataFrame, family: str) -> list[str]:
     return [f"{family}_{r}" for r in range(1, top_k(frame) + 1) if f"{family}_{r}" in frame.columns]
 
 
-def has_probabilities(frame: pd.DataFrame) -> bool:
-    return "prob_1" in frame.columns
-
-
 def validate(frame: pd.DataFrame) -> pd.DataFrame:
     """The table with schema dtypes, or PredictionsError saying what is missing or malformed."""
     missing = [name for name, col in COLUMNS.items() if col.required and name not in frame.columns]

@@ -17,6 +17,7 @@ from core.errors import TaxolensError
 PATH_SEP = " > "  # how Taxolens writes a path: tables, run files, pages
 PATH_SEPARATORS = (" >> ", PATH_SEP, " / ")  # what a path may be written with, tried in this order
 MAX_DEPTH = 255  # tree distances are stored as uint8
+DENSE_DISTANCE_LIMIT = 12_000  # classes; beyond this distances are computed per pair, not stored C x C
 
 
 @dataclass(frozen=True)

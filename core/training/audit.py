@@ -25,7 +25,16 @@ from core.labels.targets import crm_rerank
 from core.runs import store as runs
 from core.settings import ExperimentConfig
 from core.training.calibration import calibrated_probabilities, fit_temperature
-from core.training.experiment import Event, Prepared, make_codes, make_targets, predictions_frame, prepare
+from core.training.experiment import (
+    AUDIT_FOLDS,
+    TRAIN_EPOCH,
+    Event,
+    Prepared,
+    make_codes,
+    make_targets,
+    predictions_frame,
+    prepare,
+)
 from core.training.train import predict_logits, train_model
 
 
@@ -64,17 +73,17 @@ def out_of_fold(config: ExperimentConfig, prepared: Prepared, folds: int, on_eve
     plan = fold_plan(y, folds, config.val_fraction, config.seed)
     for k, fold in enumerate(plan):
         if on_event is not None:
-            on_event("audit folds", k, len(plan))
+            on_event(AUDIT_FOLDS, k, len(plan))
         result = train_model(f.matrix, f.mask, f.slices, y, fold.train, fold.val, targets, config.train_config(),
                              label_embeddings=prepared.label_emb, codes=codes, should_stop=should_stop,
-                             step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None)
+                             step_progress=(lambda d, t: on_event(TRAIN_EPOCH, d, t)) if on_event else None)
         if result.cancelled:
             return None
         tau = fit_temperature(predict_logits(result.model, f.matrix, f.mask, fold.val), y[fold.val])
         probs[fold.score] = calibrated_probabilities(predict_logits(result.model, f.matrix, f.mask, fold.score), tau)
         fold_of[fold.score] = k
     if on_event is not None:
-        on_event("audit folds", len(plan), len(plan))
+        on_event(AUDIT_FOLDS, len(plan), len(plan))
     return probs, fold_of
 
 

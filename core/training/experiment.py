@@ -18,6 +18,8 @@ import torch
 
 from core import files
 from core.data.encoders import (
+    EMBED_CATEGORIES,
+    EMBED_PRODUCTS,
     EncoderChoice,
     EncoderUnavailable,
     check_checkpoint,
@@ -49,11 +51,16 @@ from core.evaluation.triage import with_triage
 from core.labels.targets import SoftTargets, build_targets, crm_rerank, feature_codes
 from core.runs import store as runs
 from core.settings import ExperimentConfig, resolve_device
+from core.taxonomy.tree import DENSE_DISTANCE_LIMIT
 from core.training.calibration import calibrated_probabilities, fit_temperature
 from core.training.train import EpochLog, predict_logits, train_model
 
+TRAIN_EPOCH, AUDIT_FOLDS = "train epoch", "audit folds"
+# every stage a run reports to on_event (and so to progress.json and the CLI's bars), in the words the app shows
+STAGES = {EMBED_PRODUCTS: "embedding products", EMBED_CATEGORIES: "embedding category names", TRAIN_EPOCH: "training",
+          AUDIT_FOLDS: "audit folds"}
+
 Event = Callable[[str, int, int], None]  # (stage, done, total)
-DENSE_DISTANCE_LIMIT = 12_000  # classes; beyond this distances are computed per pair, not stored C x C
 
 
 @dataclass
@@ -93,9 +100,9 @@ def prepare(config: ExperimentConfig, on_event: Event | None = None, dataset: Da
     image_encoder = choice.encoder if choice.encoder.supports_images else None
     features = build_features(dataset, choice.encoder, image_encoder=image_encoder, use_text=config.use_text,
                               precomputed=(config.embeddings, config.embedding_ids) if config.embeddings else None,
-                              features_dir=config.features, progress=(lambda d, t: on_event("embed products", d, t)) if on_event else None)
+                              features_dir=config.features, progress=(lambda d, t: on_event(EMBED_PRODUCTS, d, t)) if on_event else None)
     emb = label_embeddings(dataset.taxonomy, dataset.classes, choice.encoder, config.template,
-                           progress=(lambda d, t: on_event("embed categories", d, t)) if on_event else None)
+                           progress=(lambda d, t: on_event(EMBED_CATEGORIES, d, t)) if on_event else None)
     c = len(dataset.classes)
     if c <= DENSE_DISTANCE_LIMIT:
         distance: np.ndarray | Callable = dataset.taxonomy.distance_matrix(dataset.classes)
@@ -183,7 +190,7 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     result = train_model(f.matrix, f.mask, f.slices, y, s.train, s.val, targets, config.train_config(),
                          label_embeddings=prepared.label_emb, codes=codes, progress=epoch_done,
                          should_stop=(lambda: runs.cancel_requested(run_dir)) if run_dir is not None else None,
-                         step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None)
+                         step_progress=(lambda d, t: on_event(TRAIN_EPOCH, d, t)) if on_event else None)
     if result.cancelled:
         if run_dir is not None:
             runs.set_status(run_dir, "cancelled", epochs_completed=len(result.history))

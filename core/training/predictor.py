@@ -29,10 +29,9 @@ from core.evaluation.metrics import ranked_predictions
 from core.labels.targets import crm_rerank
 from core.runs import store as runs
 from core.settings import DEFAULT_REVIEW_RISK, ExperimentConfig
-from core.taxonomy.tree import Taxonomy
+from core.taxonomy.tree import DENSE_DISTANCE_LIMIT, Taxonomy
 from core.training.calibration import calibrated_probabilities
 
-DENSE_DISTANCE_LIMIT = 12_000
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
 # what `predict` may take from the user instead of the run's own settings
 INPUT_SETTINGS = ("data", "text_columns", "id_column", "image_column", "image_dir", "image_pattern", "embeddings",
@@ -161,6 +160,15 @@ class Predictor:
 
         return write_answers(out, answered(), progress)
 
+
+def alternatives(taxonomy: Taxonomy, answer: pd.Series) -> pd.DataFrame:
+    """One item's ranked answers (a row of `Predictor.answers`) as rows: rank, category, calibrated
+    probability and the tree distance from the first answer, i.e. how far off each runner-up would be."""
+    ranks = sorted(int(c.removeprefix("pred_")) for c in answer.index if c.startswith("pred_") and c[5:].isdigit())
+    top = [answer[f"pred_{r}"] for r in ranks]
+    nodes = [taxonomy.resolve(p) for p in top]
+    return pd.DataFrame({"rank": ranks, "category": top, "probability": [float(answer[f"prob_{r}"]) for r in ranks],
+                         "tree_distance": taxonomy.distance([nodes[0]] * len(nodes), nodes).astype(int)})
 
 def output_path(out: str | Path) -> Path:
     """`out` as a Path, refused unless it names a format `predict` writes."""
