@@ -8,6 +8,7 @@ import streamlit as st
 
 from core import files, settings
 from core.display import plain
+from core.errors import TaxolensError
 from core.scale import sweep
 from core.settings import TARGET_KINDS, TEMPLATES
 from pages.shared import ROOT, runs_dir, sample_config
@@ -92,7 +93,7 @@ def page() -> None:
         space, objectives, trials, seeds = asked
         try:
             folder = sweep.request(runs_dir(), sample_config(epochs=4), space, objectives, trials=trials, seeds=seeds, cwd=ROOT)
-        except ValueError as exc:
+        except TaxolensError as exc:
             st.error(plain(exc))
         else:
             st.session_state["selected_sweep"] = folder.name
