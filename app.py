@@ -21,4 +21,7 @@ PAGES = [
 page = st.navigation(PAGES)
 with st.sidebar:
     st.caption("Taxolens: taxonomy-aware label smoothing and severity-aware evaluation for product categorization.")
-page.run()
+
+from pages.shared import guard  # noqa: E402 - after st.navigation, which ends Streamlit's legacy pages/ mode
+
+guard(page.run)  # the one place a page's errors are caught: the user's as a message, a bug as a bug

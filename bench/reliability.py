@@ -30,7 +30,7 @@ from core.data.encoders import load_precomputed  # noqa: E402
 from core.data.export import write_csv  # noqa: E402
 from core.data.images import read_thumbnail  # noqa: E402
 from core.labels.targets import build_targets, targets_frame  # noqa: E402
-from core.taxonomy.tree import load_taxonomy  # noqa: E402
+from core.taxonomy.formats import load_taxonomy  # noqa: E402
 
 
 def median_time(fn, repeats: int = 5) -> float:

@@ -51,7 +51,7 @@ def peak_rss_mb() -> float:
 def m_taxonomy() -> dict:
     from synthetic_taxonomy import synthetic_paths
 
-    from core.taxonomy.tree import load_taxonomy
+    from core.taxonomy.formats import load_taxonomy
 
     def full(source):
         tax = load_taxonomy(source)
@@ -75,7 +75,7 @@ def m_encoders() -> dict:
     import torch
 
     from core.data.encoders import encode_text_trimmed, label_embeddings, load_encoder
-    from core.taxonomy.tree import load_taxonomy
+    from core.taxonomy.formats import load_taxonomy
 
     tax = load_taxonomy(GOOGLE)
     names = [tax.names[i] for i in range(len(tax))]
@@ -245,7 +245,7 @@ def m_app() -> dict:
     from core import files
     from core.runs.status import set_status
     from core.runs.store import RunStore, write_parquet
-    from core.taxonomy.tree import load_taxonomy
+    from core.taxonomy.formats import load_taxonomy
 
     os.environ["TAXOLENS_RUNS"] = str(WORK / "app-runs")
     os.environ["TAXOLENS_CACHE"] = str(WORK / "app-cache")

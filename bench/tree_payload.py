@@ -13,7 +13,7 @@ from pathlib import Path
 import plotly.express as px
 from synthetic_taxonomy import synthetic_paths
 
-from core.taxonomy.tree import load_taxonomy
+from core.taxonomy.formats import load_taxonomy
 from core.taxonomy.view import drawable_tree
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from core.errors import TaxolensError
 
-class StoreWriteError(OSError):
+
+class StoreWriteError(TaxolensError, OSError):
     """A file could not be saved (disk full, no permission); the message names the file and the cause."""
 
 

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import SettingError
 from core.labels import kinds
-from core.taxonomy.tree import FORMATS
+from core.taxonomy.formats import FORMATS
 
 GROUPS = {
     "data": "Data",
@@ -93,11 +94,11 @@ class Setting:
         return " and ".join(p for p in (lo, hi) if p)
 
     def check(self, value: Any) -> Any:
-        """The value converted to this setting's type, or ValueError naming the setting and what it accepts."""
+        """The value converted to this setting's type, or a SettingError naming the setting and what it accepts."""
         if value is None:
             if self.optional:
                 return None
-            raise ValueError(f"{self.name} is required")
+            raise SettingError(f"{self.name} is required")
         if self.is_list:
             if isinstance(value, str):
                 value = [value]
@@ -116,16 +117,16 @@ class Setting:
             else:
                 converted = str(value)
         except (TypeError, ValueError, KeyError):
-            raise ValueError(f"{self.name} must be {self.type.__name__}; got {value!r}") from None
+            raise SettingError(f"{self.name} must be {self.type.__name__}; got {value!r}") from None
         if isinstance(converted, float) and not math.isfinite(converted):
-            raise ValueError(f"{self.name} must be a finite number; got {converted}")
+            raise SettingError(f"{self.name} must be a finite number; got {converted}")
         if isinstance(converted, int | float) and not isinstance(converted, bool):
             too_low = self.lo is not None and (converted <= self.lo if self.lo_open else converted < self.lo)
             too_high = self.hi is not None and (converted >= self.hi if self.hi_open else converted > self.hi)
             if too_low or too_high:
-                raise ValueError(f"{self.name} must be {self.bounds_text()}; got {converted:g}")
+                raise SettingError(f"{self.name} must be {self.bounds_text()}; got {converted:g}")
         if self.choices and not self.open_choices and converted not in self.choices:
-            raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}; got {converted!r}")
+            raise SettingError(f"{self.name} must be one of {', '.join(self.choices)}; got {converted!r}")
         return converted
 
 
@@ -204,13 +205,13 @@ class ExperimentConfig:
         """Every declared setting against its type and bounds, then the rules that tie settings together."""
         self.check_settings()
         if (self.embeddings is None) != (self.embedding_ids is None):
-            raise ValueError("--embeddings and --embedding-ids go together")
+            raise SettingError("--embeddings and --embedding-ids go together")
         if not self.data:
-            raise ValueError("data is required: the product table to read")
+            raise SettingError("data is required: the product table to read")
         if not self.label_columns or not self.text_columns:
-            raise ValueError("at least one label column and one text column are needed")
+            raise SettingError("at least one label column and one text column are needed")
         if self.val_fraction + self.test_fraction >= 1:
-            raise ValueError("val_fraction + test_fraction must be below 1")
+            raise SettingError("val_fraction + test_fraction must be below 1")
 
     def check_settings(self) -> None:
         """Each declared setting against its type, choices and bounds (converted in place)."""
@@ -310,7 +311,7 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA device is available here; use --device cpu or auto")
+        raise SettingError("--device cuda was asked for, but no CUDA device is available here; use --device cpu or auto")
     return device
 
 

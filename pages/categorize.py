@@ -8,12 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from core.data.export import write_csv
-from core.data.tables import DataError, Items, read_table
+from core.data.tables import DataError, Items, count_rows, join_texts, read_table
 from core.display import plain
 from core.evaluation import selective
 from core.settings import DEFAULT_REVIEW_RISK
-from core.training.predictor import Predictor
-from pages.shared import default, demo_run_offer, finished_runs, guard, target_slider
+from core.training.predictor import Predictor, alternatives
+from pages.shared import default, demo_run_offer, finished_runs, target_slider
 
 UPLOAD_TYPES = ["csv", "tsv", "parquet", "jsonl"]
 
@@ -52,7 +52,7 @@ def typed_product(model: Predictor) -> None:
         description = st.text_area("Description (optional)", height=80)
         submitted = st.form_submit_button("Categorize", type="primary")
     if submitted:
-        st.session_state["categorize_typed"] = " . ".join(t.strip() for t in (title, description) if t.strip())
+        st.session_state["categorize_typed"] = join_texts([title, description])
         if not st.session_state["categorize_typed"]:
             st.warning("Type a title or a description first.")
     text = st.session_state.get("categorize_typed")
@@ -69,15 +69,9 @@ def typed_product(model: Predictor) -> None:
                        f"(above {DEFAULT_REVIEW_RISK}).", icon=":material/flag:")
         else:
             st.success(f"Confident: expected tree distance of this answer is {risk:.2f}.", icon=":material/check:")
-    top = [answer[f"pred_{r}"] for r in range(1, 6) if f"pred_{r}" in answer]
-    nodes = [model.taxonomy.resolve(p) for p in top]
-    distances = model.taxonomy.distance([nodes[0]] * len(nodes), nodes)
-    st.dataframe(pd.DataFrame({
-        "rank": range(1, len(top) + 1),
-        "category": top,
-        "probability (calibrated)": [float(answer[f"prob_{r}"]) for r in range(1, len(top) + 1)],
-        "tree distance to the answer": distances.astype(int),
-    }), hide_index=True, column_config={
+    table = alternatives(model.taxonomy, answer).rename(columns={
+        "probability": "probability (calibrated)", "tree_distance": "tree distance to the answer"})
+    st.dataframe(table, hide_index=True, column_config={
         "probability (calibrated)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
     st.markdown("**At a guaranteed accuracy**")
     guaranteed_answer(model, probs)
@@ -105,7 +99,7 @@ def uploaded_file(model: Predictor) -> None:
         given = model.input_config(data=str(source), text_columns=text).replace(
             id_column=None if id_choice == "(row number)" else id_choice)
         bar = st.progress(0.0, text="Categorizing…")
-        total = len(read_table(source))
+        total = count_rows(source)
         done = {"n": 0}
 
         def step(n: int) -> None:
@@ -147,4 +141,4 @@ def page() -> None:
             st.error(plain(exc))
 
 
-guard(page)
+page()

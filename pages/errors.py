@@ -13,14 +13,13 @@ from core.evaluation import selective, triage
 from core.evaluation.metrics import headline_from_predictions, rollup_from_predictions
 from core.evaluation.registry import HEADLINE, METRICS
 from core.runs import store as runs
-from core.taxonomy.tree import PATH_SEP
+from core.taxonomy.tree import leaf_name, top_level
 from core.training.audit import corrections
 from pages.shared import (
     damaged_runs_notice,
     default,
     demo_run_offer,
     finished_runs,
-    guard,
     persistent,
     remember,
     runs_dir,
@@ -99,10 +98,6 @@ def guaranteed_accuracy(run: runs.Run, frame: pd.DataFrame, others: list[runs.Ru
                        mime="text/csv")
 
 
-def branch(path: str) -> str:
-    return str(path).split(PATH_SEP)[0]
-
-
 def triage_cards_and_filter(frame: pd.DataFrame, wrong: pd.DataFrame) -> pd.DataFrame:
     """Mistakes per triage class (METHOD.md, 'Triage') as cards, and a filter by class."""
     if "triage" not in frame:
@@ -159,9 +154,9 @@ def filtered(frame: pd.DataFrame, pred_col: str, true_b: list, pred_b: list, con
     """The test items in the chosen branches and confidence band (all of them when nothing is chosen)."""
     keep = pd.Series(True, index=frame.index)
     if true_b:
-        keep &= frame.true_label.map(branch).isin(true_b)
+        keep &= frame.true_label.map(top_level).isin(true_b)
     if pred_b:
-        keep &= frame[pred_col].map(branch).isin(pred_b)
+        keep &= frame[pred_col].map(top_level).isin(pred_b)
     if "prob_1" in frame and confidence != (0.0, 1.0):
         keep &= frame.prob_1.between(*confidence)
     return frame[keep]
@@ -191,8 +186,8 @@ def mistakes_table(wrong: pd.DataFrame, pred_col: str, dist_col: str, image_root
     head = wrong.head(ROWS_SHOWN)
     view = pd.DataFrame({
         "product": head.text.to_numpy() if "text" in head else head.id.to_numpy(),
-        "true category": head.true_label.map(leaf).to_numpy(),
-        "answer": head[pred_col].map(leaf).to_numpy(),
+        "true category": head.true_label.map(leaf_name).to_numpy(),
+        "answer": head[pred_col].map(leaf_name).to_numpy(),
         "confidence": head.prob_1.round(3).to_numpy() if "prob_1" in head else None,
         "tree distance": head[dist_col].to_numpy(),
         "semantic distance": head.semantic_distance.round(3).to_numpy() if "semantic_distance" in head else None,
@@ -210,10 +205,6 @@ def mistakes_table(wrong: pd.DataFrame, pred_col: str, dist_col: str, image_root
     if not head.empty:
         rows = event.selection.rows if event else []
         detail(head.iloc[rows[0] if rows else 0], pred_col, image_root)
-
-
-def leaf(path: str) -> str:
-    return str(path).split(PATH_SEP)[-1]
 
 
 def detail(row: pd.Series, pred_col: str, image_root: str | None) -> None:
@@ -254,8 +245,8 @@ def page() -> None:
     pred_col, dist_col = ("crm_pred_1", "crm_tree_distance") if crm else ("pred_1", "tree_distance")
     c = st.columns([1, 1, 1, 1])
     order = c[0].radio("Rank by", ["semantic distance", "tree distance"])
-    true_b = c[1].multiselect("True branch", sorted(frame.true_label.map(branch).unique()))
-    pred_b = c[2].multiselect("Predicted branch", sorted(frame[pred_col].map(branch).unique()))
+    true_b = c[1].multiselect("True branch", sorted(frame.true_label.map(top_level).unique()))
+    pred_b = c[2].multiselect("Predicted branch", sorted(frame[pred_col].map(top_level).unique()))
     lo, hi = c[3].slider("Confidence of the top answer", 0.0, 1.0, (0.0, 1.0), 0.05)
     scope = filtered(frame, pred_col, true_b, pred_b, (lo, hi))
     metric_cards(run, metrics, scope, crm, filtering=len(scope) < len(frame))
@@ -289,4 +280,4 @@ def page() -> None:
     st.caption("Segment size: number of errors (or items) under a category; colour: mean tree distance of its mistakes.")
 
 
-guard(page)
+page()

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.data.tables import read_table
 from core.runs.importer import ImportSpec, build, guess_spec, import_run
-from pages.shared import APP_ENCODERS, guard, runs_dir
+from pages.shared import APP_ENCODERS, runs_dir
 
 PREVIEW_ROWS = 10
 
@@ -71,4 +71,4 @@ def page() -> None:
             st.switch_page("pages/errors.py")
 
 
-guard(page)
+page()

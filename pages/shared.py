@@ -1,10 +1,11 @@
 """What every page shares: the active taxonomy and encoder (cached), the run store, the demo run,
-and one way to show a user's mistake as a message instead of a traceback. No maths here."""
+and the one guard (app.py wraps every page in it) that shows a user's mistake as a message. No maths here."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +14,15 @@ import numpy as np
 import streamlit as st
 
 from core import settings
-from core.data.encoders import EncoderChoice, EncoderUnavailable, label_embeddings, load_encoder
-from core.data.tables import DataError
+from core.data.encoders import EncoderChoice, label_embeddings, load_encoder
 from core.display import plain
+from core.errors import TaxolensError
 from core.labels.similarity import topk_neighbors
 from core.runs import store as runs
 from core.runs.process import launch_background
 from core.settings import ExperimentConfig
-from core.taxonomy.tree import Taxonomy, TaxonomyError, load_taxonomy
+from core.taxonomy.formats import load_taxonomy
+from core.taxonomy.tree import Taxonomy
 from core.training.experiment import check_inputs
 
 
@@ -39,7 +41,6 @@ _leave_legacy_multipage_mode()
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_TAXONOMY = ROOT / "sample_data" / "taxonomy.txt"
 SAMPLE_PRODUCTS = ROOT / "sample_data" / "products.csv"
-USER_ERRORS = (TaxonomyError, DataError, ValueError, FileNotFoundError, EncoderUnavailable, OSError, KeyError)
 APP_ENCODERS = ("auto", "minilm", "clip")  # clip-random is for tests and timing, not offered to people
 SLIDER_HI = {"temperature": 2.0, "k": 100, "beta": 50.0}  # where a slider stops (a number box takes the declared range)
 SAMPLE_EPOCHS = 8  # the app's runs on the sample catalog: a few minutes on two CPU cores
@@ -52,11 +53,16 @@ def runs_dir() -> Path:
 
 
 def guard(render: Callable[[], None]) -> None:
-    """Run a page body; a problem with the user's input becomes one clear message."""
+    """Run a page (app.py) or a part of one: a problem with the user's input (a TaxolensError) becomes one
+    clear message; anything else is a bug in Taxolens and is shown as one, with its traceback."""
     try:
         render()
-    except USER_ERRORS as exc:
+    except TaxolensError as exc:
         st.error(plain(exc))
+    except Exception as exc:  # not the user's fault: say so, with what a bug report needs
+        st.error(plain(f"Internal error (a bug in Taxolens, not your input): {type(exc).__name__}: {exc}"))
+        with st.expander("Traceback, for a bug report"):
+            st.code(traceback.format_exc(), language=None)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -14,7 +14,7 @@ from core.labels.similarity import (
     tree_agreement,
 )
 from core.taxonomy.tree import PATH_SEP
-from pages.shared import class_distances, guard, label_space, neighbours
+from pages.shared import class_distances, label_space, neighbours
 
 HEATMAP_MAX = 150
 UMAP_DEFAULT_MAX = 1000  # above this the map opens with PCA (instant); UMAP is one click away
@@ -110,4 +110,4 @@ def page() -> None:
     st.dataframe(pairs, hide_index=True)
 
 
-guard(page)
+page()

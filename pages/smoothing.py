@@ -17,7 +17,6 @@ from pages.shared import (
     SLIDER_HI,
     class_distances,
     default,
-    guard,
     label_space,
     neighbours,
     persistent,
@@ -112,4 +111,4 @@ def page() -> None:
                            mime="text/csv" if fmt == "CSV" else "application/octet-stream")
 
 
-guard(page)
+page()

@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.display import plain
-from core.taxonomy.tree import FORMATS
+from core.taxonomy.formats import FORMATS
 from core.taxonomy.view import drawable_tree
 from pages.shared import current_taxonomy, guard, taxonomy_from_bytes
 
@@ -106,4 +106,4 @@ def page() -> None:
     search(tax)
 
 
-guard(page)
+page()

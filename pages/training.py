@@ -17,13 +17,13 @@ from core.runs.progress import read_progress
 from core.runs.status import request_cancel
 from core.runs.tables import compare, representation_label, runs_table, split_comparison
 from core.settings import ExperimentConfig
+from core.training.experiment import STAGES, TRAIN_EPOCH
 from pages.shared import (
     SAMPLE_EPOCHS,
     SAMPLE_PRODUCTS,
     SAMPLE_TAXONOMY,
     default,
     demo_run_offer,
-    guard,
     launch,
     remembered,
     runs_dir,
@@ -94,16 +94,13 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
                             template=remembered("template", default("template")), **chosen)
 
 
-STAGES = {"embed products": "embedding products", "embed categories": "embedding category names", "train epoch": "training"}
-
-
 def progress_text(run: runs.Run, done: int, total: int) -> tuple[float, str]:
     """(fraction, words) for a run's bar: epochs when training, else the embedding stage the run process
     last wrote to progress.json (embedding is most of a short run)."""
     if done:
         return min(done / total, 1.0), f"{run.name}: {run.state}, epoch {done}/{total}"
     step = read_progress(run.path)
-    if step is None or step["stage"] not in STAGES or step["stage"] == "train epoch":
+    if step is None or step["stage"] not in STAGES or step["stage"] == TRAIN_EPOCH:
         return 0.0, f"{run.name}: {run.state}, epoch 0/{total}" + (" (starting)" if step is None else "")
     return (step["done"] / max(step["total"], 1),
             f"{run.name}: {STAGES[step['stage']]} {step['done']:,}/{step['total']:,}, then {total} epochs")
@@ -224,4 +221,4 @@ def page() -> None:
     runs_table_and_compare()
 
 
-guard(page)
+page()

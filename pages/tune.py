@@ -8,10 +8,11 @@ import streamlit as st
 
 from core import files, settings
 from core.display import plain
+from core.errors import TaxolensError
 from core.evaluation.registry import METRICS
 from core.scale import sweep
 from core.settings import TARGET_KINDS, TEMPLATES
-from pages.shared import ROOT, TRIAL_EPOCHS, guard, runs_dir, sample_config, widget_bounds
+from pages.shared import ROOT, TRIAL_EPOCHS, runs_dir, sample_config, widget_bounds
 
 SPACE = sweep.DEFAULT_SPACE  # the form opens on the default space; "use these settings" adopts what it searches
 CURRICULUM_CHOICES = [0, 2, 3, 5]
@@ -100,7 +101,7 @@ def page() -> None:
         space, objectives, trials, seeds = asked
         try:
             folder = sweep.request(runs_dir(), sample_config(epochs=TRIAL_EPOCHS), space, objectives, trials=trials, seeds=seeds, cwd=ROOT)
-        except ValueError as exc:
+        except TaxolensError as exc:
             st.error(plain(exc))
         else:
             st.session_state["selected_sweep"] = folder.name
@@ -147,4 +148,4 @@ def page() -> None:
         st.rerun()
 
 
-guard(page)
+page()

@@ -61,7 +61,7 @@ def small_tree():
     B            (1)
     `- d         (2)
     """
-    from core.taxonomy.tree import load_taxonomy
+    from core.taxonomy.formats import load_taxonomy
 
     text = "A > A1 > a\nA > A1 > b\nA > A2 > c\nB > d\n"
     return load_taxonomy(text.encode())
@@ -169,11 +169,36 @@ def run_store(tmp_path, monkeypatch):
     return tmp_path / "runs"
 
 
-def app_page(name: str, timeout: int = 300) -> object:
-    """A page of the app run once through AppTest; it must render without an exception."""
+@pytest.fixture(scope="session", autouse=True)
+def app_runs_through_app_py():
+    """AppTest resets Streamlit's legacy-`pages/` flag before every run, and in that mode a page file runs
+    alone, without app.py (its navigation, its one error guard). A server clears the flag for good on its
+    first run (pages/shared.py); here app.py runs every time, as it does on a server from then on."""
+    import types
+
+    from streamlit.runtime.scriptrunner import script_runner
+
+    def run_app_py(main_script_path: str) -> None:
+        module = types.ModuleType("__main__")
+        module.__file__ = main_script_path
+        exec(compile(Path(main_script_path).read_text(), main_script_path, "exec"), module.__dict__)
+
+    legacy, script_runner._mpa_v1 = script_runner._mpa_v1, run_app_py
+    yield
+    script_runner._mpa_v1 = legacy
+
+
+def app_test(name: str, timeout: int = 300) -> object:
+    """The app opened on a page, not yet run: through app.py, as a person sees it, so the page's errors
+    pass through the app's one guard (a user's mistake as st.error, a bug as a bug)."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=timeout)
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout).switch_page(f"pages/{name}.py")
+
+
+def app_page(name: str, timeout: int = 300) -> object:
+    """A page of the app run once through AppTest; it must render without an exception."""
+    at = app_test(name, timeout)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -136,3 +136,19 @@ def test_errors_page_shows_only_real_images_from_the_run_folder(run_store, tmp_p
     by_id = dict(zip(shown["product"], shown["image"], strict=True))
     assert pd.isna(by_id["b"]) and pd.isna(by_id["c"])
     assert str(by_id['=HYPERLINK("http://evil.example","x")']).startswith("data:image/jpeg;base64,")
+
+
+def test_a_bug_in_a_page_is_shown_as_a_bug_with_its_traceback(monkeypatch):
+    """app.py's one guard: a user's mistake is an st.error (above); anything else is not blamed on the input."""
+    from core.taxonomy.tree import Taxonomy
+    from tests.conftest import app_test
+
+    def broken(self):
+        raise KeyError("plain")
+
+    monkeypatch.setattr(Taxonomy, "summary", broken)
+    at = app_test("taxonomy").run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value.replace("\\", "") == "Internal error (a bug in Taxolens, not your input): KeyError: 'plain'"
+    assert "Traceback" in at.expander[0].code[0].value and "in broken" in at.expander[0].code[0].value

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core import files
 from core.runs import store as runs
 from core.runs.importer import guess_spec
 from core.runs.status import set_status
 from core.training.audit import corrections
-from tests.conftest import ROOT
+from tests.conftest import app_test
 
 
 @pytest.fixture
@@ -38,7 +37,7 @@ def audit_run(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_errors_page_triage_cards_label_errors_and_audit_review(audit_run):
-    at = AppTest.from_file(str(ROOT / "pages" / "errors.py"), default_timeout=60).run()
+    at = app_test("errors", 60).run()
     assert not at.exception
     cards = {m.label: m.value for m in at.metric}
     assert cards["Sibling"] == "2" and cards["Cross-department"] == "1" and cards["Too general"] == "1"
@@ -65,7 +64,7 @@ def test_column_guesses():
 @pytest.mark.slow
 def test_import_page_asks_for_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
-    at = AppTest.from_file(str(ROOT / "pages" / "import.py"), default_timeout=60).run()
+    at = app_test("import", 60).run()
     assert not at.exception and at.title[0].value == "Import predictions"
 
 
@@ -82,7 +81,7 @@ def test_training_page_compares_two_runs_against_a_baseline(tmp_path, monkeypatc
         runs.write_parquet(run.path / "predictions.parquet", frame)
         files.write_json(run.path / "metrics.json", {"plain": {"top1": float(frame.correct.mean())}, "crm": {}})
         set_status(run.path, "done")
-    at = AppTest.from_file(str(ROOT / "pages" / "training.py"), default_timeout=60).run()
+    at = app_test("training", 60).run()
     assert not at.exception
     at.selectbox(key="compare_baseline").set_value(sorted(p.name for p in store.runs())[0]).run()
     assert not at.exception and any("2 better" in m.value and "0 worse" in m.value for m in at.markdown)
@@ -95,7 +94,7 @@ def test_import_page_upload_map_import_and_land_on_errors(tmp_path, monkeypatch,
     theirs = runs.Run(tree_run["run_dir"]).predictions()
     upload = pd.DataFrame({"sku": theirs.id, "category": theirs.true_label, "prediction_1": theirs.pred_1,
                            "prediction_2": theirs.pred_2, "score_1": theirs.prob_1, "score_2": theirs.prob_2})
-    at = AppTest.from_file(str(ROOT / "pages" / "import.py"), default_timeout=300).run()
+    at = app_test("import", 300).run()
     at.file_uploader(key="import_upload").upload("their predictions.csv", upload.to_csv(index=False).encode(), "text/csv").run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.dataframe[0].value) == 10  # the preview

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, app_test
 from tests.conftest import app_page as page
 
 # every page test runs the app (AppTest: slow) with an empty run store of its own
@@ -68,7 +68,7 @@ def google_similarity():
     from tests.conftest import shared_file
 
     data = shared_file("taxonomies/google-product-taxonomy-with-ids.en-US.txt").read_bytes()
-    at = AppTest.from_file(str(ROOT / "pages" / "similarity.py"), default_timeout=300)
+    at = app_test("similarity", 300)
     at.session_state["taxonomy_source"] = {"bytes": data, "format": None, "name": "google.txt"}
     at.session_state["encoder_kind"] = "minilm"
     at.run()

@@ -14,7 +14,7 @@ import pytest
 
 from core.cli.main import main
 from core.evaluation import schema
-from tests.conftest import ROOT, shared_file
+from tests.conftest import ROOT, app_test, shared_file
 
 pytestmark = pytest.mark.slow  # every test loads the MiniLM encoder or starts a process
 
@@ -80,11 +80,10 @@ def test_real_catalog_top5_import_matches_metrics_from_the_paths(tmp_path):
     assert (frame["triage"] == "correct").sum() == correct.sum()
     assert "label_issue" not in frame  # scores of 5 answers are not a full probability matrix
 
-    from streamlit.testing.v1 import AppTest
 
     os.environ["TAXOLENS_RUNS"] = str(runs)
     try:
-        at = AppTest.from_file(str(ROOT / "pages" / "errors.py"), default_timeout=60).run()
+        at = app_test("errors", 60).run()
     finally:
         del os.environ["TAXOLENS_RUNS"]
     assert not at.exception

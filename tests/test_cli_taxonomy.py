@@ -49,3 +49,28 @@ def test_header_only_csv_and_flat_taxonomy_in_the_cli(tmp_path):
     (tmp_path / "flat.txt").write_text("Shoes\nBags\nHats\n")
     r = run_cli("taxonomy", tmp_path / "flat.txt", "--json")
     assert r.returncode == 0 and json.loads(r.stdout.splitlines()[-1])["nodes"] == 3
+
+
+def test_an_internal_error_is_reported_as_a_bug_not_as_bad_input(monkeypatch, capsys):
+    """A KeyError inside Taxolens once printed "error: plain" and exited 2, blaming the input."""
+    from core.cli.main import EXIT_BAD_INPUT, EXIT_BUG, main
+    from core.taxonomy.tree import Taxonomy
+
+    def broken(self):
+        raise KeyError("plain")
+
+    monkeypatch.setattr(Taxonomy, "summary", broken)
+    code = main(["taxonomy", str(SAMPLE_TAXONOMY)])
+    err = capsys.readouterr().err
+    assert code == EXIT_BUG != EXIT_BAD_INPUT
+    assert err.strip().splitlines()[-1] == "internal error (a bug in Taxolens, not your input): KeyError: 'plain'"
+    assert "Traceback" in err and "in broken" in err and "error: plain" not in err
+
+
+def test_a_user_error_still_exits_2_without_a_traceback(tmp_path, capsys):
+    from core.cli.main import EXIT_BAD_INPUT, main
+
+    code = main(["taxonomy", str(tmp_path / "missing.txt")])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and err.startswith("error: ") and f"file not found: {tmp_path / 'missing.txt'}" in err
+    assert "internal error" not in err and "Traceback" not in err

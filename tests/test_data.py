@@ -7,12 +7,15 @@ import pytest
 from core.data.tables import (
     DataError,
     build_features,
+    compose_texts,
+    count_rows,
+    join_texts,
     normalise_label,
     prepare_dataset,
     read_table,
     stratified_split,
 )
-from core.taxonomy.tree import load_taxonomy
+from core.taxonomy.formats import load_taxonomy
 from tests.conftest import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, shared_file
 
 FRAME = pd.DataFrame({
@@ -164,3 +167,20 @@ def test_precomputed_files_that_cannot_be_joined_are_refused(tmp_path, tax):
     assert found.tolist() == [True, False, True] and block[2].tolist() == [1, 0, 0, 0]
     with pytest.raises(DataError, match="none of the product ids"):
         precomputed_block(["7", "8"], tmp_path / "e.npy", tmp_path / "ids.txt")
+
+
+def test_one_text_per_product_from_its_fields(tmp_path):
+    """The one composition training, prediction, import and the Categorize page's typed product use."""
+    assert join_texts(["  Rain boots ", "", " waterproof"]) == "Rain boots . waterproof"
+    assert join_texts(["", "  "]) == ""
+    frame = pd.DataFrame({"t": ["Boots", "", None], "d": ["warm", "Chef knife", ""]}, index=[7, 8, 9])
+    assert compose_texts(frame, ["t", "d"]).tolist() == ["Boots . warm", "Chef knife", ""]
+
+
+def test_count_rows_reads_in_chunks_with_read_tables_messages(tmp_path):
+    FRAME.to_csv(tmp_path / "p.csv", index=False)
+    FRAME.to_parquet(tmp_path / "p.parquet")
+    assert count_rows(tmp_path / "p.csv") == count_rows(tmp_path / "p.parquet") == len(FRAME) == 7
+    (tmp_path / "empty.csv").write_text("id,title\n")
+    with pytest.raises(DataError, match="empty.csv holds no rows"):
+        count_rows(tmp_path / "empty.csv")

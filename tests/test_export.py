@@ -8,7 +8,7 @@ import pandas as pd
 
 from core.data.export import write_csv
 from core.labels.targets import build_targets, targets_frame
-from core.taxonomy.tree import load_taxonomy
+from core.taxonomy.formats import load_taxonomy
 from tests.conftest import shared_file
 
 FORMULA = ("=", "+", "-", "@", "\t", "\r")

@@ -142,3 +142,15 @@ def test_a_killed_training_is_reported_interrupted(tmp_path):
     assert row["state"] == "interrupted" and "is gone" in row["error"]
     r = run_cli("run", listed[0].path)
     assert r.returncode == 2 and "is interrupted, not queued" in r.stderr
+
+
+def test_alternatives_name_each_runner_ups_tree_distance_from_the_answer(small_tree):
+    """What the Categorize page lists for a typed product; distances by hand (METHOD.md: max depth - lca depth)."""
+    from core.training.predictor import alternatives
+
+    answer = pd.Series({"id": "typed", "pred_1": "A > A1 > a", "prob_1": 0.6, "pred_2": "A > A1 > b", "prob_2": 0.3,
+                        "pred_3": "B > d", "prob_3": 0.1, "risk": 0.7, "review": False})
+    table = alternatives(small_tree, answer)
+    assert table["rank"].tolist() == [1, 2, 3] and table["category"].tolist() == ["A > A1 > a", "A > A1 > b", "B > d"]
+    assert table["probability"].tolist() == [0.6, 0.3, 0.1]
+    assert table["tree_distance"].tolist() == [0, 1, 3]  # itself; a sibling (lca A1 at depth 2); another root

@@ -12,7 +12,7 @@ from core import files
 from core.cli.main import main
 from core.runs import store as runs
 from core.scale import sweep
-from tests.conftest import ROOT, SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, free_port
+from tests.conftest import ROOT, SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, app_test, free_port
 
 DATA = ["--data", SAMPLE_PRODUCTS, "--label-column", "category_path", "--text-column", "title", "--id-column", "id",
         "--taxonomy", SAMPLE_TAXONOMY, "--encoder", "minilm", "--max-rows", "600", "--epochs", "2"]
@@ -160,7 +160,6 @@ def test_nsga2_sweep_and_report_on_a_ray_head_node(tmp_path, ray_head):
 def test_tune_page_shows_a_sweep_and_adopts_a_trial(tmp_path, monkeypatch):
     """A recorded sweep on the page: trials table, front, 'use these settings' sets the remembered defaults
     the Smoothing and Training pages read; an empty choice of kinds is refused before any folder exists."""
-    from streamlit.testing.v1 import AppTest
 
     store = tmp_path / "runs"
     monkeypatch.setenv("TAXOLENS_RUNS", str(store))
@@ -172,7 +171,7 @@ def test_tune_page_shows_a_sweep_and_adopts_a_trial(tmp_path, monkeypatch):
                                             "objectives": ["top1:max", "hdist@5:min"],
                                             "trials": [trial("r-a", "semantic", 0.3, 0.6, 1.5), trial("r-b", "hybrid", 0.2, 0.5, 2.0)],
                                             "pareto": ["r-a"]})
-    at = AppTest.from_file(str(ROOT / "pages" / "tune.py"), default_timeout=120)
+    at = app_test("tune", 120)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[0].value

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from core.taxonomy.tree import TaxonomyError, detect_format, load_taxonomy, taxonomy_from_labels
+from core.taxonomy.formats import detect_format, load_taxonomy, taxonomy_from_labels
+from core.taxonomy.tree import TaxonomyError
 from tests.conftest import SAMPLE_TAXONOMY, shared_file
 
 
@@ -156,3 +157,22 @@ def test_deep_nested_json_is_refused_with_a_message_not_a_recursion_error():
 def test_flat_taxonomy_loads():
     t = load_taxonomy(b"Shoes\nBags\nHats\n")
     assert (len(t), len(t.leaves), t.max_depth) == (3, 3, 1)
+
+
+def test_search_matches_names_and_typed_paths_as_its_docstring_says(small_tree):
+    def names(hits: list[int]) -> list[str]:
+        return [small_tree.path_str(i) for i in hits]
+
+    assert names(small_tree.search("A1")) == ["A > A1"]  # a name: only the node named so, not its descendants
+    assert names(small_tree.search("a > a1 >")) == ["A > A1 > a", "A > A1 > b"]  # a path, case-insensitive
+    assert names(small_tree.search("A >> A1 >> B")) == ["A > A1 > b"]  # any supported separator
+    assert names(small_tree.search("a > a2")) == ["A > A2", "A > A2 > c"]  # shallowest first
+    assert small_tree.search("A > Z") == [] and small_tree.search("  ") == []
+
+
+def test_split_path_and_top_level():
+    from core.taxonomy.tree import split_path, top_level
+
+    assert split_path(" Shoes >> Boots ") == ["Shoes", "Boots"] and split_path("Home / Garden") == ["Home", "Garden"]
+    assert split_path("  Boots ") == ["Boots"]
+    assert top_level("Shoes > Boots > Rain") == "Shoes" and top_level("Home / Garden") == "Home / Garden"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.display import plain, short_labels
-from core.taxonomy.tree import load_taxonomy
+from core.taxonomy.formats import load_taxonomy
 from core.taxonomy.view import drawable_tree, leaves_under
 
 

@@ -1,4 +1,5 @@
-"""Command line: `python -m core taxonomy|train|sweep|compare ...`. Bad input exits 2 with one readable message."""
+"""Command line: `python -m core taxonomy|train|sweep|compare ...`. Bad input (a TaxolensError) exits 2 with one
+readable message; anything else is a bug in Taxolens: it says so, prints the traceback and exits 1."""
 
 from __future__ import annotations
 
@@ -7,23 +8,25 @@ import json
 import shutil
 import sys
 import textwrap
+import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 
 from core import settings
-from core.data.encoders import EncoderUnavailable
+from core.errors import TaxolensError
 from core.evaluation.registry import KEY_METRICS, METRICS, RESAMPLES, SELECTIVE_PREFIXES, TOP_K, shown_keys
 from core.scale.sweep import DEFAULT_OBJECTIVES, DEFAULT_SEARCH, DEFAULT_SEEDS, DEFAULT_TRIALS, SEARCHES
 from core.settings import DEFAULT_REVIEW_RISK
-from core.taxonomy.tree import FORMATS, TaxonomyError, load_taxonomy
+from core.taxonomy.formats import FORMATS, load_taxonomy
 
+EXIT_BUG = 1
 EXIT_BAD_INPUT = 2
 # data settings that describe training labels or splits, which `predict` has no use for
 NOT_PREDICT_SETTINGS = ("label_columns", "use_text", "max_depth", "taxonomy", "taxonomy_format", "val_fraction",
                         "test_fraction")
 
 
-class CliError(Exception):
+class CliError(TaxolensError):
     """A problem with the user's arguments or files; printed without a traceback."""
 
 
@@ -43,7 +46,7 @@ def cmd_taxonomy(args: argparse.Namespace) -> int:
     return 0
 
 
-class Progress:
+class ProgressBars:
     """tqdm bars for the pipeline's stages, and one line per epoch."""
 
     def __init__(self, quiet: bool = False) -> None:
@@ -96,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     dataset = check_inputs(config)
     run_dir = RunStore(args.out).create(config.to_dict()).path
-    progress = Progress(quiet=args.quiet)
+    progress = ProgressBars(quiet=args.quiet)
     print(f"run {run_dir.name} started in {run_dir}", file=sys.stderr)
     try:
         summary = execute_run(run_dir, on_epoch=progress.epoch, on_event=progress.event, dataset=dataset)
@@ -210,11 +213,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.probabilities is not None:
         try:
             matrix = np.load(args.probabilities, allow_pickle=False)
-        except ValueError as exc:
+        except (ValueError, OSError) as exc:
             raise CliError(f"{args.probabilities} is not a .npy array: {exc}") from None
     spec = ImportSpec(args.true_column, args.pred_columns or [], args.score_columns or [], args.id_column,
                       args.text_columns or [])
-    progress = Progress(quiet=args.quiet)
+    progress = ProgressBars(quiet=args.quiet)
     try:
         run_dir, summary = import_run(args.out, frame, spec, source=args.predictions, taxonomy_path=args.taxonomy,
                                       taxonomy_format=args.taxonomy_format, probabilities=matrix,
@@ -242,7 +245,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if not 2 <= args.folds <= len(dataset.labels):
         raise CliError(f"--folds must be between 2 and the number of products ({len(dataset.labels)}); got {args.folds}")
     run_dir = RunStore(args.out).create(config.to_dict() | {"kind": "audit", "folds": args.folds}, name="audit").path
-    progress = Progress(quiet=args.quiet)
+    progress = ProgressBars(quiet=args.quiet)
     print(f"audit {run_dir.name} started in {run_dir}", file=sys.stderr)
     try:
         summary = run_audit(config, args.folds, run_dir, on_event=progress.event, dataset=dataset)
@@ -286,7 +289,7 @@ def run_sweep(config: settings.ExperimentConfig, dims: list, space: object, obje
     """The search, its table, then (seeds >= 2) the test-split report; progress on stderr."""
     from core.scale import sweep
 
-    progress = Progress(quiet=quiet)
+    progress = ProgressBars(quiet=quiet)
     bar = None if quiet else progress.tqdm(total=sweep.grid_size(dims) if search == "grid" else trials, desc="trials",
                                            file=sys.stderr)
     try:
@@ -338,7 +341,7 @@ def cmd_sweep_report(args: argparse.Namespace) -> int:
     rep = files.read_json(folder / "report.json")
     if rep is None or (args.seeds is not None and rep.get("seeds") != args.seeds):
         rep = sweep.report(args.out, args.sweep_id, seeds=args.seeds or DEFAULT_SEEDS, address=args.ray_address,
-                           on_event=Progress(quiet=args.quiet).event)
+                           on_event=ProgressBars(quiet=args.quiet).event)
     print(sweep.format_report(rep))
     if args.json:
         print(json.dumps(rep))
@@ -374,7 +377,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from core.training.predictor import INPUT_SETTINGS, Predictor, output_path
 
-    out = output_path(args.out)  # ValueError (exit 2) unless .parquet, .csv or .jsonl
+    out = output_path(args.out)  # a SettingError (exit 2) unless .parquet, .csv or .jsonl
     if not out.parent.is_dir():
         raise CliError(f"output folder not found: {out.parent}")
     if args.top_k < 1:
@@ -604,8 +607,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from core.scale.cluster import ClusterError
-
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["sweep", "report"]:
@@ -614,10 +615,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (CliError, TaxonomyError, ClusterError, ValueError, FileNotFoundError, KeyError, OSError, EncoderUnavailable) as exc:
+    except TaxolensError as exc:
         message = str(exc).strip("'\"")
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # not the user's fault: say so, with what a bug report needs
+        traceback.print_exc(file=sys.stderr)
+        print(f"internal error (a bug in Taxolens, not your input): {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_BUG

@@ -18,16 +18,19 @@ import numpy as np
 import pandas as pd
 
 from core.data.itemcache import ItemCache, item_keys
+from core.errors import SettingError, TaxolensError
 from core.settings import TEMPLATES, resolve_device
 
-Progress = Callable[[int, int], None]  # (done, total)
+DoneOfTotal = Callable[[int, int], None]  # (done, total)
+# the embedding stages a run reports (core/training/experiment.py STAGES says every stage in words)
+EMBED_PRODUCTS, EMBED_CATEGORIES = "embed products", "embed categories"
 
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
 CLIP_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors", "pytorch_model.bin")
 
 
-class EncoderUnavailable(RuntimeError):
+class EncoderUnavailable(TaxolensError, RuntimeError):
     """The requested encoder cannot be loaded on this machine (the message says how to provide it)."""
 
 
@@ -58,7 +61,7 @@ class Encoder:
     def _encode_text_batch(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def encode_text(self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
+    def encode_text(self, texts: Sequence[str], batch_size: int = 64, progress: DoneOfTotal | None = None) -> np.ndarray:
         """L2-normalised (N, dim) float32 embeddings, in the order given. Texts are batched by length,
         so each batch pads to similar lengths (about 30% faster on product titles)."""
         texts = [str(t) for t in texts]
@@ -149,7 +152,7 @@ class ClipEncoder(Encoder):
             return encode_text_trimmed(self.model, tokens).float().cpu().numpy()
 
     def encode_images(self, paths: Sequence[str | Path], batch_size: int = 64,
-                      progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      progress: DoneOfTotal | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(N, dim) normalised embeddings and an (N,) bool mask; unreadable images get zeros and mask False."""
         out = np.zeros((len(paths), self.dim), dtype=np.float32)
         ok = np.zeros(len(paths), dtype=bool)
@@ -301,7 +304,7 @@ def load_encoder(kind: str = "auto", *, clip_model: str = DEFAULT_CLIP_MODEL,
         enc = ClipEncoder.load(clip_model, clip_pretrained, clip_checkpoint, device)
         return EncoderChoice(enc, kind, f"Using {enc.description}.")
     if kind != "auto":
-        raise ValueError(f"encoder must be auto, clip, minilm or clip-random, not {kind!r}")
+        raise SettingError(f"encoder must be auto, clip, minilm or clip-random, not {kind!r}")
     reason = ""
     if clip_checkpoint or find_cached_clip_weights(clip_model, clip_pretrained or ""):
         try:
@@ -360,7 +363,7 @@ def render_prompts(taxonomy: object, classes: Sequence[int], template: str = "na
         try:
             out.append(fmt.format(name=taxonomy.names[c], path=taxonomy.path_str(c), parent=parent))
         except (KeyError, IndexError) as exc:
-            raise ValueError(f"template {template!r} uses an unknown field {exc}; use {{name}}, {{path}} or {{parent}}") from None
+            raise SettingError(f"template {template!r} uses an unknown field {exc}; use {{name}}, {{path}} or {{parent}}") from None
     return out
 
 
@@ -379,7 +382,7 @@ def item_cache(encoder: Encoder, cache_dir: str | Path | None = None) -> ItemCac
     return cache
 
 
-def embed_texts(encoder: Encoder, texts: Sequence[str], cache: ItemCache | None, progress: Progress | None = None,
+def embed_texts(encoder: Encoder, texts: Sequence[str], cache: ItemCache | None, progress: DoneOfTotal | None = None,
                 batch_size: int = 64) -> tuple[np.ndarray, int]:
     """Embeddings of `texts` and how many were encoded now: cached items are reused, the rest (each
     distinct text once) encoded and added to the cache."""
@@ -402,14 +405,14 @@ def embed_texts(encoder: Encoder, texts: Sequence[str], cache: ItemCache | None,
 
 
 def cached_text_embeddings(encoder: Encoder, texts: Sequence[str], cache_dir: str | Path | None = None,
-                           progress: Progress | None = None, batch_size: int = 64) -> np.ndarray:
+                           progress: DoneOfTotal | None = None, batch_size: int = 64) -> np.ndarray:
     """Embed `texts`, reusing the per-item disk cache (keyed by encoder identity and each text)."""
     cache = item_cache(encoder, cache_dir) if encoder.cacheable else None
     return embed_texts(encoder, texts, cache, progress, batch_size)[0]
 
 
 def embed_images(encoder: ClipEncoder, paths: Sequence[str | Path], cache: ItemCache | None,
-                 progress: Progress | None = None, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, int]:
+                 progress: DoneOfTotal | None = None, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, int]:
     """Image embeddings keyed by the file's bytes (a renamed file is a hit, an edited one a miss),
     decoded and encoded a batch at a time; (vectors, mask, encoded now). Unreadable files are masked."""
     out = np.zeros((len(paths), encoder.dim), dtype=np.float32)
@@ -436,7 +439,7 @@ def embed_images(encoder: ClipEncoder, paths: Sequence[str | Path], cache: ItemC
 
 
 def label_embeddings(taxonomy: object, classes: Sequence[int], encoder: Encoder, template: str = "name",
-                     cache_dir: str | Path | None = None, progress: Progress | None = None) -> np.ndarray:
+                     cache_dir: str | Path | None = None, progress: DoneOfTotal | None = None) -> np.ndarray:
     """Normalised text embeddings of the class names (METHOD.md's e_i)."""
     return cached_text_embeddings(encoder, render_prompts(taxonomy, classes, template), cache_dir, progress)
 

@@ -30,7 +30,7 @@ from core.data.tables import (
 from core.settings import ExperimentConfig
 
 CHUNK_ROWS = 10_000
-Progress = Callable[[int], None]  # rows finished since the last call
+RowsDone = Callable[[int], None]  # rows finished since the last call
 
 
 @dataclass
@@ -180,7 +180,7 @@ def finish(out: Path, info: dict, stats: dict) -> dict:
 
 
 def embed_file(config: ExperimentConfig, encoder: Encoder, out: str | Path, *, chunk_rows: int = CHUNK_ROWS,
-               cache_dir: str | Path | None = None, progress: Progress | None = None) -> dict:
+               cache_dir: str | Path | None = None, progress: RowsDone | None = None) -> dict:
     """Embed a product table into FEATURES_DIR `out` in one process; returns the counts for --json."""
     out = Path(out)
     ids = scan_ids(config, chunk_rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,20 +13,22 @@ import numpy as np
 import pandas as pd
 
 from core.data.encoders import (
+    DoneOfTotal,
     Encoder,
-    Progress,
     cached_text_embeddings,
     embed_images,
     item_cache,
     load_precomputed,
 )
-from core.taxonomy.tree import PATH_SEP, Taxonomy, TaxonomyError, detect_separator, taxonomy_from_labels
+from core.errors import SettingError, TaxolensError
+from core.taxonomy.formats import detect_separator, taxonomy_from_labels
+from core.taxonomy.tree import PATH_SEP, Taxonomy, TaxonomyError
 
 MAX_TABLE_BYTES = 4 * 1024**3
 READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
 
 
-class DataError(ValueError):
+class DataError(TaxolensError, ValueError):
     """The product table or its columns cannot be used as asked; the message says how to fix it."""
 
 
@@ -229,10 +231,15 @@ def item_ids(frame: pd.DataFrame, id_column: str | None, offset: int = 0) -> pd.
     return pd.Series([str(i) for i in range(offset, offset + len(frame))])
 
 
+def join_texts(fields: Iterable[str]) -> str:
+    """One product's text: its non-empty fields, stripped, joined with ' . ' (what the encoder is given)."""
+    return " . ".join(x.strip() for x in fields if x.strip())
+
+
 def compose_texts(frame: pd.DataFrame, text_columns: Sequence[str]) -> pd.Series:
-    """One text per row: the non-empty text columns joined with ' . ', as training and prediction see it."""
+    """One text per row from the text columns (`join_texts`), as training, prediction and import see it."""
     texts = pd.DataFrame({c: scalar_column(frame, c, "text") for c in text_columns})
-    return texts.agg(lambda r: " . ".join(x.strip() for x in r if x.strip()), axis=1).reset_index(drop=True)
+    return texts.agg(join_texts, axis=1).reset_index(drop=True)
 
 
 def resolve_image_paths(values: pd.Series, image_dir: str | Path | None, image_pattern: str = "{}") -> list[str]:
@@ -289,6 +296,11 @@ def iter_table(path: str | Path, column_names: Sequence[str] | None = None, chun
         raise DataError(f"{path.name} holds no rows")
 
 
+def count_rows(path: str | Path, column_names: Sequence[str] | None = None) -> int:
+    """Rows of a product table, read in chunks so memory stays flat (same readers and messages as `iter_table`)."""
+    return sum(len(chunk) for chunk in iter_table(path, column_names))
+
+
 def _require_rows(keep: np.ndarray, report: DropReport) -> None:
     if not keep.any():
         raise DataError("no usable rows: " + "; ".join(report.lines()[1:]))
@@ -306,7 +318,7 @@ def stratified_split(labels: np.ndarray, val_fraction: float = 0.1, test_fractio
     """Per-class stratified split. Classes with fewer than 3 items cannot reach all three parts; they
     stay in training only, and the run says so."""
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError("val_fraction and test_fraction must be in (0, 1) and sum to less than 1")
+        raise SettingError("val_fraction and test_fraction must be in (0, 1) and sum to less than 1")
     labels = np.asarray(labels)
     counts = np.bincount(labels)
     small = np.flatnonzero((counts > 0) & (counts < 3))
@@ -342,7 +354,7 @@ class Features:
 
 
 def image_features(paths: Sequence[str], encoder: Encoder, cache_dir: str | Path | None = None,
-                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   progress: DoneOfTotal | None = None) -> tuple[np.ndarray, np.ndarray]:
     """CLIP image embeddings for paths and their mask, from the per-item cache keyed by each file's bytes."""
     vecs, ok, _ = embed_images(encoder, paths, item_cache(encoder, cache_dir) if encoder.cacheable else None, progress)
     return vecs, ok
@@ -369,7 +381,7 @@ def precomputed_block(item_ids: Sequence[str], npy_path: str | Path, ids_path: s
 
 def build_features(dataset: Dataset | Items, text_encoder: Encoder, *, precomputed: tuple[str, str] | None = None,
                    image_encoder: Encoder | None = None, cache_dir: str | Path | None = None,
-                   progress: Progress | None = None, use_text: bool = True, allow_missing: bool = False,
+                   progress: DoneOfTotal | None = None, use_text: bool = True, allow_missing: bool = False,
                    features_dir: str | Path | None = None) -> Features:
     """Text embeddings (unless `use_text` is False); image embeddings from a precomputed .npy (joined
     on id) or from CLIP. Items without an image get zeros and mask False, never a crash; with
@@ -436,7 +448,7 @@ def load_catalog_taxonomy(path: str | Path | None, format: str | None = None) ->
     if path is None:
         return None
     try:
-        from core.taxonomy.tree import load_taxonomy
+        from core.taxonomy.formats import load_taxonomy
 
         return load_taxonomy(path, format=format)
     except TaxonomyError as exc:

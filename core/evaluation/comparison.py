@@ -12,15 +12,17 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from core.errors import TaxolensError
 from core.evaluation.metrics import rollup_from_predictions
 from core.evaluation.registry import KEY_METRICS, RESAMPLES, TOP_K
 from core.evaluation.schema import ranked
-from core.taxonomy.tree import PATH_SEP, Taxonomy, taxonomy_from_labels
+from core.taxonomy.formats import taxonomy_from_labels
+from core.taxonomy.tree import PATH_SEP, Taxonomy
 
 HDIST = f"hdist@{TOP_K}"
 
 
-class DifferentItems(ValueError):
+class DifferentItems(TaxolensError, ValueError):
     """The two runs were not evaluated on the same items."""
 
 

@@ -177,7 +177,7 @@ def jsonable(metrics: dict) -> dict:
 def rollup_from_predictions(predictions: pd.DataFrame, pred_column: str = "pred_1",
                             distance_column: str = "tree_distance") -> pd.DataFrame:
     """Error mass over the taxonomy, rebuilt from a predictions file's class paths (the errors page)."""
-    from core.taxonomy.tree import taxonomy_from_labels
+    from core.taxonomy.formats import taxonomy_from_labels
 
     taxonomy = taxonomy_from_labels(predictions["true_label"], sep=PATH_SEP)
     classes = np.array([taxonomy.resolve(p) for p in sorted(predictions["true_label"].unique())])

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from core.errors import TaxolensError
+
 
 @dataclass(frozen=True)
 class Column:
@@ -47,7 +49,7 @@ _RANKED = re.compile(r"^(pred|prob|sim)_(\d+)$")
 _CASTS = {"str": "object", "int": "int64", "float": "float64", "bool": "bool"}
 
 
-class PredictionsError(ValueError):
+class PredictionsError(TaxolensError, ValueError):
     """A predictions table does not follow the schema; the message names the column."""
 
 
@@ -62,10 +64,6 @@ def top_k(frame: pd.DataFrame) -> int:
 def ranked(frame: pd.DataFrame, family: str) -> list[str]:
     """The columns of one ranked family in rank order, e.g. ranked(frame, 'prob') -> ['prob_1', ...]."""
     return [f"{family}_{r}" for r in range(1, top_k(frame) + 1) if f"{family}_{r}" in frame.columns]
-
-
-def has_probabilities(frame: pd.DataFrame) -> bool:
-    return "prob_1" in frame.columns
 
 
 def validate(frame: pd.DataFrame) -> pd.DataFrame:

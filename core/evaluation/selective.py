@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.errors import TaxolensError
 from core.evaluation.registry import SELECTIVE_KEYS, TARGET_ACCURACY
 from core.evaluation.registry import selective_names as metric_names
 
@@ -26,7 +27,7 @@ CLIMBS_FILE = "selective.parquet"  # a run's validation climbs, for refitting th
 CELLS = 2**21  # rows x classes summed at a time (16 MB of float64)
 
 
-class SelectiveError(ValueError):
+class SelectiveError(TaxolensError, ValueError):
     """A target, a confidence or a run that cannot give a guaranteed-accuracy answer; says what to do."""
 
 

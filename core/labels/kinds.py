@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.errors import SettingError
+
 
 @dataclass(frozen=True)
 class TargetKind:
@@ -49,11 +51,11 @@ CURRICULUM_SHAPES = {"linear": "Linear", "cosine": "Cosine"}
 
 
 def kind(key: str) -> TargetKind:
-    """The registered kind, or ValueError naming the kinds there are."""
+    """The registered kind, or SettingError naming the kinds there are."""
     try:
         return TARGET_KINDS[key]
     except KeyError:
-        raise ValueError(f"kind must be one of {', '.join(TARGET_KINDS)}; got {key!r}") from None
+        raise SettingError(f"kind must be one of {', '.join(TARGET_KINDS)}; got {key!r}") from None
 
 
 def shaping_settings() -> tuple[str, ...]:

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from core.checks import check_finite, check_labels
+from core.errors import SettingError
 from core.labels.kinds import CURRICULUM_SHAPES, TARGET_KINDS
 from core.labels.kinds import kind as target_kind
 from core.labels.similarity import topk_neighbors
@@ -146,24 +147,24 @@ def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = 
     value = float(value)
     if not math.isfinite(value) or value > hi or value < lo or (lo_open and value == lo):
         bracket = "(" if lo_open else "["
-        raise ValueError(f"{name} must be in {bracket}{lo}, {hi}]; got {value}")
+        raise SettingError(f"{name} must be in {bracket}{lo}, {hi}]; got {value}")
     return value
 
 
 def _neighbor_source(similarity: np.ndarray | None, embeddings: np.ndarray | None) -> tuple[int, dict]:
     if similarity is not None and embeddings is not None:
-        raise ValueError("pass similarity or embeddings, not both")
+        raise SettingError("pass similarity or embeddings, not both")
     if similarity is not None:
         s = check_finite("similarity", similarity)
         if s.ndim != 2 or s.shape[0] != s.shape[1]:
-            raise ValueError(f"similarity must be a square (C, C) matrix; got shape {s.shape}")
+            raise SettingError(f"similarity must be a square (C, C) matrix; got shape {s.shape}")
         return s.shape[0], {"similarity": s}
     if embeddings is not None:
         e = check_finite("embeddings", embeddings)
         if e.ndim != 2:
-            raise ValueError(f"embeddings must be a (C, D) matrix; got shape {e.shape}")
+            raise SettingError(f"embeddings must be a (C, D) matrix; got shape {e.shape}")
         return e.shape[0], {"embeddings": e}
-    raise ValueError("this target kind needs similarity (C, C) or label embeddings (C, D)")
+    raise SettingError("this target kind needs similarity (C, C) or label embeddings (C, D)")
 
 
 def semantic_weights(similarities: np.ndarray, temperature: float) -> np.ndarray:
@@ -186,7 +187,7 @@ def build_targets(kind: str, *, similarity: np.ndarray | None = None, embeddings
     given = {"alpha": alpha, "temperature": temperature, "k": k, "beta": beta, "mix": mix}
     missing = [name for name in spec.reads if given[name] is None]
     if missing:
-        raise ValueError(f"{kind} targets read {', '.join(missing)}: give a value (core/settings.py declares the defaults)")
+        raise SettingError(f"{kind} targets read {', '.join(missing)}: give a value (core/settings.py declares the defaults)")
     if "alpha" in spec.reads:
         alpha = _check_range("alpha", alpha, 0.0, 1.0)
     if spec.tree:
@@ -198,11 +199,11 @@ def build_targets(kind: str, *, similarity: np.ndarray | None = None, embeddings
         sources = [a.shape[0] for a in (similarity, embeddings, distance) if a is not None]
         c = n_classes or (sources[0] if sources else None)
         if not c:
-            raise ValueError("n_classes is needed for onehot or uniform targets without a similarity or embeddings")
+            raise SettingError("n_classes is needed for onehot or uniform targets without a similarity or embeddings")
         return SoftTargets(kind, int(c), alpha=alpha if spec.smooths else 0.0)
     c, source = _neighbor_source(similarity, embeddings)
     if not isinstance(k, int | np.integer) or not 1 <= k < c:
-        raise ValueError(f"k must be an integer in [1, C-1] = [1, {c - 1}]; got {k}")
+        raise SettingError(f"k must be an integer in [1, C-1] = [1, {c - 1}]; got {k}")
     idx, sims = topk_neighbors(k=int(k), **source)
     if "temperature" in spec.reads:
         weights = semantic_weights(sims, _check_range("temperature", temperature, 0.0, math.inf, lo_open=True))
@@ -210,7 +211,7 @@ def build_targets(kind: str, *, similarity: np.ndarray | None = None, embeddings
         weights = np.full(idx.shape, 1.0 / k, dtype=np.float32)
     if spec.tree:
         if d.shape[0] != c:
-            raise ValueError(f"distance is {d.shape[0]} x {d.shape[0]} but there are {c} classes")
+            raise SettingError(f"distance is {d.shape[0]} x {d.shape[0]} but there are {c} classes")
         return SoftTargets(kind, c, alpha=alpha, neighbors=idx, neighbor_weights=weights, distance=d, beta=beta,
                            mix=_check_range("mix", mix, 0.0, 1.0))
     return SoftTargets(kind, c, alpha=alpha, neighbors=idx, neighbor_weights=weights)
@@ -219,12 +220,12 @@ def build_targets(kind: str, *, similarity: np.ndarray | None = None, embeddings
 def _check_distance(distance: np.ndarray | None, kind: str) -> np.ndarray:
     """The (C, C) tree distances as uint8 (depths are far below 256), or ValueError saying what is wrong."""
     if distance is None:
-        raise ValueError(f"distance (the (C, C) tree distance matrix) is required for {kind} targets")
+        raise SettingError(f"distance (the (C, C) tree distance matrix) is required for {kind} targets")
     d = np.asarray(distance)
     if d.ndim != 2 or d.shape[0] != d.shape[1]:
-        raise ValueError(f"distance must be a square (C, C) matrix; got shape {d.shape}")
+        raise SettingError(f"distance must be a square (C, C) matrix; got shape {d.shape}")
     if not np.isfinite(d).all() or (d < 0).any():
-        raise ValueError("distance must hold finite, non-negative values")
+        raise SettingError("distance must hold finite, non-negative values")
     return d.astype(np.uint8)
 
 

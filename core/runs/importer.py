@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.data.tables import DataError, DropReport, require_columns
+from core.data.tables import DataError, DropReport, compose_texts, require_columns
 from core.evaluation.metrics import evaluate, jsonable
 from core.evaluation.registry import TOP_K
-from core.taxonomy.tree import Taxonomy, taxonomy_from_labels
+from core.taxonomy.formats import taxonomy_from_labels
+from core.taxonomy.tree import Taxonomy
 
 SPLIT_SEED = 0  # the random halves a threshold is fitted on and measured on (no validation split here)
 
@@ -78,8 +79,11 @@ def guess_spec(columns: Sequence[str]) -> dict:
 
 def read_class_list(path: str) -> list[str]:
     """One class per line (a path or an id); blank lines ignored."""
-    with open(path, encoding="utf-8") as fh:
-        return [line.strip() for line in fh if line.strip()]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [line.strip() for line in fh if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"the class list {path} could not be read: {exc}") from None
 
 
 @dataclass
@@ -170,7 +174,7 @@ def build(frame: pd.DataFrame, spec: ImportSpec, taxonomy: Taxonomy | None = Non
     names = np.array([taxonomy.path_str(int(c)) for c in classes], dtype=object)
     table = pd.DataFrame({"id": ids[keep].to_numpy(), "true_label": names[labels]})
     if spec.text_columns:
-        table["text"] = frame.loc[keep, spec.text_columns].fillna("").astype(str).agg(" . ".join, axis=1).to_numpy()
+        table["text"] = compose_texts(frame.loc[keep], spec.text_columns).to_numpy()
     for r in range(ranking.shape[1]):
         table[f"pred_{r + 1}"] = names[ranking[:, r]]
         if scores is not None:
@@ -289,7 +293,7 @@ def import_run(store_root: str, frame: pd.DataFrame, spec: ImportSpec, *, source
     """Everything `evaluate` and the app's import do: check, build, embed the class names, compute the
     metrics, then create the imported run (only once all of that succeeded, so a bad file leaves the
     run store untouched). Returns (run folder, summary as a trained run's metrics.json)."""
-    from core.data.encoders import cached_encoder, label_embeddings
+    from core.data.encoders import EMBED_CATEGORIES, cached_encoder, label_embeddings
     from core.data.tables import load_catalog_taxonomy
     from core.runs.store import RunStore
 
@@ -297,7 +301,7 @@ def import_run(store_root: str, frame: pd.DataFrame, spec: ImportSpec, *, source
     imported = build(frame, spec, taxonomy, probabilities, class_list)
     choice = cached_encoder(encoder, clip_checkpoint)
     emb = label_embeddings(imported.taxonomy, imported.classes, choice.encoder, template,
-                           progress=(lambda d, t: on_event("embed categories", d, t)) if on_event else None)
+                           progress=(lambda d, t: on_event(EMBED_CATEGORIES, d, t)) if on_event else None)
     table, result = finish(imported, emb)
     guaranteed, thresholds, guarantee_notes = guaranteed_accuracy(imported)
     result["plain"] |= jsonable(guaranteed)

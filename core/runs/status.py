@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.errors import TaxolensError
 from core.files import read_json, write_failed, write_json
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 
 
-class RunError(ValueError):
+class RunError(TaxolensError, ValueError):
     """A folder is not a run, a run's file is damaged, or a run cannot be executed in its state; the
     message names the run, the file and the fault."""
 

@@ -14,11 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import TaxolensError
+
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 CONNECT_TIMEOUT_S = 5.0
 
 
-class ClusterError(RuntimeError):
+class ClusterError(TaxolensError, RuntimeError):
     """Ray could not be started or reached; the message names the address and what to check."""
 
 

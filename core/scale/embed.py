@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.encoders import default_cache_dir
-from core.data.featuredir import Progress, begin, embed_chunk, finish, mark_done, scan_ids, write_rows
+from core.data.featuredir import RowsDone, begin, embed_chunk, finish, mark_done, scan_ids, write_rows
 from core.data.tables import DataError
 from core.scale import cluster
 from core.settings import ExperimentConfig, resolve_device
@@ -40,7 +40,7 @@ class EmbedActor:
 
 
 def embed_on_ray(config: ExperimentConfig, out: str | Path, *, address: str | None = None, workers: int = 2,
-                 chunk_rows: int = 10_000, cache_dir: str | Path | None = None, progress: Progress | None = None) -> dict:
+                 chunk_rows: int = 10_000, cache_dir: str | Path | None = None, progress: RowsDone | None = None) -> dict:
     """Embed a table into FEATURES_DIR `out` with `workers` encoder actors (GPU actors with --device cuda)."""
     from core.data.encoders import load_encoder
 

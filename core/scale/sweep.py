@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from core import files, settings
+from core.errors import TaxolensError
 from core.evaluation.registry import HEADLINE, METRICS, SUMMARY_KEYS, TOP_K, objective_keys
 from core.labels import kinds
 from core.runs.process import launch_background
@@ -58,7 +59,7 @@ RULE = (f"recommended: among the Pareto settings whose mean test {ACCURACY} is n
         f"95% interval for {ACCURACY}, the one with the lowest mean test {SEVERITY} (one-hot when none qualifies)")
 
 
-class SweepError(ValueError):
+class SweepError(TaxolensError, ValueError):
     """A bad space, objective or sweep request; the message says what to change."""
 
 

@@ -1,28 +1,23 @@
-"""Taxonomies: a rooted forest of (id, name, parent) nodes, loaders for the formats catalogs
-come in, validation that names the offending line or id, and vectorised tree distances
-(METHOD.md: d(i, j) = max(depth i, depth j) - depth(lca))."""
+"""Taxonomies: a rooted forest of (id, name, parent) nodes, validation that names the offending
+line or id, and vectorised tree distances (METHOD.md: d(i, j) = max(depth i, depth j) - depth(lca)).
+Reading the file formats catalogs come in is core/taxonomy/formats.py."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-PATH_SEP = " > "  # how a category path is written everywhere (labels, run files, exports, pages)
-PATH_SEPARATORS = (" >> ", PATH_SEP, " / ")
-FORMATS = ("paths", "google", "csv", "idparent", "json", "bestbuy")
-MAX_TAXONOMY_BYTES = 200 * 1024 * 1024
+from core.errors import TaxolensError
+
+PATH_SEP = " > "  # how Taxolens writes a path: tables, run files, pages
+PATH_SEPARATORS = (" >> ", PATH_SEP, " / ")  # what a path may be written with, tried in this order
 MAX_DEPTH = 255  # tree distances are stored as uint8
-_GOOGLE_LINE = re.compile(r"^\s*(\d+)\s+-\s+(.+?)\s*$")
+DENSE_DISTANCE_LIMIT = 12_000  # classes; beyond this distances are computed per pair, not stored C x C
 
 
 @dataclass(frozen=True)
@@ -42,7 +37,7 @@ class Problem:
         return {"severity": self.severity, "code": self.code, "message": self.message, "where": self.where}
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(TaxolensError, ValueError):
     """Raised when a taxonomy cannot be used; carries every fatal problem at once."""
 
     def __init__(self, problems: Sequence[Problem] | str) -> None:
@@ -55,7 +50,9 @@ class TaxonomyError(ValueError):
 
 
 @dataclass
-class _Record:
+class NodeRecord:
+    """One node as a format reader finds it, before the tree is validated and built."""
+
     id: str
     name: str
     parent: str | None
@@ -123,12 +120,6 @@ class Taxonomy:
     def path_str(self, i: int, sep: str = PATH_SEP) -> str:
         return sep.join(self.path(i))
 
-    def ancestor_at_depth(self, classes: Sequence[int], depth: int) -> np.ndarray:
-        """Ancestor of each class at `depth` (the class itself when shallower)."""
-        table = self.ancestor_table(classes)
-        col = table[:, min(depth, table.shape[1]) - 1]
-        return np.where(col >= 0, col, np.asarray(classes))
-
     def ancestor_table(self, classes: Sequence[int] | None = None) -> np.ndarray:
         """(C, max_depth) array: column d holds the ancestor at depth d+1, or -1 below the node's depth."""
         classes = np.arange(len(self)) if classes is None else np.asarray(classes, dtype=np.int64)
@@ -194,16 +185,19 @@ class Taxonomy:
             for i, n in enumerate(self.names):
                 if unique_names[n.casefold()] == 1:
                     self._path_index.setdefault(n.casefold(), i)
-        sep = detect_separator([label]) or PATH_SEP
-        key = PATH_SEP.join(part.strip() for part in label.split(sep)).casefold()
-        return self._path_index.get(key)
+        return self._path_index.get(PATH_SEP.join(split_path(label)).casefold())
 
     def search(self, query: str, limit: int = 50) -> list[int]:
-        """Nodes whose name or path contains `query` (case-insensitive), shallowest first."""
-        q = query.casefold().strip()
-        if not q:
+        """Nodes whose name contains `query`, or, when `query` is a path ("shoes > bo", any supported
+        separator), whose path contains it; case-insensitive, shallowest first."""
+        parts = split_path(query.casefold())
+        if not parts[0]:
             return []
-        hits = [i for i in range(len(self)) if q in self.names[i].casefold()]
+        if len(parts) > 1:
+            q = PATH_SEP.join(parts)
+            hits = [i for i in range(len(self)) if q in self.path_str(i).casefold()]
+        else:
+            hits = [i for i in range(len(self)) if parts[0] in self.names[i].casefold()]
         hits.sort(key=lambda i: (self.depth[i], self.names[i]))
         return hits[:limit]
 
@@ -235,11 +229,11 @@ class Taxonomy:
 
     # ----- construction ----------------------------------------------------------------------
     @classmethod
-    def from_records(cls, records: Iterable[_Record], problems: Sequence[Problem] = (),
+    def from_records(cls, records: Iterable[NodeRecord], problems: Sequence[Problem] = (),
                      source_format: str = "") -> Taxonomy:
         """Validate (id, name, parent) records and build the tree; fatal problems raise TaxonomyError."""
         problems = list(problems)
-        nodes: dict[str, _Record] = {}
+        nodes: dict[str, NodeRecord] = {}
         for rec in records:
             if not rec.name.strip():
                 problems.append(Problem("warning", "empty-name", f"node {rec.id!r} has an empty name; its id is shown instead", rec.where))
@@ -280,7 +274,7 @@ class Taxonomy:
         """Build from (path segments, where) pairs; each node's id is its ' > '-joined path unless `ids` gives one.
         Ancestors named only inside a path are created and reported."""
         problems = list(problems)
-        records: dict[tuple[str, ...], _Record] = {}
+        records: dict[tuple[str, ...], NodeRecord] = {}
         explicit: set[tuple[str, ...]] = set()
         id_list = list(ids) if ids is not None else None
         for n, (segments, where) in enumerate(paths):
@@ -298,7 +292,7 @@ class Taxonomy:
             for depth in range(1, len(parts) + 1):
                 prefix = parts[:depth]
                 if prefix not in records:
-                    records[prefix] = _Record(PATH_SEP.join(prefix), prefix[-1],
+                    records[prefix] = NodeRecord(PATH_SEP.join(prefix), prefix[-1],
                                               records[prefix[:-1]].id if depth > 1 else None, where)
             if given_id is not None:
                 records[parts].id = str(given_id)
@@ -319,7 +313,7 @@ def _distance_from_lca(da: np.ndarray, db: np.ndarray, lca: np.ndarray, metric: 
     raise ValueError(f"metric must be 'lca' or 'path', not {metric!r}")
 
 
-def _find_cycles(nodes: dict[str, _Record]) -> list[Problem]:
+def _find_cycles(nodes: dict[str, NodeRecord]) -> list[Problem]:
     state: dict[str, int] = {}  # 1 = on the current walk, 2 = known to reach the top level
     problems = []
     for start in nodes:
@@ -337,259 +331,17 @@ def _find_cycles(nodes: dict[str, _Record]) -> list[Problem]:
     return problems
 
 
-# ----- loading ---------------------------------------------------------------------------------
-def read_text(source: str | Path | bytes, max_bytes: int = MAX_TAXONOMY_BYTES) -> str:
-    """Decode a taxonomy file, refusing binary content and oversized files with a plain message."""
-    if isinstance(source, bytes):
-        data = source
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise TaxonomyError(f"file not found: {path}")
-        if path.is_dir():
-            raise TaxonomyError(f"{path} is a folder, not a taxonomy file")
-        if path.stat().st_size > max_bytes:
-            raise TaxonomyError(f"{path} is {path.stat().st_size / 1e6:.0f} MB; the limit is {max_bytes / 1e6:.0f} MB")
-        data = path.read_bytes()
-    if b"\x00" in data[:65536]:
-        raise TaxonomyError("this is a binary file, not a taxonomy (expected text: paths, CSV/TSV or JSON)")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TaxonomyError(f"the file is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+def split_path(label: str) -> list[str]:
+    """A path written with any supported separator as its stripped parts ("A >> B" -> ["A", "B"])."""
+    sep = next((s for s in PATH_SEPARATORS if s in label), None)
+    return [part.strip() for part in label.split(sep)] if sep else [label.strip()]
 
 
-def detect_separator(lines: Iterable[str]) -> str | None:
-    counts = Counter()
-    for line in lines:
-        for sep in PATH_SEPARATORS:
-            if sep in line:
-                counts[sep] += 1
-    return counts.most_common(1)[0][0] if counts else None
+def top_level(path: str) -> str:
+    """The top-level category of a path as Taxolens writes it (`Taxonomy.path_str`)."""
+    return str(path).split(PATH_SEP)[0]
 
 
-def detect_format(text: str, filename: str = "") -> str:
-    """Guess the format from the content (the file name only breaks ties)."""
-    stripped = text.strip()
-    if stripped.startswith(("[", "{")):
-        try:
-            data = parse_json(stripped)
-        except json.JSONDecodeError as exc:
-            raise TaxonomyError(f"the file looks like JSON but does not parse: {exc.msg} at line {exc.lineno}") from None
-        if isinstance(data, list) and data and isinstance(data[0], dict) and "path" in data[0]:
-            return "bestbuy"
-        return "json"
-    scalar = _json_scalar(stripped)
-    if scalar is not None:
-        raise TaxonomyError(f"the file holds a single JSON value ({scalar}), not a taxonomy; "
-                            "if it really is a one-line path list, choose the format paths (--format paths)")
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise TaxonomyError("the file holds no categories")
-    if sum(bool(_GOOGLE_LINE.match(ln)) for ln in lines[:50]) >= 0.8 * min(len(lines), 50):
-        return "google"
-    header = lines[0]
-    delim = "\t" if "\t" in header else ("," if "," in header or filename.lower().endswith(".csv") else None)
-    if delim:
-        cols = {c.strip().strip('"').lower() for c in header.split(delim)}
-        if {"id", "parent_id"} <= cols or {"id", "parent"} <= cols:
-            return "idparent"
-        if cols & {"path", "category_path", "category", "categories"}:
-            return "csv"
-    return "paths"
-
-
-def parse_json(text: str) -> object:
-    """json.loads, with nesting too deep for the parser as a TaxonomyError instead of a RecursionError."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise TaxonomyError("the JSON is nested too deeply to read (hundreds of levels); "
-                            f"a taxonomy may be at most {MAX_DEPTH} levels deep") from None
-
-
-def _json_scalar(text: str) -> str | None:
-    """The text's JSON value when the whole text is one string, number, true/false or null (else None):
-    such a file would otherwise load as a one-node path list."""
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        return None
-    return None if isinstance(value, list | dict) else json.dumps(value)[:60]
-
-
-def load_taxonomy(source: str | Path | bytes, format: str | None = None, filename: str = "") -> Taxonomy:
-    """Load any supported taxonomy file; `format` overrides detection (one of FORMATS)."""
-    text = read_text(source)
-    filename = filename or (str(source) if not isinstance(source, bytes) else "")
-    fmt = format or detect_format(text, filename)
-    if fmt not in FORMATS:
-        raise TaxonomyError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    loader = {"paths": _load_paths, "google": _load_google, "csv": _load_csv_paths,
-              "idparent": _load_idparent, "json": _load_nested_json, "bestbuy": _load_bestbuy}[fmt]
-    try:
-        return loader(text)
-    except TaxonomyError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError, csv.Error) as exc:
-        raise TaxonomyError(f"the file does not read as format {fmt!r}: {exc}") from None
-
-
-def split_paths(rows: Sequence[tuple[str, str]], problems: list[Problem]) -> list[tuple[list[str], str]]:
-    """Split 'A > B > C' strings on the file's dominant separator, reporting lines that use another."""
-    sep = detect_separator(text for text, _ in rows) or PATH_SEP
-    out = []
-    for text, where in rows:
-        use = sep
-        if sep not in text:
-            other = detect_separator([text])
-            if other:
-                problems.append(Problem("warning", "mixed-separators", f"uses {other.strip()!r} where the file uses {sep.strip()!r}", where))
-                use = other
-        out.append((text.split(use), where))
-    return out
-
-
-def _load_paths(text: str) -> Taxonomy:
-    problems: list[Problem] = []
-    rows = [(ln.strip(), f"line {n}") for n, ln in enumerate(text.splitlines(), 1)
-            if ln.strip() and not ln.lstrip().startswith("#")]
-    return Taxonomy.from_paths(split_paths(rows, problems), problems, "paths")
-
-
-def _load_google(text: str) -> Taxonomy:
-    problems: list[Problem] = []
-    rows, ids = [], []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        m = _GOOGLE_LINE.match(line)
-        if not m:
-            problems.append(Problem("warning", "bad-line", "not of the form 'ID - A > B'; skipped", f"line {n}"))
-            continue
-        ids.append(m.group(1))
-        rows.append((m.group(2), f"line {n}"))
-    return _with_given_ids(split_paths(rows, problems), ids, problems, "google")
-
-
-def _with_given_ids(paths: list[tuple[list[str], str]], ids: list[str], problems: list[Problem], fmt: str) -> Taxonomy:
-    seen: dict[str, str] = {}
-    for node_id, (_, where) in zip(ids, paths, strict=True):
-        if node_id in seen:
-            problems.append(Problem("error", "duplicate-id", f"id {node_id!r} is used again (first at {seen[node_id]})", where))
-        seen.setdefault(node_id, where)
-    return Taxonomy.from_paths(paths, problems, fmt, ids=ids)
-
-
-def _read_table(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    """(lower-cased header, rows); a table with a header but no rows is refused."""
-    first = text.splitlines()[0] if text else ""
-    delim = "\t" if "\t" in first else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delim)
-    if reader.fieldnames is None:
-        raise TaxonomyError("the table has no header row")
-    reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
-    rows = list(reader)
-    if not rows:
-        raise TaxonomyError(f"the table has a header ({', '.join(reader.fieldnames)}) but no categories below it")
-    return reader.fieldnames, rows
-
-
-def _load_csv_paths(text: str) -> Taxonomy:
-    problems: list[Problem] = []
-    header, rows = _read_table(text)
-    names = ("path", "category_path", "category", "categories")
-    col = next((c for c in names if c in header), None)
-    if col is None:
-        raise TaxonomyError(f"a path table needs one of the columns {', '.join(names)}; it has {', '.join(header)}")
-    id_col = "id" if "id" in header else None
-    paths = [((r.get(col) or "").strip(), f"line {n}") for n, r in enumerate(rows, 2)]
-    split = split_paths(paths, problems)
-    if id_col:
-        return _with_given_ids(split, [(r[id_col] or "").strip() for r in rows], problems, "csv")
-    return Taxonomy.from_paths(split, problems, "csv")
-
-
-def _load_idparent(text: str) -> Taxonomy:
-    header, rows = _read_table(text)
-    pcol = "parent_id" if "parent_id" in header else "parent"
-    missing = [c for c in ("id", pcol, "name") if c not in header]
-    if missing:
-        raise TaxonomyError(f"an id/parent table needs the columns id, parent_id (or parent) and name; missing: {', '.join(missing)}")
-    records = [_Record((r["id"] or "").strip(), (r["name"] or "").strip(), (r[pcol] or "").strip() or None, f"line {n}")
-               for n, r in enumerate(rows, 2)]
-    problems = [Problem("error", "empty-id", "a row has no id", r.where) for r in records if not r.id]
-    return Taxonomy.from_records([r for r in records if r.id], problems, "idparent")
-
-
-def _load_nested_json(text: str) -> Taxonomy:
-    data = parse_json(text)
-    if not isinstance(data, list | dict):
-        raise TaxonomyError(f"nested JSON must be an object ({{name, children}}) or a list of them, not {json.dumps(data)[:60]}")
-    top = data if isinstance(data, list) else data.get("children", [data]) if "name" not in data else [data]
-    if not isinstance(top, list):
-        raise TaxonomyError("'children' must be a list of {name, children} objects")
-    records: list[_Record] = []
-    # an explicit stack, not recursion: the nesting depth is the file's choice
-    stack: list[tuple[object, str | None, str]] = [(node, None, "") for node in reversed(top)]
-    while stack:
-        node, parent, trail = stack.pop()
-        if not isinstance(node, dict) or "name" not in node:
-            raise TaxonomyError(f"a JSON node without a 'name' under {trail or 'the top level'}")
-        name = str(node["name"])
-        node_id = str(node.get("id", f"{trail} > {name}" if trail else name))
-        records.append(_Record(node_id, name, parent, f"id {node_id}"))
-        children = node.get("children", []) or []
-        if not isinstance(children, list):
-            raise TaxonomyError(f"'children' of {node_id!r} must be a list")
-        here = f"{trail} > {name}" if trail else name
-        stack.extend((child, node_id, here) for child in reversed(children))
-    return Taxonomy.from_records(records, (), "json")
-
-
-def _load_bestbuy(text: str) -> Taxonomy:
-    """Rebuild the Best Buy tree from each entry's own `path`; report (not fail on) what disagrees."""
-    entries = parse_json(text)
-    if not isinstance(entries, list):
-        raise TaxonomyError("the Best Buy layout is a JSON list of {id, name, path} entries")
-    problems: list[Problem] = []
-    records: dict[str, _Record] = {}
-    own = {str(e["id"]) for e in entries}
-    for e in entries:
-        path = e.get("path") or []
-        if not path or str(path[-1].get("id")) != str(e["id"]):
-            problems.append(Problem("warning", "bad-path", "its path does not end at itself", f"id {e['id']}"))
-            path = list(path) + [{"id": e["id"], "name": e.get("name", "")}]
-        parent = None
-        for step in path:
-            sid, name = str(step["id"]), str(step.get("name", ""))
-            rec = records.get(sid)
-            if rec is None:
-                records[sid] = _Record(sid, name, parent, f"id {sid}")
-            elif rec.parent != parent and sid == str(e["id"]):
-                problems.append(Problem("warning", "two-parents", f"placed under {rec.parent!r} elsewhere; its own path says {parent!r}, which wins", f"id {sid}"))
-                rec.parent = parent
-            parent = sid
-    for sid in records:
-        if sid not in own:
-            problems.append(Problem("warning", "created-ancestor", f"ancestor {records[sid].name!r} has no entry of its own; it was created", f"id {sid}"))
-    by_parent = defaultdict(set)
-    for rec in records.values():
-        by_parent[rec.parent].add(rec.id)
-    for e in entries:
-        for child in e.get("subCategories") or []:
-            cid = str(child["id"])
-            if cid not in records:
-                problems.append(Problem("warning", "unknown-child", f"lists sub-category {cid!r}, which appears nowhere else; ignored", f"id {e['id']}"))
-            elif records[cid].parent != str(e["id"]):
-                problems.append(Problem("warning", "child-mismatch", f"lists {cid!r} as a child, but that entry's path puts it under {records[cid].parent!r}", f"id {e['id']}"))
-    return Taxonomy.from_records(records.values(), problems, "bestbuy")
-
-
-def taxonomy_from_labels(labels: Iterable[str], sep: str | None = None) -> Taxonomy:
-    """Derive a taxonomy from a product table's category-path column."""
-    uniq = sorted({str(v).strip() for v in labels if str(v).strip() and str(v) != "nan"})
-    if not uniq:
-        raise TaxonomyError("the label column holds no category paths")
-    sep = sep or detect_separator(uniq) or PATH_SEP
-    return Taxonomy.from_paths(((u.split(sep), f"label {u!r}") for u in uniq), (), "products")
+def leaf_name(path: str) -> str:
+    """The last segment of a path as Taxolens writes it (the category's own name)."""
+    return str(path).split(PATH_SEP)[-1]

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.tables import Dataset, _try_stratified
+from core.errors import SettingError
 from core.evaluation.crm import crm_rerank
 from core.evaluation.label_issues import audit_priority
 from core.evaluation.metrics import evaluate, jsonable
@@ -25,6 +26,8 @@ from core.runs.store import Run
 from core.settings import ExperimentConfig
 from core.training.calibration import calibrated_probabilities, fit_temperature
 from core.training.experiment import (
+    AUDIT_FOLDS,
+    TRAIN_EPOCH,
     Event,
     Prepared,
     make_codes,
@@ -49,7 +52,7 @@ def fold_plan(labels: np.ndarray, folds: int, val_fraction: float, seed: int) ->
 
     labels = np.asarray(labels)
     if not 2 <= folds <= len(labels):
-        raise ValueError(f"folds must be between 2 and the number of items ({len(labels)}); got {folds}")
+        raise SettingError(f"folds must be between 2 and the number of items ({len(labels)}); got {folds}")
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     plan = []
     with warnings.catch_warnings():
@@ -71,17 +74,17 @@ def out_of_fold(config: ExperimentConfig, prepared: Prepared, folds: int, on_eve
     plan = fold_plan(y, folds, config.val_fraction, config.seed)
     for k, fold in enumerate(plan):
         if on_event is not None:
-            on_event("audit folds", k, len(plan))
+            on_event(AUDIT_FOLDS, k, len(plan))
         result = train_model(f.matrix, f.mask, f.slices, y, fold.train, fold.val, targets, train_config(config),
                              label_embeddings=prepared.label_emb, codes=codes, should_stop=should_stop,
-                             step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None)
+                             step_progress=(lambda d, t: on_event(TRAIN_EPOCH, d, t)) if on_event else None)
         if result.cancelled:
             return None
         tau = fit_temperature(predict_logits(result.model, f.matrix, f.mask, fold.val), y[fold.val])
         probs[fold.score] = calibrated_probabilities(predict_logits(result.model, f.matrix, f.mask, fold.score), tau)
         fold_of[fold.score] = k
     if on_event is not None:
-        on_event("audit folds", len(plan), len(plan))
+        on_event(AUDIT_FOLDS, len(plan), len(plan))
     return probs, fold_of
 
 

@@ -16,7 +16,14 @@ import pandas as pd
 import torch
 
 from core import files
-from core.data.encoders import EncoderUnavailable, cached_encoder, check_checkpoint, label_embeddings
+from core.data.encoders import (
+    EMBED_CATEGORIES,
+    EMBED_PRODUCTS,
+    EncoderUnavailable,
+    cached_encoder,
+    check_checkpoint,
+    label_embeddings,
+)
 from core.data.tables import (
     DataError,
     Dataset,
@@ -29,6 +36,7 @@ from core.data.tables import (
     read_table,
     stratified_split,
 )
+from core.errors import SettingError
 from core.evaluation import selective
 from core.evaluation.crm import answer_risk, crm_rerank
 from core.evaluation.label_issues import with_label_issues
@@ -47,11 +55,16 @@ from core.labels.targets import SoftTargets, build_targets
 from core.runs.status import append_epoch, cancel_requested, executing, set_status
 from core.runs.store import Run, save_weights, write_parquet
 from core.settings import ExperimentConfig
+from core.taxonomy.tree import DENSE_DISTANCE_LIMIT
 from core.training.calibration import calibrated_probabilities, fit_temperature
 from core.training.train import EpochLog, predict_logits, train_config, train_model
 
+TRAIN_EPOCH, AUDIT_FOLDS = "train epoch", "audit folds"
+# every stage a run reports to on_event (and so to progress.json and the CLI's bars), in the words the app shows
+STAGES = {EMBED_PRODUCTS: "embedding products", EMBED_CATEGORIES: "embedding category names", TRAIN_EPOCH: "training",
+          AUDIT_FOLDS: "audit folds"}
+
 Event = Callable[[str, int, int], None]  # (stage, done, total)
-DENSE_DISTANCE_LIMIT = 12_000  # classes; beyond this distances are computed per pair, not stored C x C
 
 
 @dataclass
@@ -85,9 +98,9 @@ def prepare(config: ExperimentConfig, on_event: Event | None = None, dataset: Da
     image_encoder = choice.encoder if choice.encoder.supports_images else None
     features = build_features(dataset, choice.encoder, image_encoder=image_encoder, use_text=config.use_text,
                               precomputed=(config.embeddings, config.embedding_ids) if config.embeddings else None,
-                              features_dir=config.features, progress=(lambda d, t: on_event("embed products", d, t)) if on_event else None)
+                              features_dir=config.features, progress=(lambda d, t: on_event(EMBED_PRODUCTS, d, t)) if on_event else None)
     emb = label_embeddings(dataset.taxonomy, dataset.classes, choice.encoder, config.template,
-                           progress=(lambda d, t: on_event("embed categories", d, t)) if on_event else None)
+                           progress=(lambda d, t: on_event(EMBED_CATEGORIES, d, t)) if on_event else None)
     c = len(dataset.classes)
     if c <= DENSE_DISTANCE_LIMIT:
         distance: np.ndarray | Callable = dataset.taxonomy.distance_matrix(dataset.classes)
@@ -109,7 +122,7 @@ def make_targets(config: ExperimentConfig, prepared: Prepared) -> tuple[SoftTarg
         notes.append(f"k lowered from {config.k} to {k}: there are only {c} classes")
     distance = prepared.distance if isinstance(prepared.distance, np.ndarray) else None
     if kind.tree and distance is None:
-        raise ValueError(f"{config.targets} targets need a dense distance matrix; {c} classes is above {DENSE_DISTANCE_LIMIT}")
+        raise SettingError(f"{config.targets} targets need a dense distance matrix; {c} classes is above {DENSE_DISTANCE_LIMIT}")
     targets = build_targets(config.targets, embeddings=prepared.label_emb, distance=distance, alpha=config.alpha,
                             temperature=config.temperature, k=k, beta=config.beta, mix=config.mix, n_classes=c)
     return targets, notes
@@ -173,7 +186,7 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     result = train_model(f.matrix, f.mask, f.slices, y, s.train, s.val, targets, train_config(config),
                          label_embeddings=prepared.label_emb, codes=codes, progress=epoch_done,
                          should_stop=(lambda: cancel_requested(run_dir)) if run_dir is not None else None,
-                         step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None)
+                         step_progress=(lambda d, t: on_event(TRAIN_EPOCH, d, t)) if on_event else None)
     if result.cancelled:
         if run_dir is not None:
             set_status(run_dir, "cancelled", epochs_completed=len(result.history))

@@ -25,16 +25,16 @@ from core.data.tables import (
     require_columns,
     resolve_image_paths,
 )
+from core.errors import SettingError
 from core.evaluation import selective
 from core.evaluation.crm import answer_risk, crm_rerank
 from core.evaluation.metrics import ranked_predictions
 from core.evaluation.registry import TOP_K
 from core.runs import store as runs
 from core.settings import DEFAULT_REVIEW_RISK, ExperimentConfig
-from core.taxonomy.tree import Taxonomy
+from core.taxonomy.tree import DENSE_DISTANCE_LIMIT, Taxonomy
 from core.training.calibration import calibrated_probabilities
 
-DENSE_DISTANCE_LIMIT = 12_000
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
 # what `predict` may take from the user instead of the run's own settings
 INPUT_SETTINGS = ("data", "text_columns", "id_column", "image_column", "image_dir", "image_pattern", "embeddings",
@@ -89,7 +89,7 @@ class Predictor:
         """The run's own input settings, overridden by what the user gave (None = keep the run's)."""
         unknown = set(given) - set(INPUT_SETTINGS)
         if unknown:
-            raise ValueError(f"predict cannot change {', '.join(sorted(unknown))}")
+            raise SettingError(f"predict cannot change {', '.join(sorted(unknown))}")
         return self.config.replace(**({"max_rows": None, "features": None} | {k: v for k, v in given.items() if v is not None}))
 
     def check_input(self, config: ExperimentConfig, columns: list[str]) -> None:
@@ -185,11 +185,20 @@ class Predictor:
         return write_answers(out, answered(), progress)
 
 
+def alternatives(taxonomy: Taxonomy, answer: pd.Series) -> pd.DataFrame:
+    """One item's ranked answers (a row of `Predictor.answers`) as rows: rank, category, calibrated
+    probability and the tree distance from the first answer, i.e. how far off each runner-up would be."""
+    ranks = sorted(int(c.removeprefix("pred_")) for c in answer.index if c.startswith("pred_") and c[5:].isdigit())
+    top = [answer[f"pred_{r}"] for r in ranks]
+    nodes = [taxonomy.resolve(p) for p in top]
+    return pd.DataFrame({"rank": ranks, "category": top, "probability": [float(answer[f"prob_{r}"]) for r in ranks],
+                         "tree_distance": taxonomy.distance([nodes[0]] * len(nodes), nodes).astype(int)})
+
 def output_path(out: str | Path) -> Path:
     """`out` as a Path, refused unless it names a format `predict` writes."""
     out = Path(out)
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(f"--out must end in {', '.join(OUTPUT_SUFFIXES)}; got {out.name}")
+        raise SettingError(f"--out must end in {', '.join(OUTPUT_SUFFIXES)}; got {out.name}")
     return out
 
 
