@@ -58,3 +58,51 @@ def test_a_damaged_shard_is_never_served_and_its_items_are_stored_again(tmp_path
         got, found = cache_view.get(keys)
         assert found.all()
         np.testing.assert_array_equal(got, good)
+
+
+# ----- 2. tiny catalogs ----------------------------------------------------------------------------
+def tiny_catalog(tmp_path, classes: int, per_class: int):
+    import pandas as pd
+
+    from tests.conftest import SAMPLE_PRODUCTS
+
+    frame = pd.read_csv(SAMPLE_PRODUCTS)
+    kept = frame["category_path"].value_counts().index[:classes]
+    frame = frame[frame["category_path"].isin(kept)].groupby("category_path").head(per_class)
+    path = tmp_path / "tiny.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def tiny_args(path, store, command="train"):
+    from tests.conftest import SAMPLE_TAXONOMY
+
+    return [command, "--data", path, "--label-column", "category_path", "--text-column", "title", "--id-column", "id",
+            "--taxonomy", SAMPLE_TAXONOMY, "--encoder", "minilm", "--epochs", "2", "--quiet", "--json", "--out", store]
+
+
+@pytest.mark.parametrize("command", ["train", "audit"])
+def test_three_classes_train_and_audit_to_the_end(tmp_path, command):
+    import json
+
+    from core.runs.store import RunStore
+    from tests.test_cli_taxonomy import run_cli
+
+    r = run_cli(*tiny_args(tiny_catalog(tmp_path, 3, 12), tmp_path / "store", command))
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    json.loads(r.stdout.strip().splitlines()[-1])
+    (run,) = RunStore(tmp_path / "store").runs()
+    assert run.state == "done"
+    frame = run.predictions()
+    assert "pred_3" in frame and "pred_4" not in frame
+
+
+def test_too_few_items_say_how_many_are_needed(tmp_path):
+    from tests.test_cli_taxonomy import run_cli
+
+    r = run_cli(*tiny_args(tiny_catalog(tmp_path, 2, 3), tmp_path / "store"))
+    assert r.returncode == 2
+    assert "n_samples" not in r.stderr and "Traceback" not in r.stderr
+    assert "6 items" in r.stderr and "at least" in r.stderr, r.stderr
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").iterdir())
