@@ -11,7 +11,7 @@ from core.data.export import write_csv
 from core.data.tables import DataError, Items, read_table
 from core.display import plain
 from core.settings import DEFAULT_REVIEW_RISK
-from core.training.predictor import Predictor
+from core.training.predictor import Predictor, model_problems
 from pages.shared import demo_run_offer, finished_runs, guard
 
 UPLOAD_TYPES = ["csv", "tsv", "parquet", "jsonl"]
@@ -102,7 +102,12 @@ def uploaded_file(model: Predictor) -> None:
 
 def page() -> None:
     st.title("Categorize")
-    done = [r for r in finished_runs() if r.kind == "trained"]
+    trained = [r for r in finished_runs() if r.kind == "trained"]
+    damaged = {r.name: model_problems(r) for r in trained}
+    done = [r for r in trained if not damaged[r.name]]
+    if any(damaged.values()):
+        st.warning("Runs whose model files are damaged are left out:\n\n" +
+                   "\n\n".join(p for problems in damaged.values() for p in problems), icon=":material/warning:")
     if not done:
         demo_run_offer("demo-categorize")
         return

@@ -106,3 +106,86 @@ def test_too_few_items_say_how_many_are_needed(tmp_path):
     assert "n_samples" not in r.stderr and "Traceback" not in r.stderr
     assert "6 items" in r.stderr and "at least" in r.stderr, r.stderr
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").iterdir())
+
+
+# ----- 3. damaged model files -------------------------------------------------------------------------
+def copied_run(tree_run, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    store = tmp_path / "store"
+    store.mkdir(exist_ok=True)
+    return Path(shutil.copytree(tree_run["run_dir"], store / Path(tree_run["run_dir"]).name))
+
+
+def edit_json(path, change) -> None:
+    import json
+
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+MODEL_DAMAGE = {
+    "weights truncated": lambda run: (run / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes()[:5000]),
+    "weights empty": lambda run: (run / "model.safetensors").write_bytes(b""),
+    "weights garbage": lambda run: (run / "model.safetensors").write_bytes(b"\xff" * 4096),
+    "weights missing": lambda run: (run / "model.safetensors").unlink(),
+    "slices shifted": lambda run: edit_json(run / "model.json", lambda d: d.update(slices=[["text", 0, 100]])),
+    "slices not a list": lambda run: edit_json(run / "model.json", lambda d: d.update(slices="text")),
+    "hidden huge": lambda run: edit_json(run / "model.json", lambda d: d.update(hidden=10**12)),
+    "hidden other": lambda run: edit_json(run / "model.json", lambda d: d.update(hidden=64)),
+    "image source without images": lambda run: edit_json(run / "model.json", lambda d: d.update(image_source="clip")),
+    "temperature text": lambda run: edit_json(run / "model.json", lambda d: d.update(temperature="hot")),
+    "too few classes": lambda run: edit_json(run / "classes.json", lambda d: d.update(classes=d["classes"][:3])),
+    "nodes out of range": lambda run: edit_json(run / "classes.json", lambda d: d.update(nodes=[10**6] * len(d["nodes"]))),
+    "nodes not numbers": lambda run: edit_json(run / "classes.json", lambda d: d.update(nodes=["x"] * len(d["nodes"]))),
+}
+
+
+@pytest.mark.parametrize("damage", list(MODEL_DAMAGE))
+def test_a_damaged_model_is_refused_with_the_file_named(tree_run, tmp_path, damage):
+    from core.runs.store import Run, RunError
+    from core.training.predictor import Predictor, model_problems
+
+    run = copied_run(tree_run, tmp_path)
+    MODEL_DAMAGE[damage](run)
+    with pytest.raises(RunError) as caught:
+        Predictor.load(run)
+    file = "model.safetensors" if damage.startswith("weights") or damage == "hidden other" else \
+        "classes.json" if "classes" in damage or "nodes" in damage else "model.json"
+    assert file in str(caught.value) and "\n" not in str(caught.value)
+    assert model_problems(Run(run)) == [str(caught.value)]
+
+
+def test_the_cli_lists_and_refuses_a_damaged_model(tree_run, tmp_path):
+    import json
+
+    from tests.conftest import SAMPLE_PRODUCTS
+    from tests.test_cli_taxonomy import run_cli
+
+    run = copied_run(tree_run, tmp_path)
+    MODEL_DAMAGE["weights truncated"](run)
+    listed = run_cli("runs", tmp_path / "store", "--json")
+    assert listed.returncode == 0
+    (row,) = json.loads(listed.stdout.strip().splitlines()[-1])
+    assert row["state"] == "damaged" and "model.safetensors" in row["error"]
+    r = run_cli("predict", run, "--data", SAMPLE_PRODUCTS, "--out", tmp_path / "out.csv", "--quiet")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "model.safetensors" in r.stderr and not (tmp_path / "out.csv").exists()
+
+
+def test_the_categorize_page_opens_when_the_newest_run_is_damaged(tree_run, tmp_path, monkeypatch):
+    import shutil
+
+    from tests.conftest import app_page
+
+    root = tmp_path / "runs"
+    shutil.copytree(tree_run["run_dir"], root / "20990101-000000-good")
+    shutil.copytree(tree_run["run_dir"], root / "20991231-000000-newest-damaged")
+    MODEL_DAMAGE["weights garbage"](root / "20991231-000000-newest-damaged")
+    monkeypatch.setenv("TAXOLENS_RUNS", str(root))
+    at = app_page("categorize")
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="categorize_run").options == ["20990101-000000-good"]
+    assert any("newest-damaged" in w.value and "model.safetensors" in w.value for w in at.warning)

@@ -348,10 +348,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core.runs.store import RunStore
+    from core.training.predictor import model_problems
 
     if not Path(args.store).is_dir():
         raise CliError(f"run store not found: {args.store}")
-    rows = [r.summary() for r in RunStore(args.store).runs()]
+    rows = []
+    for run in RunStore(args.store).runs():
+        row, problems = run.summary(), model_problems(run)
+        rows.append(row | ({"status": "damaged", "error": "; ".join(problems)} if problems else {}))
     for row in rows:
         metrics = "  ".join(f"{k} {row[k]:.3f}" for k in ("top1", "mistake_severity", "hdist@5") if row.get(k) is not None)
         line = f"{row['run_id']:<40} {row['status']:<11} {str(row.get('targets') or row.get('kind') or ''):<12} {metrics}"
