@@ -6,10 +6,13 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")  # numpy's report of a write cut short by a full disk
 
 
 class StoreWriteError(OSError):
@@ -19,7 +22,7 @@ class StoreWriteError(OSError):
 def write_failed(path: Path, exc: BaseException) -> StoreWriteError:
     """One readable sentence for a failed save, instead of the writer library's traceback."""
     code = getattr(exc, "errno", None)
-    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc) or SHORT_WRITE.search(str(exc)):
         reason = "the disk is full; free some space and try again"
     else:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

@@ -189,3 +189,39 @@ def test_the_categorize_page_opens_when_the_newest_run_is_damaged(tree_run, tmp_
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="categorize_run").options == ["20990101-000000-good"]
     assert any("newest-damaged" in w.value and "model.safetensors" in w.value for w in at.warning)
+
+
+# ----- 4. full disks --------------------------------------------------------------------------------------
+def test_features_files_are_allocated_up_front_and_a_full_disk_is_said(tmp_path, monkeypatch, minilm):
+    import errno
+    import os
+
+    from core.data import featuredir
+    from core.settings import ExperimentConfig
+    from tests.conftest import SAMPLE_PRODUCTS
+
+    config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), text_columns=["title"], id_column="id", max_rows=300)
+    ids = featuredir.scan_ids(config)
+    featuredir.begin(tmp_path / "F", minilm, config, ids, 100)
+    stat = os.stat(tmp_path / "F" / "features.npy")
+    assert stat.st_blocks * 512 >= stat.st_size  # not sparse: a memory-mapped write cannot hit a full disk
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    for out in (tmp_path / "G", tmp_path / "F"):  # a new folder, and one resumed
+        with pytest.raises(OSError, match="the disk is full") as caught:
+            featuredir.begin(out, minilm, config, ids, 100)
+        assert ".tmp" not in str(caught.value)
+    assert not (tmp_path / "G" / "features.npy").exists()
+
+
+def test_a_short_write_to_the_cache_says_the_disk_is_full(tmp_path, monkeypatch):
+    def short(fh, array, **kwargs):
+        raise OSError("115200 requested and 29664 written")
+
+    monkeypatch.setattr(np, "save", short)
+    with pytest.raises(OSError, match="the disk is full"):
+        ItemCache(tmp_path, "enc", DIM).put(item_keys("enc", "text", ["a"]), vectors(1))
+    assert not list(tmp_path.rglob("*.npy")) and not list(tmp_path.rglob("*.tmp"))
