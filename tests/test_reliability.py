@@ -225,3 +225,75 @@ def test_a_short_write_to_the_cache_says_the_disk_is_full(tmp_path, monkeypatch)
     with pytest.raises(OSError, match="the disk is full"):
         ItemCache(tmp_path, "enc", DIM).put(item_keys("enc", "text", ["a"]), vectors(1))
     assert not list(tmp_path.rglob("*.npy")) and not list(tmp_path.rglob("*.tmp"))
+
+
+# ----- 5. evaluate's inputs -------------------------------------------------------------------------------
+SMALL = "A > A1 > a\nA > A1 > b\nA > A2 > c\nB > d\n"
+
+
+def evaluate_cli(tmp_path, capsys, *args):
+    from core.cli.main import main
+
+    code = main(["evaluate", "--out", str(tmp_path / "runs"), "--encoder", "minilm", "--quiet", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_an_empty_middle_prediction_cell_keeps_the_columns_before_it(tmp_path, capsys):
+    import json
+
+    from core.runs import schema
+
+    data = tmp_path / "p.csv"
+    data.write_text("y,p1,p2,p3\nA > A1 > a,A > A1 > a,A > A1 > b,B > d\nB > d,A > A2 > c,,A > A1 > a\n")
+    code, out, err = evaluate_cli(tmp_path, capsys, "--predictions", data, "--true-column", "y", "--pred-columns", "p1", "p2", "p3",
+                                  "--json")
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["top1"] == 0.5
+    frame = schema.read(str(next((tmp_path / "runs").iterdir()) / "predictions.parquet"))
+    assert "pred_1" in frame and "pred_2" not in frame
+
+
+@pytest.mark.parametrize(("matrix", "message"), [
+    (np.zeros(4, dtype=[("a", "f4"), ("b", "f4")]), "real numbers"),
+    (np.full((4, 4), 0.25, dtype=np.complex64), "real numbers"),
+    (np.full((4, 4), 0.3), "must sum to 1: 4 rows do not (row 0 sums to 1.2)"),
+    ("huge", "not a readable .npy array"),
+])
+def test_a_probability_matrix_that_is_not_one_is_refused(tmp_path, capsys, matrix, message):
+    classes = tmp_path / "c.txt"
+    classes.write_text(SMALL)
+    data = tmp_path / "p.csv"
+    data.write_text("y\n" + "A > A1 > a\n" * 4)
+    path = tmp_path / "p.npy"
+    if isinstance(matrix, str):  # a header declaring 10^12 rows over a few bytes of data
+        header = {"descr": "<f4", "fortran_order": False, "shape": (10**12, 4)}
+        with open(path, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
+            fh.write(b"\x00" * 64)
+    else:
+        np.save(path, matrix)
+    code, out, err = evaluate_cli(tmp_path, capsys, "--predictions", data, "--true-column", "y", "--probabilities", path,
+                                  "--classes", classes)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_probabilities_off_by_rounding_are_renormalised_and_said(tmp_path, capsys):
+    import json
+
+    classes = tmp_path / "c.txt"
+    classes.write_text(SMALL)
+    data = tmp_path / "p.csv"
+    data.write_text("y\n" + "A > A1 > a\n" * 4)
+    np.save(tmp_path / "p.npy", np.array([[0.7, 0.1, 0.1, 0.104]] * 4))
+    code, out, err = evaluate_cli(tmp_path, capsys, "--predictions", data, "--true-column", "y", "--probabilities",
+                                  tmp_path / "p.npy", "--classes", classes, "--json")
+    assert code == 0, err
+    run = next((tmp_path / "runs").iterdir())
+    notes = json.loads((run / "metrics.json").read_text())["notes"]
+    assert any("renormalised" in n for n in notes)
+    from core.runs import schema
+
+    frame = schema.read(str(run / "predictions.parquet"))
+    assert frame["prob_1"].iloc[0] == pytest.approx(0.7 / 1.004, abs=1e-6)

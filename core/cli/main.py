@@ -196,6 +196,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Import another categorizer's predictions as a run (see core/evaluation/importer.py)."""
     import numpy as np
 
+    from core.data.encoders import read_matrix
     from core.data.tables import read_table
     from core.evaluation.importer import ImportSpec, import_run, read_class_list
 
@@ -206,10 +207,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     frame = read_table(args.predictions)
     matrix = None
     if args.probabilities is not None:
-        try:
-            matrix = np.load(args.probabilities, allow_pickle=False)
-        except ValueError as exc:
-            raise CliError(f"{args.probabilities} is not a .npy array: {exc}") from None
+        matrix = np.asarray(read_matrix(args.probabilities, "items x classes"))
     spec = ImportSpec(args.true_column, args.pred_columns or [], args.score_columns or [], args.id_column,
                       args.text_columns or [])
     progress = Progress(quiet=args.quiet)
