@@ -297,3 +297,96 @@ def test_probabilities_off_by_rounding_are_renormalised_and_said(tmp_path, capsy
 
     frame = schema.read(str(run / "predictions.parquet"))
     assert frame["prob_1"].iloc[0] == pytest.approx(0.7 / 1.004, abs=1e-6)
+
+
+# ----- 6. the smaller ones ------------------------------------------------------------------------------
+def test_a_bin_checkpoint_that_is_not_weights_is_one_message(tmp_path):
+    from core.data.encoders import ClipEncoder, EncoderUnavailable
+
+    (tmp_path / "model.bin").write_bytes(b"these are not weights at all")
+    with pytest.raises(EncoderUnavailable, match="could not load .*model.bin.*open_clip weights file"):
+        ClipEncoder.load("ViT-B-32", checkpoint=tmp_path / "model.bin")
+
+
+def test_a_cache_that_is_a_file_is_not_reported_as_the_output(tree_run, tmp_path):
+    from tests.conftest import SAMPLE_PRODUCTS
+    from tests.test_cli_taxonomy import run_cli
+
+    (tmp_path / "cache").write_text("not a folder")
+    env = __import__("os").environ | {"TAXOLENS_CACHE": str(tmp_path / "cache")}
+    r = run_cli("predict", tree_run["run_dir"], "--data", SAMPLE_PRODUCTS, "--max-rows", "20", "--out",
+                tmp_path / "out.csv", "--quiet", env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "could not save" not in r.stderr and "categorizing stopped" in r.stderr and str(tmp_path / "cache") in r.stderr
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_read_only_cache_is_read_and_not_written(tmp_path, monkeypatch):
+    import errno
+
+    from core.data import itemcache
+    from core.files import write_failed
+
+    keys = item_keys("enc", "text", ["a", "b"])
+    ItemCache(tmp_path, "enc", DIM).put(keys[:1], vectors(1))
+
+    def read_only(path, array):
+        raise write_failed(path, PermissionError(errno.EROFS, "Read-only file system"))
+
+    monkeypatch.setattr(itemcache, "save_npy", read_only)
+    cache = ItemCache(tmp_path, "enc", DIM)
+    assert cache.put(keys[1:], vectors(2)[1:]) is False
+    assert cache.get(keys)[1].tolist() == [True, False]
+
+
+@pytest.mark.parametrize("risk", ["nan", "-0.5", "inf"])
+def test_review_risk_must_be_a_distance(tree_run, tmp_path, risk):
+    from tests.conftest import SAMPLE_PRODUCTS
+    from tests.test_cli_taxonomy import run_cli
+
+    r = run_cli("predict", tree_run["run_dir"], "--data", SAMPLE_PRODUCTS, "--out", tmp_path / "o.csv",
+                f"--review-risk={risk}", "--quiet")
+    assert r.returncode == 2 and "--review-risk must be" in r.stderr and not (tmp_path / "o.csv").exists()
+
+
+def test_temporary_files_of_dead_writers_are_cleaned_and_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from core.files import STALE_SECONDS, write_json
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    old = __import__("time").time() - STALE_SECONDS - 10
+    stale = tmp_path / f".out.json.{dead.stdout.strip()}.abc.tmp"
+    live = tmp_path / f".out.json.{os.getpid()}.def.tmp"
+    recent = tmp_path / f".out.json.{dead.stdout.strip()}.ghi.tmp"
+    for path in (stale, live, recent):
+        path.write_text("partial")
+    os.utime(stale, (old, old))
+    os.utime(live, (old, old))
+    write_json(tmp_path / "out.json", {"a": 1})
+    assert not stale.exists() and live.exists() and recent.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, recent.name, "out.json"])
+
+
+def test_an_unexpected_failure_reads_as_a_sentence_with_the_trace_kept(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from core.runs.store import RunStore
+    from core.settings import ExperimentConfig
+    from core.training import experiment
+    from tests.conftest import SAMPLE_PRODUCTS, SAMPLE_TAXONOMY
+
+    def broken(*args, **kwargs):
+        raise pd.errors.InvalidIndexError("Reindexing only valid with uniquely valued Index objects")
+
+    monkeypatch.setattr(experiment, "prepare", broken)
+    config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title"],
+                              taxonomy=str(SAMPLE_TAXONOMY))
+    run = RunStore(tmp_path).create(config.to_dict())
+    with pytest.raises(pd.errors.InvalidIndexError):
+        experiment.execute_run(run.path)
+    status = run.status()
+    assert status["state"] == "failed" and status["error"].startswith("an unexpected error stopped this run (InvalidIndexError")
+    assert "bug" in status["error"] and "Traceback" in status["trace"]

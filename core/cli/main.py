@@ -380,6 +380,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CliError(f"--top-k must be at least 1; got {args.top_k}")
     if args.chunk_rows < 1 or args.workers < 1:
         raise CliError("--chunk-rows and --workers must be at least 1")
+    if not 0 <= args.review_risk < float("inf"):  # NaN fails every comparison
+        raise CliError(f"--review-risk must be a tree distance of 0 or more; got {args.review_risk}")
     address = ray_address(args)
     device = settings.resolve_device(args.device or settings.get("device").default)
     predictor = Predictor.load(args.run_dir, clip_checkpoint=args.clip_checkpoint, device=device)

@@ -132,8 +132,10 @@ class ClipEncoder(Encoder):
         torch.manual_seed(seed)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=weights, device=device)
-        except (RuntimeError, KeyError, OSError, ValueError) as exc:
-            raise EncoderUnavailable(f"CLIP {model_name} could not load {weights or 'random weights'}: {exc}") from None
+        except Exception as exc:  # a file that is not weights fails anywhere in the unpickler (IndexError, EOFError, ...)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EncoderUnavailable(f"CLIP {model_name} could not load {weights or 'random weights'}: {reason} "
+                                     "(is it an open_clip weights file?)") from None
         model.eval()
         dim = int(model.text_projection.shape[1] if hasattr(model, "text_projection") and model.text_projection is not None
                   else model.encode_text(open_clip.get_tokenizer(model_name)(["x"])).shape[1])

@@ -9,6 +9,7 @@ union of the keys files, read once per cache object (8 bytes an item)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import uuid
 from collections.abc import Iterable
@@ -20,6 +21,7 @@ import pandas as pd
 from core.files import atomic_path
 
 SHARD_ROWS = 20_000  # vectors per shard at most; a put of more is split
+READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)  # a cache that can be read but not written
 
 
 def item_keys(identity: str, kind: str, contents: Iterable[str | bytes]) -> np.ndarray:
@@ -125,18 +127,26 @@ class ItemCache:
             self._mapped[shard] = np.load(self._shards[shard], mmap_mode="r")
         return self._mapped[shard]
 
-    def put(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Store new vectors in new shards (atomic: vectors first, keys last)."""
+    def put(self, keys: np.ndarray, vectors: np.ndarray) -> bool:
+        """Store new vectors in new shards (atomic: vectors first, keys last); whether they were stored.
+        A cache this process may not write (read-only, another user's) is only read: the vectors are
+        still returned to the caller, just not kept, so `predict` works from a shared read-only cache."""
         keys = np.asarray(keys, dtype=np.uint64)
         vectors = np.asarray(vectors, dtype=np.float32)
         if len(keys) == 0:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for start in range(0, len(keys), SHARD_ROWS):
-            name = uuid.uuid4().hex
-            save_npy(self.folder / f"{name}.npy", vectors[start:start + SHARD_ROWS])
-            save_npy(self.folder / f"{name}.keys.npy", keys[start:start + SHARD_ROWS])
+            return True
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for start in range(0, len(keys), SHARD_ROWS):
+                name = uuid.uuid4().hex
+                save_npy(self.folder / f"{name}.npy", vectors[start:start + SHARD_ROWS])
+                save_npy(self.folder / f"{name}.keys.npy", keys[start:start + SHARD_ROWS])
+        except OSError as exc:
+            if exc.errno not in READ_ONLY:
+                raise
+            return False
         self.refresh()
+        return True
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

@@ -259,7 +259,10 @@ def execute_run(run_dir: Path, on_epoch: Callable[[EpochLog], None] | None = Non
         record_failure(run_dir, error=str(exc))
         raise
     except Exception as exc:  # an unexpected failure is still recorded, with the trace for a bug report
-        record_failure(run_dir, error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(limit=8))
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        record_failure(run_dir, error=f"an unexpected error stopped this run ({type(exc).__name__}{': ' if detail else ''}"
+                       f"{detail}); this is a bug in Taxolens, please report it with run.log from the run folder",
+                       trace=traceback.format_exc(limit=8))
         raise
 
 

@@ -259,13 +259,28 @@ def write_answers(out: Path, frames: Iterable[pd.DataFrame], progress: Callable[
     (an interrupted run leaves the previous file). Shared by the one-process and the Ray Data paths."""
     rows = flagged = 0
     with files.atomic_path(out) as tmp, TableWriter(tmp, out.suffix.lower()) as writer:
-        for result in frames:
+        for result in scored(frames, out):
             writer.write(result)
             rows += len(result)
             flagged += int(result["review"].sum()) if "review" in result else 0
             if progress:
                 progress(len(result))
     return {"rows": rows, "review": flagged, "out": str(out)}
+
+
+def scored(frames: Iterable[pd.DataFrame], out: Path) -> Iterator[pd.DataFrame]:
+    """`frames`, with an OSError raised while producing them (reading the input, the embedding cache)
+    told apart from a failure to save `out`, which is what atomic_path reports for OSErrors."""
+    iterator = iter(frames)
+    while True:
+        try:
+            frame = next(iterator)
+        except StopIteration:
+            return
+        except OSError as exc:
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            raise DataError(f"categorizing stopped, nothing was written to {out}: {exc.strerror or exc}{where}") from None
+        yield frame
 
 
 def items_from_frame(frame: pd.DataFrame, config: ExperimentConfig, use_text: bool = True, offset: int = 0) -> Items:
