@@ -31,6 +31,13 @@ from core.data.tables import (
 from core.settings import ExperimentConfig
 
 CHUNK_ROWS = 10_000
+FEATURE_FILES = {  # name -> (format, what it holds); the damage test corrupts each
+    "features.npy": ("npy", "N x D float32 vectors, each modality a column slice"),
+    "mask.npy": ("npy", "N x M bool: modality present"),
+    "ids.parquet": ("parquet", "the row ids"),
+    "features.json": ("json", "encoder identity, slices, source fingerprint, complete"),
+    "progress.json": ("json", "the chunks already written"),
+}
 Progress = Callable[[int], None]  # rows finished since the last call
 
 

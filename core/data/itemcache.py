@@ -20,6 +20,10 @@ import pandas as pd
 
 from core.files import atomic_path
 
+CACHE_FILES = {  # per shard NAME: suffix -> (format, what it holds); the damage test corrupts each
+    ".npy": ("npy", "the shard's vectors, rows x dim float32"),
+    ".keys.npy": ("npy", "the shard's uint64 item keys, one per row"),
+}
 SHARD_ROWS = 20_000  # vectors per shard at most; a put of more is split
 READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)  # a cache that can be read but not written
 

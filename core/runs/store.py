@@ -43,6 +43,22 @@ if TYPE_CHECKING:
     from core.settings import ExperimentConfig
     from core.taxonomy.tree import Taxonomy
 
+# Every file a run folder may hold: name -> (format, what it holds). The damage test corrupts each one
+# in every way its format allows (tests/test_damage.py), so a file added here is checked there too.
+RUN_FILES = {
+    "config.json": ("json", "what was asked for (the settings)"),
+    "status.json": ("json", "the state, its owner process and the error when failed"),
+    "metrics.jsonl": ("jsonl", "one record per epoch, appended"),
+    "metrics.json": ("json", "the final test metrics, plain and CRM re-ranked"),
+    "predictions.parquet": ("parquet", "per test item: truth, ranked answers, probabilities (core/runs/schema.py)"),
+    "model.safetensors": ("safetensors", "the weights"),
+    "model.json": ("json", "the architecture, calibration temperature and encoder identity"),
+    "classes.json": ("json", "the class paths and taxonomy nodes in model output order"),
+    "taxonomy.json": ("json", "the taxonomy the run used"),
+    "report.json": ("json", "what data preparation dropped and noted"),
+    "progress.json": ("json", "the running stage's progress"),
+}
+
 STATES = ("queued", "running", "done", "failed", "cancelled")
 DERIVED_STATES = ("interrupted", "damaged")  # never written: read from a dead owner process or a broken file
 SUMMARY_KEYS = ("top1", "top5", "mistake_severity", "hdist@5", "semsim@5", "neighbor_hits@5", "ece", "hier_f1")
@@ -352,11 +368,13 @@ def history(run_dir: Path) -> pd.DataFrame:
     rows = []
     path = Path(run_dir) / "metrics.jsonl"
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for line in path.read_text(errors="replace").splitlines():
             try:
-                rows.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(record, dict):  # a damaged line (garbage, another JSON type) is skipped too
+                rows.append(record)
     return pd.DataFrame(rows)
 
 

@@ -65,13 +65,19 @@ class Predictor:
         if run.kind != "trained":
             raise runs.RunError(f"run {run.name} holds imported predictions; it has no model to categorize with")
         info, names, nodes, taxonomy = check_model_files(run)
-        config = run.experiment_config()
+        try:
+            config = run.experiment_config()
+        except (TypeError, ValueError) as exc:
+            raise runs.RunError(f"{run.name}: config.json is damaged ({str(exc).splitlines()[0]})") from None
         choice = encoder_from_identity(str(info["encoder_identity"]), clip_checkpoint or config.clip_checkpoint, device)
         model = build_model(info)
         try:
-            model.load_state_dict(load_file(str(run / "model.safetensors")))
+            weights = load_file(str(run / "model.safetensors"))
+            model.load_state_dict(weights)
         except (OSError, RuntimeError, SafetensorError) as exc:
             raise runs.RunError(f"{run.name}: model.safetensors does not load ({str(exc).splitlines()[0]})") from None
+        if not all(bool(w.isfinite().all()) for w in weights.values()):
+            raise runs.RunError(f"{run.name}: model.safetensors holds NaN or infinite weights")
         model.to(device).eval()
         distance = taxonomy.distance_matrix(nodes) if len(nodes) <= DENSE_DISTANCE_LIMIT else None
         return cls(run, config, model, float(info["temperature"]), names, taxonomy, distance, choice, info.get("image_source"))
@@ -214,7 +220,11 @@ def check_model_files(run: runs.Run) -> tuple[dict, list[str], list[int], Taxono
     fault = _check_info(info)
     if fault:
         raise runs.RunError(f"{run.name}: model.json is damaged ({fault})")
-    names, taxonomy = run.classes(), run.taxonomy()
+    names = run.classes()
+    try:
+        taxonomy = run.taxonomy()
+    except (TypeError, ValueError, IndexError, KeyError) as exc:  # lists of the wrong things (TaxonomyError is a ValueError)
+        raise runs.RunError(f"{run.name}: taxonomy.json is damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     try:
         nodes = run.class_nodes()
     except (TypeError, ValueError):
@@ -224,7 +234,10 @@ def check_model_files(run: runs.Run) -> tuple[dict, list[str], list[int], Taxono
                             f"{info['n_classes']} outputs")
     if not all(0 <= n < len(taxonomy) for n in nodes):
         raise runs.RunError(f"{run.name}: classes.json names taxonomy nodes outside taxonomy.json's {len(taxonomy)} nodes")
-    expected = {k: tuple(v.shape) for k, v in build_model(info, "meta").state_dict().items()}
+    try:
+        expected = {k: tuple(v.shape) for k, v in build_model(info, "meta").state_dict().items()}
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise runs.RunError(f"{run.name}: model.json is damaged ({str(exc).splitlines()[0]})") from None
     try:
         with safe_open(str(run / "model.safetensors"), "pt") as weights:
             found = {k: tuple(weights.get_slice(k).get_shape()) for k in weights.keys()}  # noqa: SIM118 - not a dict
