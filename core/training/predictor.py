@@ -67,6 +67,7 @@ class Predictor:
         info, names, nodes, taxonomy = check_model_files(run)
         try:
             config = run.experiment_config()
+            config.check_settings()  # each setting of its declared type, as when the run was made
         except (TypeError, ValueError) as exc:
             raise runs.RunError(f"{run.name}: config.json is damaged ({str(exc).splitlines()[0]})") from None
         choice = encoder_from_identity(str(info["encoder_identity"]), clip_checkpoint or config.clip_checkpoint, device)
