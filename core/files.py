@@ -4,14 +4,20 @@ written to a temporary name beside it and renamed, so a crash leaves the previou
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from core.errors import TaxolensError
+
+SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")  # numpy's report of a write cut short by a full disk
+
 
 
 class StoreWriteError(TaxolensError, OSError):
@@ -21,13 +27,38 @@ class StoreWriteError(TaxolensError, OSError):
 def write_failed(path: Path, exc: BaseException) -> StoreWriteError:
     """One readable sentence for a failed save, instead of the writer library's traceback."""
     code = getattr(exc, "errno", None)
-    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc) or SHORT_WRITE.search(str(exc)):
         reason = "the disk is full; free some space and try again"
     else:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     error = StoreWriteError(f"could not save {path}: {reason} (no partial file was left)")
     error.errno = code or errno.EIO
     return error
+
+
+STALE_SECONDS = 300  # a temporary file untouched this long, of a writer that is gone, is removed
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete the temporary files a killed writer of `path` left (`.NAME.PID.*.tmp` whose process is gone
+    and that nobody touched for STALE_SECONDS); a live writer's file is never touched."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        try:
+            if pid.isdigit() and not _alive(int(pid)) and time.time() - tmp.stat().st_mtime > STALE_SECONDS:
+                tmp.unlink()
+        except OSError:
+            continue  # removed by another writer meanwhile, or not ours to remove
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager
@@ -37,7 +68,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        remove_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
         os.close(fd)
         yield Path(tmp)
         os.replace(tmp, path)

@@ -12,7 +12,7 @@ from core.data.tables import DataError, Items, count_rows, join_texts, read_tabl
 from core.display import plain
 from core.evaluation import selective
 from core.settings import DEFAULT_REVIEW_RISK
-from core.training.predictor import Predictor, alternatives
+from core.training.predictor import Predictor, alternatives, model_problems
 from pages.shared import default, demo_run_offer, finished_runs, target_slider
 
 UPLOAD_TYPES = ["csv", "tsv", "parquet", "jsonl"]
@@ -123,7 +123,12 @@ def uploaded_file(model: Predictor) -> None:
 
 def page() -> None:
     st.title("Categorize")
-    done = [r for r in finished_runs() if r.kind == "trained"]
+    trained = [r for r in finished_runs() if r.kind == "trained"]
+    damaged = {r.name: model_problems(r) for r in trained}
+    done = [r for r in trained if not damaged[r.name]]
+    if any(damaged.values()):
+        st.warning("Runs whose model files are damaged are left out:\n\n" +
+                   "\n\n".join(p for problems in damaged.values() for p in problems), icon=":material/warning:")
     if not done:
         demo_run_offer("demo-categorize")
         return

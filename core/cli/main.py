@@ -201,6 +201,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Import another categorizer's predictions as a run (see core/runs/importer.py)."""
     import numpy as np
 
+    from core.data.encoders import read_matrix
     from core.data.tables import read_table
     from core.runs.importer import ImportSpec, import_run, read_class_list
 
@@ -211,10 +212,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     frame = read_table(args.predictions)
     matrix = None
     if args.probabilities is not None:
-        try:
-            matrix = np.load(args.probabilities, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise CliError(f"{args.probabilities} is not a .npy array: {exc}") from None
+        matrix = np.asarray(read_matrix(args.probabilities, "items x classes"))
     spec = ImportSpec(args.true_column, args.pred_columns or [], args.score_columns or [], args.id_column,
                       args.text_columns or [])
     progress = ProgressBars(quiet=args.quiet)
@@ -354,10 +352,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     from core.runs.store import RunStore
     from core.runs.tables import summary_row
+    from core.training.predictor import model_problems
 
     if not Path(args.store).is_dir():
         raise CliError(f"run store not found: {args.store}")
-    rows = [summary_row(r) for r in RunStore(args.store).runs()]
+    rows = []
+    for run in RunStore(args.store).runs():
+        row, problems = summary_row(run), model_problems(run)
+        rows.append(row | ({"status": "damaged", "error": "; ".join(problems)} if problems else {}))
     for row in rows:
         metrics = "  ".join(f"{k} {row[k]:.3f}" for k in KEY_METRICS if row.get(k) is not None)
         line = f"{row['run_id']:<40} {row['status']:<11} {str(row.get('targets') or row.get('kind') or ''):<12} {metrics}"
@@ -384,6 +386,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CliError(f"--top-k must be at least 1; got {args.top_k}")
     if args.chunk_rows < 1 or args.workers < 1:
         raise CliError("--chunk-rows and --workers must be at least 1")
+    if not 0 <= args.review_risk < float("inf"):  # NaN fails every comparison
+        raise CliError(f"--review-risk must be a tree distance of 0 or more; got {args.review_risk}")
     address = ray_address(args)
     device = settings.resolve_device(args.device or settings.get("device").default)
     predictor = Predictor.load(args.run_dir, clip_checkpoint=args.clip_checkpoint, device=device)

@@ -136,8 +136,10 @@ class ClipEncoder(Encoder):
         torch.manual_seed(seed)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=weights, device=device)
-        except (RuntimeError, KeyError, OSError, ValueError) as exc:
-            raise EncoderUnavailable(f"CLIP {model_name} could not load {weights or 'random weights'}: {exc}") from None
+        except Exception as exc:  # a file that is not weights fails anywhere in the unpickler (IndexError, EOFError, ...)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EncoderUnavailable(f"CLIP {model_name} could not load {weights or 'random weights'}: {reason} "
+                                     "(is it an open_clip weights file?)") from None
         model.eval()
         dim = int(model.text_projection.shape[1] if hasattr(model, "text_projection") and model.text_projection is not None
                   else model.encode_text(open_clip.get_tokenizer(model_name)(["x"])).shape[1])
@@ -445,6 +447,20 @@ def label_embeddings(taxonomy: object, classes: Sequence[int], encoder: Encoder,
 
 
 # ----- precomputed modality ----------------------------------------------------------------------
+def read_matrix(npy_path: str | Path, rows_by: str) -> np.ndarray:
+    """A 2-D matrix of real numbers from an .npy file, memory-mapped: a header that declares more data
+    than the file holds, a structured or complex dtype, or a pickle is refused with a ValueError,
+    before any memory is taken. `rows_by` says what the axes are, for the message."""
+    npy_path = Path(npy_path)
+    try:
+        matrix = np.load(npy_path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, EOFError) as exc:
+        raise ValueError(f"{npy_path} is not a readable .npy array: {str(exc).splitlines()[0] if str(exc) else 'truncated'}") from None
+    if matrix.ndim != 2 or matrix.dtype.kind not in "iuf":
+        raise ValueError(f"{npy_path.name} must be a 2-D numeric array of real numbers ({rows_by}); it is {matrix.dtype} of shape {matrix.shape}")
+    return matrix
+
+
 def load_precomputed(npy_path: str | Path, ids_path: str | Path) -> tuple[list[str], np.ndarray]:
     """A precomputed embedding matrix and its row ids: one id per line, with or without a header line
     (a one-column CSV). The first line is a header when it reads like one ("id", "product_id") or when
@@ -454,12 +470,7 @@ def load_precomputed(npy_path: str | Path, ids_path: str | Path) -> tuple[list[s
     for p in (npy_path, ids_path):
         if not p.is_file():
             raise FileNotFoundError(f"embedding file not found: {p}")
-    try:
-        matrix = np.load(npy_path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"{npy_path} is not a readable .npy array: {exc}") from None
-    if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
-        raise ValueError(f"{npy_path.name} must be a 2-D numeric array (items x dimensions); it is {matrix.dtype} of shape {matrix.shape}")
+    matrix = read_matrix(npy_path, "items x dimensions")
     try:
         column = pd.read_csv(ids_path, header=None, dtype=str, keep_default_na=False).iloc[:, 0].str.strip()
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

@@ -10,6 +10,7 @@ memory stays flat; each chunk is marked done only after its rows are flushed, so
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,13 @@ from core.data.tables import (
 from core.settings import ExperimentConfig
 
 CHUNK_ROWS = 10_000
+FEATURE_FILES = {  # name -> (format, what it holds); the damage test corrupts each
+    "features.npy": ("npy", "N x D float32 vectors, each modality a column slice"),
+    "mask.npy": ("npy", "N x M bool: modality present"),
+    "ids.parquet": ("parquet", "the row ids"),
+    "features.json": ("json", "encoder identity, slices, source fingerprint, complete"),
+    "progress.json": ("json", "the chunks already written"),
+}
 RowsDone = Callable[[int], None]  # rows finished since the last call
 
 
@@ -130,6 +138,11 @@ def begin(out: Path, encoder: Encoder, config: ExperimentConfig, ids: np.ndarray
     if isinstance(info, dict) and all(info.get(k) == v for k, v in wanted.items()):
         done = set(files.read_json(out / "progress.json", {"done": []})["done"])
         if (out / "features.npy").is_file() and (out / "mask.npy").is_file():
+            for name in ("features.npy", "mask.npy"):
+                try:
+                    allocate(out / name)  # a folder begun by an older version may be sparse
+                except OSError as exc:
+                    raise files.write_failed(out / name, exc) from exc
             return info, done
     out.mkdir(parents=True, exist_ok=True)
     info = wanted | {"complete": False}
@@ -138,10 +151,24 @@ def begin(out: Path, encoder: Encoder, config: ExperimentConfig, ids: np.ndarray
     width = wanted["slices"][-1][2]
     for name, shape, dtype in (("features.npy", (len(ids), width), np.float32), ("mask.npy", (len(ids), len(wanted["slices"])), bool)):
         with files.atomic_path(out / name) as tmp:
-            np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape).flush()
+            reserve_npy(tmp, shape, dtype)
     with files.atomic_path(out / "ids.parquet") as tmp:
         pd.DataFrame({"id": ids}).to_parquet(tmp, index=False)
     return info, set()
+
+
+def reserve_npy(path: Path, shape: tuple[int, ...], dtype: type) -> None:
+    """An .npy file of zeros whose disk blocks are all allocated now: rows are later written through a
+    memory map, and a sparse file on a full disk would kill the process (SIGBUS) instead of raising
+    "the disk is full" here, before any work."""
+    np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
+    allocate(path)
+
+
+def allocate(path: Path) -> None:
+    """Allocate every block of an existing file (OSError ENOSPC when they do not fit)."""
+    with open(path, "r+b") as fh:
+        os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
 
 
 def embed_chunk(encoder: Encoder, chunk: pd.DataFrame, config: ExperimentConfig,

@@ -324,12 +324,32 @@ def stratified_split(labels: np.ndarray, val_fraction: float = 0.1, test_fractio
     small = np.flatnonzero((counts > 0) & (counts < 3))
     eligible = np.flatnonzero(~np.isin(labels, small))
     forced = np.flatnonzero(np.isin(labels, small))
-    if len(eligible) < 3:
-        raise DataError("too few items to split into training, validation and test sets")
     rest_fraction = val_fraction + test_fraction
+    needed = min_split_items(val_fraction, test_fraction)
+    if len(eligible) < needed:
+        raise DataError(f"too few items to split: {len(eligible)} items are in classes of at least 3, and holding out "
+                        f"{val_fraction:g} for validation and {test_fraction:g} for test needs at least {needed}; "
+                        "add items to the catalog")
     train, rest = _try_stratified(eligible, labels[eligible], rest_fraction, seed)
     val, test = _try_stratified(rest, labels[rest], test_fraction / rest_fraction, seed)
     return Split(np.sort(np.concatenate([train, forced])), np.sort(val), np.sort(test), small)
+
+
+def _split_sizes(n: int, fraction: float) -> tuple[int, int]:
+    """(kept, held out) of n items, rounded as scikit-learn's train_test_split rounds them."""
+    held = int(np.ceil(fraction * n))
+    return min(int(np.floor((1 - fraction) * n)), n - held), held
+
+
+def min_split_items(val_fraction: float, test_fraction: float) -> int:
+    """The fewest items whose split leaves training, validation and test at least one item each."""
+    rest = val_fraction + test_fraction
+    for n in range(3, 100_000):
+        train, held = _split_sizes(n, rest)
+        val, test = _split_sizes(held, test_fraction / rest)
+        if min(train, val, test) >= 1:
+            return n
+    raise ValueError("val_fraction and test_fraction leave no item for training")
 
 
 def _try_stratified(idx: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

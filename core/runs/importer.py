@@ -23,6 +23,7 @@ from core.taxonomy.formats import taxonomy_from_labels
 from core.taxonomy.tree import Taxonomy
 
 SPLIT_SEED = 0  # the random halves a threshold is fitted on and measured on (no validation split here)
+SUM_TOLERANCE = 0.01  # how far a probability row's sum may be from 1 and still be renormalised
 
 
 @dataclass
@@ -108,7 +109,7 @@ def build(frame: pd.DataFrame, spec: ImportSpec, taxonomy: Taxonomy | None = Non
     ids = frame[spec.id_column].astype(str).str.strip() if spec.id_column else pd.Series([str(i) for i in range(len(frame))])
     true = frame[spec.true_column].fillna("").astype(str).str.strip()
     if probabilities is not None:
-        probabilities = _check_matrix(probabilities, class_list, len(frame))
+        probabilities = _check_matrix(probabilities, class_list, len(frame), report.notes)
         preds = None
         labels_seen = list(true) + list(class_list)
     else:
@@ -156,7 +157,8 @@ def build(frame: pd.DataFrame, spec: ImportSpec, taxonomy: Taxonomy | None = Non
         scores = np.take_along_axis(matrix, ranking, axis=1)
     else:
         rows = preds[keep]
-        k = next((r for r in range(rows.shape[1], 0, -1) if (rows.iloc[:, r - 1] != "").all()), 1)
+        filled = (rows != "").all(axis=0).to_numpy()
+        k = int(filled.argmin()) if not filled.all() else len(filled)  # the leading columns filled on every row
         if k < rows.shape[1]:
             report.notes.append(f"only the first {k} prediction columns are filled on every row; the rest are ignored")
         rows = rows.iloc[:, :k]
@@ -186,8 +188,14 @@ def build(frame: pd.DataFrame, spec: ImportSpec, taxonomy: Taxonomy | None = Non
     return Imported(table, taxonomy, classes, labels, ranking, scores, matrix, report)
 
 
-def _check_matrix(probabilities: np.ndarray, class_list: Sequence[str] | None, rows: int) -> np.ndarray:
-    p = np.asarray(probabilities, dtype=np.float32)
+def _check_matrix(probabilities: np.ndarray, class_list: Sequence[str] | None, rows: int, notes: list[str]) -> np.ndarray:
+    """The matrix as float32 rows of probabilities. Rows must sum to 1 within SUM_TOLERANCE (rounding,
+    half precision); they are then renormalised exactly, and a note says so. Anything further off is
+    not a probability distribution (raw scores, a top-k slice) and is refused rather than guessed at."""
+    probabilities = np.asarray(probabilities)
+    if probabilities.dtype.kind not in "iuf":
+        raise DataError(f"the probability matrix must hold real numbers; it is {probabilities.dtype}")
+    p = probabilities.astype(np.float32)
     if class_list is None:
         raise DataError("a probability matrix needs its class list (--classes)")
     if p.ndim != 2:
@@ -198,7 +206,15 @@ def _check_matrix(probabilities: np.ndarray, class_list: Sequence[str] | None, r
         raise DataError(f"the probability matrix has {p.shape[0]} rows but the predictions file has {rows}: rows must match, in file order")
     if not np.isfinite(p).all() or (p < 0).any():
         raise DataError("the probability matrix holds negative, NaN or infinite values")
-    return p
+    sums = p.sum(axis=1, dtype=np.float64)
+    off = np.abs(sums - 1)
+    if len(p) and off.max() > SUM_TOLERANCE:
+        worst = int(off.argmax())
+        raise DataError(f"rows of the probability matrix must sum to 1: {int((off > SUM_TOLERANCE).sum())} rows do not "
+                        f"(row {worst} sums to {sums[worst]:.4g}); pass probabilities (e.g. a softmax), not raw scores")
+    if len(p) and off.max() > 1e-6:
+        notes.append(f"probability rows renormalised to sum to 1 (the largest deviation was {off.max():.2g})")
+    return (p / sums[:, None]).astype(np.float32) if len(p) else p
 
 
 def metrics(imported: Imported, label_emb: np.ndarray) -> dict:

@@ -97,11 +97,13 @@ def history(run_dir: Path) -> pd.DataFrame:
     rows = []
     path = Path(run_dir) / "metrics.jsonl"
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for line in path.read_text(errors="replace").splitlines():
             try:
-                rows.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(record, dict):  # a damaged line (garbage, another JSON type) is skipped too
+                rows.append(record)
     return pd.DataFrame(rows)
 
 
@@ -151,5 +153,8 @@ def executing(run_dir: Path) -> Iterator[None]:
         record_failure(run_dir, error=str(exc))
         raise
     except Exception as exc:
-        record_failure(run_dir, error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(limit=8))
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        record_failure(run_dir, error=f"an unexpected error stopped this run ({type(exc).__name__}{': ' if detail else ''}"
+                       f"{detail}); this is a bug in Taxolens, please report it with run.log from the run folder",
+                       trace=traceback.format_exc(limit=8))
         raise

@@ -36,6 +36,23 @@ if TYPE_CHECKING:
     from core.settings import ExperimentConfig
     from core.taxonomy.tree import Taxonomy
 
+# Every file a run folder may hold: name -> (format, what it holds). The damage test corrupts each one
+# in every way its format allows (tests/test_damage.py), so a file added here is checked there too.
+RUN_FILES = {
+    "config.json": ("json", "what was asked for (the settings)"),
+    "status.json": ("json", "the state, its owner process and the error when failed"),
+    "metrics.jsonl": ("jsonl", "one record per epoch, appended"),
+    "metrics.json": ("json", "the final test metrics, plain and CRM re-ranked"),
+    "predictions.parquet": ("parquet", "per test item: truth, ranked answers, probabilities (core/evaluation/schema.py)"),
+    "model.safetensors": ("safetensors", "the weights"),
+    "model.json": ("json", "the architecture, calibration temperature and encoder identity"),
+    "classes.json": ("json", "the class paths and taxonomy nodes in model output order"),
+    "taxonomy.json": ("json", "the taxonomy the run used"),
+    "report.json": ("json", "what data preparation dropped and noted"),
+    "selective.parquet": ("parquet", "per validation and test item: its climb's subtree probabilities (core/evaluation/selective.py)"),
+    "progress.json": ("json", "the running stage's progress"),
+}
+
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:24] or "run"

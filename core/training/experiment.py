@@ -144,7 +144,7 @@ def predictions_frame(prepared: Prepared, rows: np.ndarray, probs: np.ndarray, c
     ds = prepared.dataset
     names = np.array(ds.class_names, dtype=object)
     y = ds.labels[rows]
-    order = ranked_predictions(probs, k)
+    order = ranked_predictions(probs, min(k, probs.shape[1]))  # a catalog of fewer than k classes ranks them all
     sims = np.einsum("nkd,nd->nk", prepared.label_emb[order], prepared.label_emb[y])
     frame = pd.DataFrame({"id": ds.ids[rows], "text": np.array(ds.texts, dtype=object)[rows], "true_label": names[y],
                           "true_index": y})

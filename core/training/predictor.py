@@ -56,10 +56,10 @@ class Predictor:
     @classmethod
     def load(cls, run_dir: str | Path, clip_checkpoint: str | None = None, device: str = "cpu") -> Predictor:
         """Everything needed to score new items, the encoder and model on `device` (a resolved torch
-        device); RunError / EncoderUnavailable say what is missing."""
+        device); every file is checked before anything is built, and RunError / EncoderUnavailable say
+        what is missing or damaged."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
-
-        from core.training.model import FusionClassifier
 
         run = runs.Run.open(run_dir)
         state = run.state
@@ -67,16 +67,21 @@ class Predictor:
             raise runs.RunError(f"run {run.name} is {state}; only a finished (done) run can categorize products")
         if run.kind != "trained":
             raise runs.RunError(f"run {run.name} holds imported predictions; it has no model to categorize with")
-        info = run.model_info()
-        config = run.experiment_config()
-        names, nodes, taxonomy = run.classes(), run.class_nodes(), run.taxonomy()
-        choice = encoder_from_identity(str(info["encoder_identity"]), clip_checkpoint or config.clip_checkpoint, device)
-        model = FusionClassifier([tuple(s) for s in info["slices"]], int(info["n_classes"]), int(info["hidden"]),
-                                 str(info["fusion"]), float(info["dropout"]), int(info.get("aux_dim", 0)))
+        info, names, nodes, taxonomy = check_model_files(run)
         try:
-            model.load_state_dict(load_file(str(run.path / "model.safetensors")))
-        except (OSError, RuntimeError) as exc:
+            config = run.experiment_config()
+            config.check_settings()  # each setting of its declared type, as when the run was made
+        except (TypeError, ValueError) as exc:
+            raise runs.RunError(f"{run.name}: config.json is damaged ({str(exc).splitlines()[0]})") from None
+        choice = encoder_from_identity(str(info["encoder_identity"]), clip_checkpoint or config.clip_checkpoint, device)
+        model = build_model(info)
+        try:
+            weights = load_file(str(run.path / "model.safetensors"))
+            model.load_state_dict(weights)
+        except (OSError, RuntimeError, SafetensorError) as exc:
             raise runs.RunError(f"{run.name}: model.safetensors does not load ({str(exc).splitlines()[0]})") from None
+        if not all(bool(w.isfinite().all()) for w in weights.values()):
+            raise runs.RunError(f"{run.name}: model.safetensors holds NaN or infinite weights")
         model.to(device).eval()
         distance = taxonomy.distance_matrix(nodes) if len(nodes) <= DENSE_DISTANCE_LIMIT else None
         return cls(run, config, model, float(info["temperature"]), names, taxonomy, distance, choice, info.get("image_source"))
@@ -194,6 +199,101 @@ def alternatives(taxonomy: Taxonomy, answer: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"rank": ranks, "category": top, "probability": [float(answer[f"prob_{r}"]) for r in ranks],
                          "tree_distance": taxonomy.distance([nodes[0]] * len(nodes), nodes).astype(int)})
 
+
+IMAGE_SOURCES = (None, "precomputed", "clip")
+
+
+def build_model(info: dict, device: str | None = None) -> object:
+    """The FusionClassifier model.json describes (on "meta": shapes only, no memory)."""
+    import torch
+
+    from core.training.model import FusionClassifier
+
+    with torch.device(device or "cpu"):
+        return FusionClassifier([tuple(s) for s in info["slices"]], info["n_classes"], info["hidden"], info["fusion"],
+                                info["dropout"], info.get("aux_dim", 0))
+
+
+def _check_info(info: dict) -> str | None:
+    """What is wrong with model.json's fields (None when they describe a buildable model)."""
+    from core import settings
+
+    slices = info.get("slices")
+    if not isinstance(slices, list) or not slices or not all(
+            isinstance(s, list) and len(s) == 3 and isinstance(s[0], str) and all(type(v) is int for v in s[1:]) for s in slices):
+        return "its slices are not a list of [modality, start, end]"
+    ends = [0] + [s[2] for s in slices]
+    if any(s[1] != ends[i] or not 0 < s[2] - s[1] <= 65_536 for i, s in enumerate(slices)) or \
+            len({s[0] for s in slices}) != len(slices) or not {s[0] for s in slices} <= {"text", "image"}:
+        return f"its slices {slices} are not consecutive text/image column ranges"
+    has_image = any(s[0] == "image" for s in slices)
+    if info.get("image_source") not in IMAGE_SOURCES or (info.get("image_source") is None) == has_image:
+        return f"its image_source {info.get('image_source')!r} does not match its slices"
+    for name, kind in (("n_classes", int), ("aux_dim", int), ("temperature", float), ("encoder_identity", str)):
+        if name not in info and name != "aux_dim":
+            return f"it lacks {name}"
+        value = info.get(name, 0)
+        if not isinstance(value, kind if kind is not float else (int, float)) or isinstance(value, bool):
+            return f"its {name} is {value!r}, not a {kind.__name__}"
+    if info["n_classes"] < 2 or info.get("aux_dim", 0) < 0 or not np.isfinite(info["temperature"]) or info["temperature"] <= 0:
+        return "its n_classes, aux_dim or temperature is out of range"
+    try:
+        for name in ("hidden", "fusion", "dropout"):
+            info[name] = settings.get(name).check(info.get(name))
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
+def check_model_files(run: runs.Run) -> tuple[dict, list[str], list[int], Taxonomy]:
+    """(model.json, class names, class nodes, taxonomy) of a trained run after checking that they agree
+    with each other and with model.safetensors' header (read without loading the weights); RunError
+    names the first damaged file."""
+    from safetensors import SafetensorError, safe_open
+
+    info = run.model_info()
+    fault = _check_info(info)
+    if fault:
+        raise runs.RunError(f"{run.name}: model.json is damaged ({fault})")
+    names = run.classes()
+    try:
+        taxonomy = run.taxonomy()
+    except (TypeError, ValueError, IndexError, KeyError) as exc:  # lists of the wrong things (TaxonomyError is a ValueError)
+        raise runs.RunError(f"{run.name}: taxonomy.json is damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    try:
+        nodes = run.class_nodes()
+    except (TypeError, ValueError):
+        raise runs.RunError(f"{run.name}: classes.json's nodes are not taxonomy node numbers") from None
+    if len(names) != info["n_classes"] or len(nodes) != info["n_classes"]:
+        raise runs.RunError(f"{run.name}: classes.json lists {len(names)} classes and {len(nodes)} nodes; the model has "
+                            f"{info['n_classes']} outputs")
+    if not all(0 <= n < len(taxonomy) for n in nodes):
+        raise runs.RunError(f"{run.name}: classes.json names taxonomy nodes outside taxonomy.json's {len(taxonomy)} nodes")
+    try:
+        expected = {k: tuple(v.shape) for k, v in build_model(info, "meta").state_dict().items()}
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise runs.RunError(f"{run.name}: model.json is damaged ({str(exc).splitlines()[0]})") from None
+    try:
+        with safe_open(str(run.path / "model.safetensors"), "pt") as weights:
+            found = {k: tuple(weights.get_slice(k).get_shape()) for k in weights.keys()}  # noqa: SIM118 - not a dict
+    except (OSError, SafetensorError) as exc:
+        raise runs.RunError(f"{run.name}: model.safetensors is missing or damaged ({str(exc).splitlines()[0]})") from None
+    if found != expected:
+        raise runs.RunError(f"{run.name}: model.safetensors does not match model.json (other layers or sizes)")
+    return info, names, nodes, taxonomy
+
+
+def model_problems(run: runs.Run) -> list[str]:
+    """Why a finished trained run cannot categorize (empty when it can): for listings, cheap."""
+    if run.kind != "trained" or run.state != "done":
+        return []
+    try:
+        check_model_files(run)
+    except runs.RunError as exc:
+        return [str(exc)]
+    return []
+
+
 def output_path(out: str | Path) -> Path:
     """`out` as a Path, refused unless it names a format `predict` writes."""
     out = Path(out)
@@ -208,7 +308,7 @@ def write_answers(out: Path, frames: Iterable[pd.DataFrame], progress: Callable[
     rows = flagged = at_class = no_category = 0
     answered = False
     with files.atomic_path(out) as tmp, TableWriter(tmp, out.suffix.lower()) as writer:
-        for result in frames:
+        for result in scored(frames, out):
             writer.write(result)
             rows += len(result)
             flagged += int(result["review"].sum()) if "review" in result else 0
@@ -222,6 +322,21 @@ def write_answers(out: Path, frames: Iterable[pd.DataFrame], progress: Callable[
     if answered:  # the top-1 class kept as the answer: a leaf, in a run whose classes are leaves
         counts |= {"leaf_rate": at_class / rows if rows else None, "no_category": no_category}
     return counts
+
+
+def scored(frames: Iterable[pd.DataFrame], out: Path) -> Iterator[pd.DataFrame]:
+    """`frames`, with an OSError raised while producing them (reading the input, the embedding cache)
+    told apart from a failure to save `out`, which is what atomic_path reports for OSErrors."""
+    iterator = iter(frames)
+    while True:
+        try:
+            frame = next(iterator)
+        except StopIteration:
+            return
+        except OSError as exc:
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            raise DataError(f"categorizing stopped, nothing was written to {out}: {exc.strerror or exc}{where}") from None
+        yield frame
 
 
 def items_from_frame(frame: pd.DataFrame, config: ExperimentConfig, use_text: bool = True, offset: int = 0) -> Items:
