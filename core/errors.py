@@ -10,3 +10,7 @@ class TaxolensError(Exception):
 
 class SettingError(TaxolensError, ValueError):
     """A setting, option or parameter outside what it accepts (also a ValueError, as before)."""
+
+
+class DataError(TaxolensError, ValueError):
+    """The product table, its columns or a data file cannot be used as asked; the message says how to fix it."""

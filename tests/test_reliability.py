@@ -242,7 +242,7 @@ def evaluate_cli(tmp_path, capsys, *args):
 def test_an_empty_middle_prediction_cell_keeps_the_columns_before_it(tmp_path, capsys):
     import json
 
-    from core.runs import schema
+    from core.evaluation import schema
 
     data = tmp_path / "p.csv"
     data.write_text("y,p1,p2,p3\nA > A1 > a,A > A1 > a,A > A1 > b,B > d\nB > d,A > A2 > c,,A > A1 > a\n")
@@ -293,7 +293,7 @@ def test_probabilities_off_by_rounding_are_renormalised_and_said(tmp_path, capsy
     run = next((tmp_path / "runs").iterdir())
     notes = json.loads((run / "metrics.json").read_text())["notes"]
     assert any("renormalised" in n for n in notes)
-    from core.runs import schema
+    from core.evaluation import schema
 
     frame = schema.read(str(run / "predictions.parquet"))
     assert frame["prob_1"].iloc[0] == pytest.approx(0.7 / 1.004, abs=1e-6)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.itemcache import ItemCache, item_keys
-from core.errors import SettingError, TaxolensError
+from core.errors import DataError, SettingError, TaxolensError
 from core.settings import TEMPLATES, resolve_device
 
 DoneOfTotal = Callable[[int, int], None]  # (done, total)
@@ -449,15 +449,15 @@ def label_embeddings(taxonomy: object, classes: Sequence[int], encoder: Encoder,
 # ----- precomputed modality ----------------------------------------------------------------------
 def read_matrix(npy_path: str | Path, rows_by: str) -> np.ndarray:
     """A 2-D matrix of real numbers from an .npy file, memory-mapped: a header that declares more data
-    than the file holds, a structured or complex dtype, or a pickle is refused with a ValueError,
+    than the file holds, a structured or complex dtype, or a pickle is refused with a DataError,
     before any memory is taken. `rows_by` says what the axes are, for the message."""
     npy_path = Path(npy_path)
     try:
         matrix = np.load(npy_path, mmap_mode="r", allow_pickle=False)
     except (ValueError, EOFError) as exc:
-        raise ValueError(f"{npy_path} is not a readable .npy array: {str(exc).splitlines()[0] if str(exc) else 'truncated'}") from None
+        raise DataError(f"{npy_path} is not a readable .npy array: {str(exc).splitlines()[0] if str(exc) else 'truncated'}") from None
     if matrix.ndim != 2 or matrix.dtype.kind not in "iuf":
-        raise ValueError(f"{npy_path.name} must be a 2-D numeric array of real numbers ({rows_by}); it is {matrix.dtype} of shape {matrix.shape}")
+        raise DataError(f"{npy_path.name} must be a 2-D numeric array of real numbers ({rows_by}); it is {matrix.dtype} of shape {matrix.shape}")
     return matrix
 
 

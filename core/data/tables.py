@@ -20,16 +20,12 @@ from core.data.encoders import (
     item_cache,
     load_precomputed,
 )
-from core.errors import SettingError, TaxolensError
+from core.errors import DataError, SettingError
 from core.taxonomy.formats import detect_separator, taxonomy_from_labels
 from core.taxonomy.tree import PATH_SEP, Taxonomy, TaxonomyError
 
 MAX_TABLE_BYTES = 4 * 1024**3
 READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
-
-
-class DataError(TaxolensError, ValueError):
-    """The product table or its columns cannot be used as asked; the message says how to fix it."""
 
 
 def read_table(path: str | Path, column_names: Sequence[str] | None = None, nrows: int | None = None) -> pd.DataFrame:
@@ -349,7 +345,7 @@ def min_split_items(val_fraction: float, test_fraction: float) -> int:
         val, test = _split_sizes(held, test_fraction / rest)
         if min(train, val, test) >= 1:
             return n
-    raise ValueError("val_fraction and test_fraction leave no item for training")
+    raise SettingError("val_fraction and test_fraction leave no item for training")
 
 
 def _try_stratified(idx: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
