@@ -184,3 +184,15 @@ def test_count_rows_reads_in_chunks_with_read_tables_messages(tmp_path):
     (tmp_path / "empty.csv").write_text("id,title\n")
     with pytest.raises(DataError, match="empty.csv holds no rows"):
         count_rows(tmp_path / "empty.csv")
+
+
+def test_holdout_halves_are_disjoint_cover_the_items_and_repeat_with_the_seed():
+    from core.data.tables import holdout_halves
+
+    idx = np.array([3, 8, 9, 12, 20, 31, 40])
+    first, second = holdout_halves(idx, seed=1)
+    assert len(first) == 3 and len(second) == 4 and not set(first) & set(second)
+    assert sorted([*first, *second]) == idx.tolist()
+    assert [a.tolist() for a in holdout_halves(idx, seed=1)] == [first.tolist(), second.tolist()]
+    one = np.array([5])
+    assert [a.tolist() for a in holdout_halves(one)] == [[5], [5]]  # too few to halve: both are all of them

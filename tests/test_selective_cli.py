@@ -31,9 +31,9 @@ def test_train_reports_the_metrics_and_stores_the_validation_climbs(tree_run):
     assert 0 < tree_run["hAURC"] < 1 and 0 <= tree_run["leaf_rate@0.95"] <= 1
     (threshold,) = metrics["selective"]
     assert threshold["target_accuracy"] == 0.95 and threshold["confidence"] == 0.9
-    assert threshold["calibration_items"] == metrics["n_val"] and threshold["calibration_bound"] >= 0.95
+    assert threshold["calibration_items"] == metrics["n_calibration"] < metrics["n_val"] and threshold["calibration_bound"] >= 0.95
     stored = pd.read_parquet(run.path / selective.CLIMBS_FILE)
-    assert (stored.split == "val").sum() == metrics["n_val"] and (stored.split == "test").sum() == metrics["n_test"]
+    assert (stored.split == "val").sum() == metrics["n_calibration"] and (stored.split == "test").sum() == metrics["n_test"]
     assert {"pred_index", "true_index", "p_1"} <= set(stored.columns)
     assert set(KEYS) <= set(tables.compare([run.path]).index)
     assert set(KEYS) <= set(metric_keys())

@@ -310,6 +310,19 @@ class Split:
     train_only_classes: np.ndarray  # classes too small to appear in every split
 
 
+def holdout_halves(idx: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint random halves of held-out items: one picks the training epoch (early stopping), the
+    other fits what must not be chosen on the same items (a guaranteed-accuracy threshold): an epoch
+    chosen for its validation accuracy makes that accuracy optimistic. Fewer than 2 items: both halves
+    are all of them."""
+    idx = np.asarray(idx)
+    if len(idx) < 2:
+        return idx, idx
+    order = np.random.default_rng(seed).permutation(len(idx))
+    half = len(idx) // 2
+    return np.sort(idx[order[:half]]), np.sort(idx[order[half:]])
+
+
 def stratified_split(labels: np.ndarray, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> Split:
     """Per-class stratified split. Classes with fewer than 3 items cannot reach all three parts; they
     stay in training only, and the run says so."""

@@ -30,6 +30,7 @@ from core.data.tables import (
     Features,
     Split,
     build_features,
+    holdout_halves,
     load_catalog_taxonomy,
     precomputed_block,
     prepare_dataset,
@@ -183,7 +184,8 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
         if on_epoch is not None:
             on_epoch(log)
 
-    result = train_model(f.matrix, f.mask, f.slices, y, s.train, s.val, targets, train_config(config),
+    stopping, held = holdout_halves(s.val, config.seed)  # the threshold is fitted on items early stopping never saw
+    result = train_model(f.matrix, f.mask, f.slices, y, s.train, stopping, targets, train_config(config),
                          label_embeddings=prepared.label_emb, codes=codes, progress=epoch_done,
                          should_stop=(lambda: cancel_requested(run_dir)) if run_dir is not None else None,
                          step_progress=(lambda d, t: on_event(TRAIN_EPOCH, d, t)) if on_event else None)
@@ -205,7 +207,9 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     val_probs = calibrated_probabilities(val_logits, tau)
     val = evaluate(val_probs, y[s.val], **common) if len(s.val) else {}
     tree = selective.class_tree(ds.taxonomy, ds.classes)
-    calibration, test_climbs = selective.climbs(val_probs, tree, y[s.val]), selective.climbs(probs, tree, y[s.test])
+    held_rows = np.searchsorted(s.val, held)
+    calibration = selective.climbs(val_probs[held_rows], tree, y[held])
+    test_climbs = selective.climbs(probs, tree, y[s.test])
     test_sel, val_sel, thresholds, sel_notes = selective.guaranteed_accuracy(
         calibration, test_climbs, accuracy_targets or selective.report_targets(config.target_accuracy),
         config.confidence)
@@ -219,7 +223,7 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     summary = {
         "plain": jsonable(plain), "crm": jsonable(crm), "val": jsonable(val), "encoder": prepared.encoder_note,
         "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)),
-        "n_train": int(len(s.train)), "n_val": int(len(s.val)), "n_test": int(len(s.test)),
+        "n_train": int(len(s.train)), "n_val": int(len(s.val)), "n_calibration": int(len(held)), "n_test": int(len(s.test)),
         "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
         "modalities": [name for name, _, _ in f.slices], "notes": prepared.notes + notes + sel_notes,
         "selective": thresholds,
