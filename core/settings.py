@@ -37,6 +37,7 @@ ENCODERS = {
     "minilm": "MiniLM (bundled, offline)",
     "clip": "CLIP (needs local weights)",
     "clip-random": "CLIP with random weights (tests and timing only)",
+    "none": "None (lexical n-grams only: the fast path for huge catalogs)",
 }
 TEMPLATES = {
     "name": "{name}",
@@ -196,6 +197,14 @@ class ExperimentConfig:
     hidden: int = setting(512, "hidden width of the fusion MLP", "model", lo=1, hi=16384)
     dropout: float = setting(0.2, "dropout in the fusion MLP", "model", lo=0.0, hi=0.95, step=0.05)
     fusion: str = setting("concat", "how modalities are fused", "model", choices=FUSIONS)
+    # ----- lexical text modality (METHOD.md "Product features"; saved in model.json) --------------
+    lexical: bool = setting(True, "leave out the lexical text modality (hashed word and character n-grams)", "model",
+                            flag="--no-lexical", label="Lexical n-grams")
+    lexical_buckets: int = setting(2**18, "hash buckets of the lexical n-grams", "model", lo=1024, hi=2**24)
+    lexical_dim: int = setting(64, "width of each lexical bucket's learned vector", "model", lo=1, hi=1024)
+    lexical_word_max: int = setting(2, "word n-grams from 1 to this many words", "model", lo=1, hi=4)
+    lexical_char_min: int = setting(3, "shortest character n-gram of a word (space-padded)", "model", lo=1, hi=10)
+    lexical_char_max: int = setting(5, "longest character n-gram of a word", "model", lo=1, hi=10)
 
     def validate(self) -> None:
         """Every declared setting against its type and bounds, then the rules that tie settings together."""
@@ -208,6 +217,10 @@ class ExperimentConfig:
             raise ValueError("at least one label column and one text column are needed")
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError("val_fraction + test_fraction must be below 1")
+        if self.lexical_char_min > self.lexical_char_max:
+            raise ValueError("lexical_char_min must not be above lexical_char_max")
+        if self.encoder == "none" and self.use_text and not self.lexical:
+            raise ValueError("--encoder none leaves the lexical n-grams as the only text modality; drop --no-lexical")
 
     def check_settings(self) -> None:
         """Each declared setting against its type, choices and bounds (converted in place)."""

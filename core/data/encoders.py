@@ -53,6 +53,7 @@ class Encoder:
     dim: int
     cacheable: bool = True
     supports_images: bool = False
+    semantic: bool = True  # its product-text vectors are a modality of the model (`none` has only category names)
 
     def _encode_text_batch(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -290,6 +291,8 @@ def load_encoder(kind: str = "auto", *, clip_model: str = DEFAULT_CLIP_MODEL,
     """kind: 'auto' (CLIP when its weights are on disk, else the bundled model), 'clip', 'minilm',
     or 'clip-random' (random weights, for timing and tests)."""
     clip_checkpoint = clip_checkpoint or os.environ.get("TAXOLENS_CLIP_CHECKPOINT") or None
+    if kind == "none":
+        return ngram_choice(kind)
     if kind == "minilm":
         enc = MiniLMEncoder.load(device)
         return EncoderChoice(enc, kind, f"Using {enc.description}.")
@@ -300,7 +303,7 @@ def load_encoder(kind: str = "auto", *, clip_model: str = DEFAULT_CLIP_MODEL,
         enc = ClipEncoder.load(clip_model, clip_pretrained, clip_checkpoint, device)
         return EncoderChoice(enc, kind, f"Using {enc.description}.")
     if kind != "auto":
-        raise ValueError(f"encoder must be auto, clip, minilm or clip-random, not {kind!r}")
+        raise ValueError(f"encoder must be auto, clip, minilm, clip-random or none, not {kind!r}")
     reason = ""
     if clip_checkpoint or find_cached_clip_weights(clip_model, clip_pretrained or ""):
         try:
@@ -319,6 +322,11 @@ def encoder_from_identity(identity: str, clip_checkpoint: str | Path | None = No
     """The exact encoder a run was trained with, or EncoderUnavailable saying which one and how to
     provide it. Never falls back to another encoder: its embeddings would mean nothing to the model."""
     kind, _, rest = identity.partition(":")
+    if kind == "none":
+        choice = ngram_choice(kind)
+        if choice.encoder.identity != identity:
+            raise EncoderUnavailable(f"this run's encoder {identity!r} is unknown to this version of Taxolens")
+        return choice
     if kind == "minilm":
         enc = MiniLMEncoder.load(device)
     elif kind == "clip":
@@ -339,6 +347,14 @@ def encoder_from_identity(identity: str, clip_checkpoint: str | Path | None = No
         raise EncoderUnavailable(f"this run was trained with encoder {identity}, but the checkpoint given is {enc.identity} "
                                  "(a different file); pass the checkpoint the run was trained with")
     return EncoderChoice(enc, kind, f"Using {enc.description} (the encoder this run was trained with).")
+
+
+def ngram_choice(kind: str) -> EncoderChoice:
+    """No sentence model: lexical text only (nothing from sentence_transformers/open_clip is imported)."""
+    from core.data.lexical import NgramEncoder
+
+    enc = NgramEncoder.load()
+    return EncoderChoice(enc, kind, f"Using {enc.description}.")
 
 
 # ----- prompts ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from core.data.encoders import (
     label_embeddings,
     load_encoder,
 )
+from core.data.lexical import LexicalSpec
 from core.data.tables import (
     DataError,
     Dataset,
@@ -92,7 +93,7 @@ def prepare(config: ExperimentConfig, on_event: Event | None = None, dataset: Da
     image_encoder = choice.encoder if choice.encoder.supports_images else None
     features = build_features(dataset, choice.encoder, image_encoder=image_encoder, use_text=config.use_text,
                               precomputed=(config.embeddings, config.embedding_ids) if config.embeddings else None,
-                              features_dir=config.features, progress=(lambda d, t: on_event("embed products", d, t)) if on_event else None)
+                              features_dir=config.features, lexical=LexicalSpec.from_config(config), progress=(lambda d, t: on_event("embed products", d, t)) if on_event else None)
     emb = label_embeddings(dataset.taxonomy, dataset.classes, choice.encoder, config.template,
                            progress=(lambda d, t: on_event("embed categories", d, t)) if on_event else None)
     c = len(dataset.classes)
@@ -182,15 +183,16 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     result = train_model(f.matrix, f.mask, f.slices, y, s.train, s.val, targets, config.train_config(),
                          label_embeddings=prepared.label_emb, codes=codes, progress=epoch_done,
                          should_stop=(lambda: runs.cancel_requested(run_dir)) if run_dir is not None else None,
-                         step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None)
+                         step_progress=(lambda d, t: on_event("train epoch", d, t)) if on_event else None,
+                         lexical=f.lexical)
     if result.cancelled:
         if run_dir is not None:
             runs.set_status(run_dir, "cancelled", epochs_completed=len(result.history))
         return {"cancelled": True}
     ds = prepared.dataset
-    val_logits = predict_logits(result.model, f.matrix, f.mask, s.val)
+    val_logits = predict_logits(result.model, f.matrix, f.mask, s.val, lexical=f.lexical)
     tau = fit_temperature(val_logits, y[s.val])
-    test_logits = predict_logits(result.model, f.matrix, f.mask, s.test)
+    test_logits = predict_logits(result.model, f.matrix, f.mask, s.test, lexical=f.lexical)
     probs = calibrated_probabilities(test_logits, tau)
     raw = calibrated_probabilities(test_logits, 1.0)
     ancestors = ds.taxonomy.ancestor_sets(ds.classes)
@@ -209,7 +211,7 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
         "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)),
         "n_train": int(len(s.train)), "n_val": int(len(s.val)), "n_test": int(len(s.test)),
         "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-        "modalities": [name for name, _, _ in f.slices], "notes": prepared.notes + notes,
+        "modalities": f.modalities, "notes": prepared.notes + notes,
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     if run_dir is not None:
@@ -236,6 +238,7 @@ def save_run(run: runs.Run, config: ExperimentConfig, prepared: Prepared, model:
         "dropout": config.dropout, "aux_dim": int(model.aux_head.out_features) if model.aux_head is not None else 0,
         "temperature": tau, "encoder_identity": prepared.encoder_identity, "encoder_note": prepared.encoder_note,
         "template": config.template, "image_source": image_source(config, f),
+        "lexical": f.lexical.spec.to_dict() if f.lexical is not None else None,
     })
     run.save_classes(ds.class_names, ds.classes, slices=f.slices)
     run.save_taxonomy(ds.taxonomy)

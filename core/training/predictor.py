@@ -15,6 +15,7 @@ import pandas as pd
 from core import files
 from core.data.encoders import Encoder, EncoderChoice, encoder_from_identity
 from core.data.export import write_csv
+from core.data.lexical import LexicalSpec
 from core.data.tables import (
     DataError,
     Items,
@@ -49,6 +50,7 @@ class Predictor:
     distance: np.ndarray | None
     encoder_choice: EncoderChoice
     image_source: str | None
+    lexical: LexicalSpec | None = None  # the run's n-gram hashing, read from model.json
 
     @classmethod
     def load(cls, run_dir: str | Path, clip_checkpoint: str | None = None, device: str = "cpu") -> Predictor:
@@ -68,15 +70,18 @@ class Predictor:
         config = run.experiment_config()
         names, nodes, taxonomy = run.classes(), run.class_nodes(), run.taxonomy()
         choice = encoder_from_identity(str(info["encoder_identity"]), clip_checkpoint or config.clip_checkpoint, device)
+        lexical = LexicalSpec.from_dict(info["lexical"]) if info.get("lexical") else None
         model = FusionClassifier([tuple(s) for s in info["slices"]], int(info["n_classes"]), int(info["hidden"]),
-                                 str(info["fusion"]), float(info["dropout"]), int(info.get("aux_dim", 0)))
+                                 str(info["fusion"]), float(info["dropout"]), int(info.get("aux_dim", 0)),
+                                 lexical=(lexical.buckets, lexical.dim) if lexical is not None else None)
         try:
             model.load_state_dict(load_file(str(run / "model.safetensors")))
         except (OSError, RuntimeError) as exc:
             raise runs.RunError(f"{run.name}: model.safetensors does not load ({str(exc).splitlines()[0]})") from None
         model.to(device).eval()
         distance = taxonomy.distance_matrix(nodes) if len(nodes) <= DENSE_DISTANCE_LIMIT else None
-        return cls(run, config, model, float(info["temperature"]), names, taxonomy, distance, choice, info.get("image_source"))
+        return cls(run, config, model, float(info["temperature"]), names, taxonomy, distance, choice, info.get("image_source"),
+                   lexical)
 
     @property
     def encoder(self) -> Encoder:
@@ -111,11 +116,13 @@ class Predictor:
         image_encoder = self.encoder if self.image_source == "clip" and items.image_paths is not None else None
         precomputed = (config.embeddings, config.embedding_ids) if self.image_source == "precomputed" else None
         features = build_features(items, self.encoder, image_encoder=image_encoder, use_text=self.config.use_text,
-                                  precomputed=precomputed, allow_missing=True, features_dir=config.features)
+                                  precomputed=precomputed, allow_missing=True, features_dir=config.features,
+                                  lexical=self.lexical)
         expected = [tuple(s) for s in self.model.slices]
         if [tuple(s) for s in features.slices] != expected:
             features = align_features(features, expected)
-        return calibrated_probabilities(predict_logits(self.model, features.matrix, features.mask), self.temperature)
+        logits = predict_logits(self.model, features.matrix, features.mask, lexical=features.lexical)
+        return calibrated_probabilities(logits, self.temperature)
 
     def answers(self, ids: np.ndarray, probs: np.ndarray, top_k: int = 5, review_risk: float = DEFAULT_REVIEW_RISK) -> pd.DataFrame:
         """id, pred_1..k (paths), prob_1..k (calibrated), crm_pred_1, risk (expected tree distance of
@@ -199,7 +206,7 @@ def align_features(features: object, expected: list[tuple[str, int, int]]) -> ob
 
     n = len(features.matrix)
     have = {name: (a, b) for name, a, b in features.slices}
-    matrix = np.zeros((n, expected[-1][2]), dtype=np.float32)
+    matrix = np.zeros((n, expected[-1][2] if expected else 0), dtype=np.float32)
     mask = np.zeros((n, len(expected)), dtype=bool)
     for m, (name, a, b) in enumerate(expected):
         if name in have:
@@ -208,7 +215,7 @@ def align_features(features: object, expected: list[tuple[str, int, int]]) -> ob
                 raise DataError(f"the {name} features have {src[1] - src[0]} dimensions; the model expects {b - a}")
             matrix[:, a:b] = features.matrix[:, src[0]:src[1]]
             mask[:, m] = features.mask[:, [n_ for n_, _, _ in features.slices].index(name)]
-    return Features(matrix, mask, expected, features.notes)
+    return Features(matrix, mask, expected, features.notes, features.lexical)
 
 
 class TableWriter:
