@@ -40,6 +40,7 @@ ENCODERS = {
     "none": "None (lexical n-grams only: the fast path for huge catalogs)",
 }
 TEMPLATES = {
+    "distinct": "{name}, with its parents where the name repeats",
     "name": "{name}",
     "path": "{path}",
     "photo": "a photo of {name}, a kind of {parent}",

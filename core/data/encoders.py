@@ -359,7 +359,10 @@ def ngram_choice(kind: str) -> EncoderChoice:
 
 # ----- prompts ---------------------------------------------------------------------------------
 def render_prompts(taxonomy: object, classes: Sequence[int], template: str = "name") -> list[str]:
-    """Category prompts: `template` is a key of TEMPLATES or a format string with {name} {path} {parent}."""
+    """Category prompts: `template` is a key of TEMPLATES or a format string with {name} {path} {parent};
+    `distinct` is the leaf name, with as many ancestors before it as make it unique among `classes`."""
+    if template == "distinct":
+        return distinct_names(taxonomy, classes)
     fmt = TEMPLATES.get(template, template)
     out = []
     for c in classes:
@@ -371,6 +374,42 @@ def render_prompts(taxonomy: object, classes: Sequence[int], template: str = "na
         except (KeyError, IndexError) as exc:
             raise ValueError(f"template {template!r} uses an unknown field {exc}; use {{name}}, {{path}} or {{parent}}") from None
     return out
+
+
+def distinct_names(taxonomy: object, classes: Sequence[int]) -> list[str]:
+    """Each class's name; where names repeat (case-insensitively), the parent's name is put before it, then
+    the grandparent's, until the prompts differ or the whole path is used. Two categories never share a
+    label embedding only because they share a leaf name ("Toys" under "Baby" and under "Pets")."""
+    paths = [taxonomy.path_str(int(c)).split(" > ") for c in classes]
+    depth = [1] * len(paths)
+    while True:
+        prompts = [" > ".join(p[-d:]) for p, d in zip(paths, depth, strict=True)]
+        groups: dict[str, list[int]] = {}
+        for i, prompt in enumerate(prompts):
+            groups.setdefault(prompt.casefold(), []).append(i)
+        grow = [i for members in groups.values() if len(members) > 1 for i in members if depth[i] < len(paths[i])]
+        if not grow:
+            return prompts
+        for i in grow:
+            depth[i] += 1
+
+
+def repeated_names(taxonomy: object, classes: Sequence[int]) -> dict[str, list[str]]:
+    """Leaf names shared by several classes (case-insensitively), each with the full paths that share it,
+    the most repeated first: what the `name` template would embed as one vector."""
+    groups: dict[str, list[str]] = {}
+    for c in classes:
+        groups.setdefault(str(taxonomy.names[int(c)]).casefold(), []).append(taxonomy.path_str(int(c)))
+    shared = {paths[0].split(" > ")[-1]: paths for paths in groups.values() if len(paths) > 1}
+    return dict(sorted(shared.items(), key=lambda kv: (-len(kv[1]), kv[0])))
+
+
+def colliding_prompts(prompts: Sequence[str]) -> int:
+    """How many classes share their prompt with another class (they get the same label embedding)."""
+    counts: dict[str, int] = {}
+    for p in prompts:
+        counts[p.casefold()] = counts.get(p.casefold(), 0) + 1
+    return sum(n for n in counts.values() if n > 1)
 
 
 # ----- cache -----------------------------------------------------------------------------------
