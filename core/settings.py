@@ -168,7 +168,7 @@ class ExperimentConfig:
                            label="Text encoder")
     clip_checkpoint: str | None = setting(None, "local open_clip checkpoint file or folder", "encoder")
     device: str = setting("auto", "where encoders and training run (auto: CUDA when present)", "encoder", choices=DEVICES)
-    template: str = setting("name", "category prompt: name, path, photo, or a format string with {name} {path} "
+    template: str = setting("distinct", "category prompt: distinct, name, path, photo, or a format string with {name} {path} "
                             "{parent}", "encoder", choices=TEMPLATES, open_choices=True, label="Prompt template")
     # ----- label representation -----------------------------------------------------------------
     targets: str = setting("semantic", "label representation used as the training target", "label", choices=TARGET_KINDS,

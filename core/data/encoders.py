@@ -404,6 +404,25 @@ def repeated_names(taxonomy: object, classes: Sequence[int]) -> dict[str, list[s
     return dict(sorted(shared.items(), key=lambda kv: (-len(kv[1]), kv[0])))
 
 
+def collision_note(taxonomy: object, classes: Sequence[int], template: str) -> tuple[str, str] | None:
+    """What the Similarity page says about repeated leaf names: ("warning", text) when the template gives
+    several categories one prompt (one label embedding), ("info", text) when names repeat but the template
+    keeps them apart, None when no leaf name repeats."""
+    repeated = repeated_names(taxonomy, classes)
+    if not repeated:
+        return None
+    name, paths = next(iter(repeated.items()))
+    example = f"e.g. {name!r} is the name of {len(paths)} categories ({'; '.join(paths[:3])}{'; ...' if len(paths) > 3 else ''})"
+    sharing = colliding_prompts(render_prompts(taxonomy, classes, template))
+    counted = f"{len(repeated)} leaf names are shared by {sum(map(len, repeated.values()))} categories"
+    if sharing:
+        return "warning", (f"{counted}, {example}. With the {template!r} template {sharing} categories share their "
+                           "prompt, so they get the same label embedding: smoothing moves mass between unrelated branches "
+                           "and a confusion between them scores as a perfect similarity. Choose the 'distinct' (or 'path') "
+                           "template to keep them apart.")
+    return "info", f"{counted}, {example}. The {template!r} template gives each of them its own prompt."
+
+
 def colliding_prompts(prompts: Sequence[str]) -> int:
     """How many classes share their prompt with another class (they get the same label embedding)."""
     counts: dict[str, int] = {}

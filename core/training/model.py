@@ -30,7 +30,7 @@ class FusionClassifier(nn.Module):
         self.lexical = None
         if lexical is not None:
             buckets, dim = int(lexical[0]), int(lexical[1])
-            self.lexical = nn.EmbeddingBag(buckets, dim, mode="sum")
+            self.lexical = nn.EmbeddingBag(buckets, dim, mode="sum", sparse=True)  # a step touches only its rows
             nn.init.normal_(self.lexical.weight, std=LEXICAL_INIT_STD)
             self.lexical_project = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden))
         m = len(self.slices) + (self.lexical is not None)
