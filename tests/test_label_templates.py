@@ -4,7 +4,13 @@ one label embedding because they share a leaf name, and the Similarity page says
 import numpy as np
 import pytest
 
-from core.data.encoders import collision_note, colliding_prompts, label_embeddings, render_prompts, repeated_names
+from core.data.encoders import (
+    colliding_prompts,
+    collision_note,
+    label_embeddings,
+    render_prompts,
+    repeated_names,
+)
 from core.settings import ExperimentConfig
 from core.taxonomy.tree import load_taxonomy
 from tests.conftest import app_page
