@@ -40,9 +40,9 @@ ENCODERS = {
     "none": "None (lexical n-grams only: the fast path for huge catalogs)",
 }
 TEMPLATES = {
+    "path": "{path}",
     "distinct": "{name}, with its parents where the name repeats",
     "name": "{name}",
-    "path": "{path}",
     "photo": "a photo of {name}, a kind of {parent}",
 }
 DEVICES = {"auto": "Auto (CUDA when present, else CPU)", "cpu": "CPU", "cuda": "CUDA GPU"}
@@ -168,7 +168,7 @@ class ExperimentConfig:
                            label="Text encoder")
     clip_checkpoint: str | None = setting(None, "local open_clip checkpoint file or folder", "encoder")
     device: str = setting("auto", "where encoders and training run (auto: CUDA when present)", "encoder", choices=DEVICES)
-    template: str = setting("distinct", "category prompt: distinct, name, path, photo, or a format string with {name} {path} "
+    template: str = setting("path", "category prompt: path, distinct, name, photo, or a format string with {name} {path} "
                             "{parent}", "encoder", choices=TEMPLATES, open_choices=True, label="Prompt template")
     # ----- label representation -----------------------------------------------------------------
     targets: str = setting("semantic", "label representation used as the training target", "label", choices=TARGET_KINDS,
