@@ -8,6 +8,7 @@ so it cannot compare templates). Results: bench/results/label_templates.csv and 
 
     python bench/label_templates.py                      # fashion and BigBasket, seed 0
     python bench/label_templates.py --seeds 0 1 2 --datasets bigbasket-text
+    python bench/label_templates.py --agreement-only     # no training: shared prompts, agreement with the tree
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import pandas as pd
 from label_representations import DATASETS as LABEL_DATASETS
 from label_representations import ROOT, SHARED, replace_section
 
-from core.data.encoders import colliding_prompts, render_prompts
+from core.data.encoders import colliding_prompts, label_embeddings, load_encoder, render_prompts
 from core.data.export import write_csv
+from core.labels.similarity import tree_agreement
 from core.training.experiment import ExperimentConfig, load_dataset, prepare, train_and_evaluate
 
 DATASETS = {
     "fashion-text": LABEL_DATASETS["fashion-text"],
+    "flipkart-text": LABEL_DATASETS["flipkart-text"],
     "bigbasket-text": dict(data=str(SHARED / "bigbasket" / "bigbasket-products.csv"),
                            label_columns=["category", "sub_category", "type"], text_columns=["product", "brand"],
                            id_column="index"),
@@ -56,6 +59,21 @@ def run(datasets: list[str], seeds: list[int], templates: list[str]) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def agreement(datasets: list[str], templates: list[str]) -> str:
+    """Without training: per template, the classes that share a prompt and the Spearman agreement of the
+    label embeddings' similarity with closeness in the tree (MiniLM)."""
+    encoder = load_encoder("minilm").encoder
+    lines = ["| catalog | template | classes sharing a prompt | Spearman with the tree |", "|---|---|---|---|"]
+    for name in datasets:
+        ds = load_dataset(ExperimentConfig(**DATASETS[name]))
+        for template in templates:
+            emb = label_embeddings(ds.taxonomy, ds.classes, encoder, template)
+            shared = colliding_prompts(render_prompts(ds.taxonomy, ds.classes, template))
+            lines.append(f"| {name} ({len(ds.classes)} classes) | `{template}` | {shared} | "
+                         f"{tree_agreement(emb, ds.taxonomy, ds.classes)['spearman']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(results: pd.DataFrame) -> str:
     lines = ["| catalog | template | classes sharing a prompt | seeds | " + " | ".join(METRICS) + " |",
              "|---|---|---|---|" + "---|" * len(METRICS)]
@@ -68,13 +86,17 @@ def markdown_table(results: pd.DataFrame) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", default=["fashion-text", "bigbasket-text"], choices=list(DATASETS))
     parser.add_argument("--templates", nargs="+", default=TEMPLATES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument("--agreement-only", action="store_true", help="no training: collisions and tree agreement")
     args = parser.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"real data not found at {SHARED}; this benchmark needs ../shared/data")
+    if args.agreement_only:
+        print(agreement(args.datasets, args.templates))
+        return
     results = run(args.datasets, args.seeds, args.templates)
     write_csv(results, ROOT / "bench" / "results" / "label_templates.csv")
     table = markdown_table(results)
