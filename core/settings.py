@@ -33,10 +33,12 @@ ENCODERS = {
     "minilm": "MiniLM (bundled, offline)",
     "clip": "CLIP (needs local weights)",
     "clip-random": "CLIP with random weights (tests and timing only)",
+    "none": "None (lexical n-grams only: the fast path for huge catalogs)",
 }
 TEMPLATES = {
-    "name": "{name}",
     "path": "{path}",
+    "distinct": "{name}, with its parents where the name repeats",
+    "name": "{name}",
     "photo": "a photo of {name}, a kind of {parent}",
 }
 DEVICES = {"auto": "Auto (CUDA when present, else CPU)", "cpu": "CPU", "cuda": "CUDA GPU"}
@@ -162,7 +164,7 @@ class ExperimentConfig:
                            label="Text encoder")
     clip_checkpoint: str | None = setting(None, "local open_clip checkpoint file or folder", "encoder")
     device: str = setting("auto", "where encoders and training run (auto: CUDA when present)", "encoder", choices=DEVICES)
-    template: str = setting("name", "category prompt: name, path, photo, or a format string with {name} {path} "
+    template: str = setting("path", "category prompt: path, distinct, name, photo, or a format string with {name} {path} "
                             "{parent}", "encoder", choices=TEMPLATES, open_choices=True, label="Prompt template")
     # ----- label representation -----------------------------------------------------------------
     targets: str = setting("semantic", "label representation used as the training target", "label", choices=TARGET_KINDS,
@@ -200,6 +202,14 @@ class ExperimentConfig:
                                      lo=0.0, hi=1.0, lo_open=True, hi_open=True, step=0.01, label="Target accuracy")
     confidence: float = setting(0.9, "confidence 1 - delta that the target accuracy holds on new items", "selective",
                                 lo=0.0, hi=1.0, lo_open=True, hi_open=True, step=0.01, label="Confidence")
+    # ----- lexical text modality (METHOD.md "Product features"; saved in model.json) --------------
+    lexical: bool = setting(True, "leave out the lexical text modality (hashed word and character n-grams)", "model",
+                            flag="--no-lexical", label="Lexical n-grams")
+    lexical_buckets: int = setting(2**18, "hash buckets of the lexical n-grams", "model", lo=1024, hi=2**24)
+    lexical_dim: int = setting(64, "width of each lexical bucket's learned vector", "model", lo=1, hi=1024)
+    lexical_word_max: int = setting(2, "word n-grams from 1 to this many words", "model", lo=1, hi=4)
+    lexical_char_min: int = setting(3, "shortest character n-gram of a word (space-padded)", "model", lo=1, hi=10)
+    lexical_char_max: int = setting(5, "longest character n-gram of a word", "model", lo=1, hi=10)
 
     def validate(self) -> None:
         """Every declared setting against its type and bounds, then the rules that tie settings together."""
@@ -212,6 +222,10 @@ class ExperimentConfig:
             raise SettingError("at least one label column and one text column are needed")
         if self.val_fraction + self.test_fraction >= 1:
             raise SettingError("val_fraction + test_fraction must be below 1")
+        if self.lexical_char_min > self.lexical_char_max:
+            raise SettingError("lexical_char_min must not be above lexical_char_max")
+        if self.encoder == "none" and self.use_text and not self.lexical:
+            raise SettingError("--encoder none leaves the lexical n-grams as the only text modality; drop --no-lexical")
 
     def check_settings(self) -> None:
         """Each declared setting against its type, choices and bounds (converted in place)."""

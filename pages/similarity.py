@@ -5,6 +5,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.data.encoders import collision_note, repeated_names
 from core.display import plain, short_labels
 from core.labels.similarity import (
     default_branch,
@@ -78,6 +79,12 @@ def page() -> None:
     tax, key, kind, template, classes, emb, paths = (space.tax, space.key, space.encoder, space.template, space.classes,
                                                      space.emb, space.paths)
     tops = [tax.path(int(c))[0] for c in classes]
+    note = collision_note(tax, classes, template)
+    if note is not None:
+        (st.warning if note[0] == "warning" else st.info)(plain(note[1]))
+        with st.expander("Leaf names shared by several categories"):
+            st.table(pd.DataFrame([{"name": n, "categories": len(p), "paths": "; ".join(p)}
+                                   for n, p in repeated_names(tax, classes).items()]))
 
     st.subheader("Cosine similarity, ordered by the taxonomy")
     heatmap(emb, paths, heatmap_rows(tax, classes, emb, paths, key, kind, template))

@@ -57,6 +57,7 @@ class Encoder:
     dim: int
     cacheable: bool = True
     supports_images: bool = False
+    semantic: bool = True  # its product-text vectors are a modality of the model (`none` has only category names)
 
     def _encode_text_batch(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -296,6 +297,8 @@ def load_encoder(kind: str = "auto", *, clip_model: str = DEFAULT_CLIP_MODEL,
     """kind: 'auto' (CLIP when its weights are on disk, else the bundled model), 'clip', 'minilm',
     or 'clip-random' (random weights, for timing and tests)."""
     clip_checkpoint = clip_checkpoint or os.environ.get("TAXOLENS_CLIP_CHECKPOINT") or None
+    if kind == "none":
+        return ngram_choice(kind)
     if kind == "minilm":
         enc = MiniLMEncoder.load(device)
         return EncoderChoice(enc, kind, f"Using {enc.description}.")
@@ -306,7 +309,7 @@ def load_encoder(kind: str = "auto", *, clip_model: str = DEFAULT_CLIP_MODEL,
         enc = ClipEncoder.load(clip_model, clip_pretrained, clip_checkpoint, device)
         return EncoderChoice(enc, kind, f"Using {enc.description}.")
     if kind != "auto":
-        raise SettingError(f"encoder must be auto, clip, minilm or clip-random, not {kind!r}")
+        raise SettingError(f"encoder must be auto, clip, minilm, clip-random or none, not {kind!r}")
     reason = ""
     if clip_checkpoint or find_cached_clip_weights(clip_model, clip_pretrained or ""):
         try:
@@ -331,6 +334,11 @@ def encoder_from_identity(identity: str, clip_checkpoint: str | Path | None = No
     """The exact encoder a run was trained with, or EncoderUnavailable saying which one and how to
     provide it. Never falls back to another encoder: its embeddings would mean nothing to the model."""
     kind, _, rest = identity.partition(":")
+    if kind == "none":
+        choice = ngram_choice(kind)
+        if choice.encoder.identity != identity:
+            raise EncoderUnavailable(f"this run's encoder {identity!r} is unknown to this version of Taxolens")
+        return choice
     if kind == "minilm":
         enc = MiniLMEncoder.load(device)
     elif kind == "clip":
@@ -353,9 +361,20 @@ def encoder_from_identity(identity: str, clip_checkpoint: str | Path | None = No
     return EncoderChoice(enc, kind, f"Using {enc.description} (the encoder this run was trained with).")
 
 
+def ngram_choice(kind: str) -> EncoderChoice:
+    """No sentence model: lexical text only (nothing from sentence_transformers/open_clip is imported)."""
+    from core.data.lexical import NgramEncoder
+
+    enc = NgramEncoder.load()
+    return EncoderChoice(enc, kind, f"Using {enc.description}.")
+
+
 # ----- prompts ---------------------------------------------------------------------------------
 def render_prompts(taxonomy: object, classes: Sequence[int], template: str = "name") -> list[str]:
-    """Category prompts: `template` is a key of TEMPLATES or a format string with {name} {path} {parent}."""
+    """Category prompts: `template` is a key of TEMPLATES or a format string with {name} {path} {parent};
+    `distinct` is the leaf name, with as many ancestors before it as make it unique among `classes`."""
+    if template == "distinct":
+        return distinct_names(taxonomy, classes)
     fmt = TEMPLATES.get(template, template)
     out = []
     for c in classes:
@@ -367,6 +386,61 @@ def render_prompts(taxonomy: object, classes: Sequence[int], template: str = "na
         except (KeyError, IndexError) as exc:
             raise SettingError(f"template {template!r} uses an unknown field {exc}; use {{name}}, {{path}} or {{parent}}") from None
     return out
+
+
+def distinct_names(taxonomy: object, classes: Sequence[int]) -> list[str]:
+    """Each class's name; where names repeat (case-insensitively), the parent's name is put before it, then
+    the grandparent's, until the prompts differ or the whole path is used. Two categories never share a
+    label embedding only because they share a leaf name ("Toys" under "Baby" and under "Pets")."""
+    paths = [taxonomy.path_str(int(c)).split(" > ") for c in classes]
+    depth = [1] * len(paths)
+    while True:
+        prompts = [" > ".join(p[-d:]) for p, d in zip(paths, depth, strict=True)]
+        groups: dict[str, list[int]] = {}
+        for i, prompt in enumerate(prompts):
+            groups.setdefault(prompt.casefold(), []).append(i)
+        grow = [i for members in groups.values() if len(members) > 1 for i in members if depth[i] < len(paths[i])]
+        if not grow:
+            return prompts
+        for i in grow:
+            depth[i] += 1
+
+
+def repeated_names(taxonomy: object, classes: Sequence[int]) -> dict[str, list[str]]:
+    """Leaf names shared by several classes (case-insensitively), each with the full paths that share it,
+    the most repeated first: what the `name` template would embed as one vector."""
+    groups: dict[str, list[str]] = {}
+    for c in classes:
+        groups.setdefault(str(taxonomy.names[int(c)]).casefold(), []).append(taxonomy.path_str(int(c)))
+    shared = {paths[0].split(" > ")[-1]: paths for paths in groups.values() if len(paths) > 1}
+    return dict(sorted(shared.items(), key=lambda kv: (-len(kv[1]), kv[0])))
+
+
+def collision_note(taxonomy: object, classes: Sequence[int], template: str) -> tuple[str, str] | None:
+    """What the Similarity page says about repeated leaf names: ("warning", text) when the template gives
+    several categories one prompt (one label embedding), ("info", text) when names repeat but the template
+    keeps them apart, None when no leaf name repeats."""
+    repeated = repeated_names(taxonomy, classes)
+    if not repeated:
+        return None
+    name, paths = next(iter(repeated.items()))
+    example = f"e.g. {name!r} is the name of {len(paths)} categories ({'; '.join(paths[:3])}{'; ...' if len(paths) > 3 else ''})"
+    sharing = colliding_prompts(render_prompts(taxonomy, classes, template))
+    counted = f"{len(repeated)} leaf names are shared by {sum(map(len, repeated.values()))} categories"
+    if sharing:
+        return "warning", (f"{counted}, {example}. With the {template!r} template {sharing} categories share their "
+                           "prompt, so they get the same label embedding: smoothing moves mass between unrelated branches "
+                           "and a confusion between them scores as a perfect similarity. Choose the 'distinct' (or 'path') "
+                           "template to keep them apart.")
+    return "info", f"{counted}, {example}. The {template!r} template gives each of them its own prompt."
+
+
+def colliding_prompts(prompts: Sequence[str]) -> int:
+    """How many classes share their prompt with another class (they get the same label embedding)."""
+    counts: dict[str, int] = {}
+    for p in prompts:
+        counts[p.casefold()] = counts.get(p.casefold(), 0) + 1
+    return sum(n for n in counts.values() if n > 1)
 
 
 # ----- cache -----------------------------------------------------------------------------------

@@ -113,6 +113,9 @@ def scan_ids(config: ExperimentConfig, chunk_rows: int = CHUNK_ROWS) -> np.ndarr
 
 def plan_slices(text_encoder: Encoder, config: ExperimentConfig) -> list[list]:
     """[name, start, end] of each modality's columns: the text, then (with --image-column) the image."""
+    if not text_encoder.semantic:
+        raise DataError("--encoder none has no embeddings to store: the lexical n-grams are hashed from the text when "
+                        "a run trains or predicts (a features folder never holds them); embed with minilm or clip")
     slices: list[list] = [["text", 0, text_encoder.dim]]
     if config.image_column:
         if not text_encoder.supports_images:

@@ -20,6 +20,7 @@ from core.data.encoders import (
     item_cache,
     load_precomputed,
 )
+from core.data.lexical import LexicalFeatures, LexicalSpec, lexical_features
 from core.errors import DataError, SettingError
 from core.taxonomy.formats import detect_separator, taxonomy_from_labels
 from core.taxonomy.tree import PATH_SEP, Taxonomy, TaxonomyError
@@ -374,12 +375,18 @@ def _try_stratified(idx: np.ndarray, y: np.ndarray, fraction: float, seed: int) 
 # ----- features ---------------------------------------------------------------------------------
 @dataclass
 class Features:
-    """One float32 matrix with each modality in its own column slice, plus a per-modality mask."""
+    """One float32 matrix with each dense modality in its own column slice, a per-modality mask, and the
+    lexical n-gram rows (sparse, computed from the text; an item without n-grams counts as missing)."""
 
     matrix: np.ndarray  # (N, D_total)
     mask: np.ndarray  # (N, M) bool: modality present
     slices: list[tuple[str, int, int]]  # (name, start, end)
     notes: list[str]
+    lexical: LexicalFeatures | None = None
+
+    @property
+    def modalities(self) -> list[str]:
+        return [name for name, _, _ in self.slices] + (["lexical"] if self.lexical is not None else [])
 
 
 def image_features(paths: Sequence[str], encoder: Encoder, cache_dir: str | Path | None = None,
@@ -411,17 +418,22 @@ def precomputed_block(item_ids: Sequence[str], npy_path: str | Path, ids_path: s
 def build_features(dataset: Dataset | Items, text_encoder: Encoder, *, precomputed: tuple[str, str] | None = None,
                    image_encoder: Encoder | None = None, cache_dir: str | Path | None = None,
                    progress: DoneOfTotal | None = None, use_text: bool = True, allow_missing: bool = False,
-                   features_dir: str | Path | None = None) -> Features:
-    """Text embeddings (unless `use_text` is False); image embeddings from a precomputed .npy (joined
-    on id) or from CLIP. Items without an image get zeros and mask False, never a crash; with
-    `allow_missing` (scoring new items) even none of them having a precomputed embedding is no error.
-    `features_dir` takes every modality from a FEATURES_DIR (`python -m core embed`) instead."""
+                   features_dir: str | Path | None = None, lexical: LexicalSpec | None = None) -> Features:
+    """Text embeddings (unless `use_text` is False, or the encoder is `none`); image embeddings from a
+    precomputed .npy (joined on id) or from CLIP; with `lexical`, the hashed n-grams of the text. Items
+    without an image get zeros and mask False, never a crash; with `allow_missing` (scoring new items)
+    even none of them having a precomputed embedding is no error. `features_dir` takes the dense
+    modalities from a FEATURES_DIR (`python -m core embed`) instead; the lexical rows are never stored
+    there, they are hashed from the text here (cheaper than reading them)."""
+    lex = lexical_features(dataset.texts, lexical) if lexical is not None and use_text else None
     if features_dir is not None:
         if precomputed is not None:
             raise DataError("--features and --embeddings cannot be combined: embed the image modality into the features folder")
-        return features_from_dir(dataset, features_dir, text_encoder.identity, use_text=use_text)
+        features = features_from_dir(dataset, features_dir, text_encoder.identity, use_text=use_text)
+        features.lexical = lex
+        return features
     blocks, masks, names, notes = [], [], [], []
-    if use_text:
+    if use_text and text_encoder.semantic:
         text = cached_text_embeddings(text_encoder, dataset.texts, cache_dir, progress)
         blocks.append(text)
         masks.append(np.ones(len(text), dtype=bool))
@@ -442,13 +454,16 @@ def build_features(dataset: Dataset | Items, text_encoder: Encoder, *, precomput
         else:
             notes.append("the image column was left out: no CLIP weights to embed images (text-only run); "
                          "pass precomputed embeddings or a CLIP checkpoint to use images")
-    if not blocks:
+    if not blocks and lex is None:
         raise DataError("no modality left: text is switched off and there are no image embeddings")
     start, slices = 0, []
     for name, block in zip(names, blocks, strict=True):
         slices.append((name, start, start + block.shape[1]))
         start += block.shape[1]
-    return Features(np.concatenate(blocks, axis=1).astype(np.float32), np.stack(masks, axis=1), slices, notes)
+    n = len(dataset.texts)
+    matrix = np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((n, 0), dtype=np.float32)
+    mask = np.stack(masks, axis=1) if masks else np.zeros((n, 0), dtype=bool)
+    return Features(matrix, mask, slices, notes, lex)
 
 
 def features_from_dir(dataset: Dataset | Items, path: str | Path, identity: str, use_text: bool = True) -> Features:

@@ -77,11 +77,13 @@ def out_of_fold(config: ExperimentConfig, prepared: Prepared, folds: int, on_eve
             on_event(AUDIT_FOLDS, k, len(plan))
         result = train_model(f.matrix, f.mask, f.slices, y, fold.train, fold.val, targets, train_config(config),
                              label_embeddings=prepared.label_emb, codes=codes, should_stop=should_stop,
-                             step_progress=(lambda d, t: on_event(TRAIN_EPOCH, d, t)) if on_event else None)
+                             step_progress=(lambda d, t: on_event(TRAIN_EPOCH, d, t)) if on_event else None,
+                             lexical=f.lexical)
         if result.cancelled:
             return None
-        tau = fit_temperature(predict_logits(result.model, f.matrix, f.mask, fold.val), y[fold.val])
-        probs[fold.score] = calibrated_probabilities(predict_logits(result.model, f.matrix, f.mask, fold.score), tau)
+        tau = fit_temperature(predict_logits(result.model, f.matrix, f.mask, fold.val, lexical=f.lexical), y[fold.val])
+        probs[fold.score] = calibrated_probabilities(predict_logits(result.model, f.matrix, f.mask, fold.score,
+                                                                   lexical=f.lexical), tau)
         fold_of[fold.score] = k
     if on_event is not None:
         on_event(AUDIT_FOLDS, len(plan), len(plan))
@@ -117,7 +119,7 @@ def run_audit(config: ExperimentConfig, folds: int, run_dir: Path, on_event: Eve
         summary = {"plain": jsonable(plain), "crm": jsonable(crm), "encoder": prepared.encoder_note,
                    "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)), "n_train": 0,
                    "n_val": 0, "n_test": int(len(rows)), "folds": folds, "label_issues": int(frame["label_issue"].sum()),
-                   "modalities": [name for name, _, _ in prepared.features.slices], "notes": prepared.notes}
+                   "modalities": prepared.features.modalities, "notes": prepared.notes}
         Run(run_dir).finish(frame, summary, taxonomy=ds.taxonomy, classes=ds.class_names, nodes=ds.classes,
                             report=preparation_report(prepared))
         return summary

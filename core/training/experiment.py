@@ -24,6 +24,7 @@ from core.data.encoders import (
     check_checkpoint,
     label_embeddings,
 )
+from core.data.lexical import LexicalSpec
 from core.data.tables import (
     DataError,
     Dataset,
@@ -99,7 +100,7 @@ def prepare(config: ExperimentConfig, on_event: Event | None = None, dataset: Da
     image_encoder = choice.encoder if choice.encoder.supports_images else None
     features = build_features(dataset, choice.encoder, image_encoder=image_encoder, use_text=config.use_text,
                               precomputed=(config.embeddings, config.embedding_ids) if config.embeddings else None,
-                              features_dir=config.features, progress=(lambda d, t: on_event(EMBED_PRODUCTS, d, t)) if on_event else None)
+                              features_dir=config.features, lexical=LexicalSpec.from_config(config), progress=(lambda d, t: on_event(EMBED_PRODUCTS, d, t)) if on_event else None)
     emb = label_embeddings(dataset.taxonomy, dataset.classes, choice.encoder, config.template,
                            progress=(lambda d, t: on_event(EMBED_CATEGORIES, d, t)) if on_event else None)
     c = len(dataset.classes)
@@ -188,15 +189,16 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     result = train_model(f.matrix, f.mask, f.slices, y, s.train, stopping, targets, train_config(config),
                          label_embeddings=prepared.label_emb, codes=codes, progress=epoch_done,
                          should_stop=(lambda: cancel_requested(run_dir)) if run_dir is not None else None,
-                         step_progress=(lambda d, t: on_event(TRAIN_EPOCH, d, t)) if on_event else None)
+                         step_progress=(lambda d, t: on_event(TRAIN_EPOCH, d, t)) if on_event else None,
+                         lexical=f.lexical)
     if result.cancelled:
         if run_dir is not None:
             set_status(run_dir, "cancelled", epochs_completed=len(result.history))
         return {"cancelled": True}
     ds = prepared.dataset
-    val_logits = predict_logits(result.model, f.matrix, f.mask, s.val)
+    val_logits = predict_logits(result.model, f.matrix, f.mask, s.val, lexical=f.lexical)
     tau = fit_temperature(val_logits, y[s.val])
-    test_logits = predict_logits(result.model, f.matrix, f.mask, s.test)
+    test_logits = predict_logits(result.model, f.matrix, f.mask, s.test, lexical=f.lexical)
     probs = calibrated_probabilities(test_logits, tau)
     raw = calibrated_probabilities(test_logits, 1.0)
     ancestors = ds.taxonomy.ancestor_sets(ds.classes)
@@ -225,7 +227,7 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
         "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)),
         "n_train": int(len(s.train)), "n_val": int(len(s.val)), "n_calibration": int(len(held)), "n_test": int(len(s.test)),
         "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-        "modalities": [name for name, _, _ in f.slices], "notes": prepared.notes + notes + sel_notes,
+        "modalities": f.modalities, "notes": prepared.notes + notes + sel_notes,
         "selective": thresholds,
         "train_seconds": round(time.perf_counter() - started, 2),
     }
@@ -255,6 +257,7 @@ def save_run(run: Run, config: ExperimentConfig, prepared: Prepared, model: torc
         "dropout": config.dropout, "aux_dim": int(model.aux_head.out_features) if model.aux_head is not None else 0,
         "temperature": tau, "encoder_identity": prepared.encoder_identity, "encoder_note": prepared.encoder_note,
         "template": config.template, "image_source": image_source(config, f),
+        "lexical": f.lexical.spec.to_dict() if f.lexical is not None else None,
     })
     run.finish(predictions, summary, taxonomy=ds.taxonomy, classes=ds.class_names, nodes=ds.classes, slices=f.slices)
 

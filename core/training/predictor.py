@@ -16,6 +16,7 @@ import pandas as pd
 from core import files
 from core.data.encoders import Encoder, EncoderChoice, encoder_from_identity
 from core.data.export import write_csv
+from core.data.lexical import LexicalSpec
 from core.data.tables import (
     DataError,
     Items,
@@ -52,6 +53,7 @@ class Predictor:
     distance: np.ndarray | None
     encoder_choice: EncoderChoice
     image_source: str | None
+    lexical: LexicalSpec | None = None  # the run's n-gram hashing, read from model.json
 
     @classmethod
     def load(cls, run_dir: str | Path, clip_checkpoint: str | None = None, device: str = "cpu") -> Predictor:
@@ -84,7 +86,8 @@ class Predictor:
             raise runs.RunError(f"{run.name}: model.safetensors holds NaN or infinite weights")
         model.to(device).eval()
         distance = taxonomy.distance_matrix(nodes) if len(nodes) <= DENSE_DISTANCE_LIMIT else None
-        return cls(run, config, model, float(info["temperature"]), names, taxonomy, distance, choice, info.get("image_source"))
+        return cls(run, config, model, float(info["temperature"]), names, taxonomy, distance, choice, info.get("image_source"),
+                   lexical_spec(info))
 
     @property
     def encoder(self) -> Encoder:
@@ -119,11 +122,13 @@ class Predictor:
         image_encoder = self.encoder if self.image_source == "clip" and items.image_paths is not None else None
         precomputed = (config.embeddings, config.embedding_ids) if self.image_source == "precomputed" else None
         features = build_features(items, self.encoder, image_encoder=image_encoder, use_text=self.config.use_text,
-                                  precomputed=precomputed, allow_missing=True, features_dir=config.features)
+                                  precomputed=precomputed, allow_missing=True, features_dir=config.features,
+                                  lexical=self.lexical)
         expected = [tuple(s) for s in self.model.slices]
         if [tuple(s) for s in features.slices] != expected:
             features = align_features(features, expected)
-        return calibrated_probabilities(predict_logits(self.model, features.matrix, features.mask), self.temperature)
+        logits = predict_logits(self.model, features.matrix, features.mask, lexical=features.lexical)
+        return calibrated_probabilities(logits, self.temperature)
 
     @functools.cached_property
     def class_tree(self) -> selective.ClassTree:
@@ -209,17 +214,32 @@ def build_model(info: dict, device: str | None = None) -> object:
 
     from core.training.model import FusionClassifier
 
+    lexical = lexical_spec(info)
     with torch.device(device or "cpu"):
         return FusionClassifier([tuple(s) for s in info["slices"]], info["n_classes"], info["hidden"], info["fusion"],
-                                info["dropout"], info.get("aux_dim", 0))
+                                info["dropout"], info.get("aux_dim", 0),
+                                lexical=(lexical.buckets, lexical.dim) if lexical is not None else None)
+
+
+def lexical_spec(info: dict) -> LexicalSpec | None:
+    """The run's n-gram hashing from model.json (None: a model without the lexical modality)."""
+    return LexicalSpec.from_dict(info["lexical"]) if info.get("lexical") else None
 
 
 def _check_info(info: dict) -> str | None:
     """What is wrong with model.json's fields (None when they describe a buildable model)."""
     from core import settings
 
+    lexical = info.get("lexical")
+    if lexical is not None:
+        try:
+            spec = LexicalSpec.from_dict(lexical)
+        except (TypeError, ValueError, AttributeError):
+            return "its lexical hashing is not a set of whole numbers"
+        if not (0 < spec.buckets <= 2**24 and 0 < spec.dim <= 1024):
+            return f"its lexical hashing {lexical} is out of range"
     slices = info.get("slices")
-    if not isinstance(slices, list) or not slices or not all(
+    if not isinstance(slices, list) or not (slices or lexical) or not all(
             isinstance(s, list) and len(s) == 3 and isinstance(s[0], str) and all(type(v) is int for v in s[1:]) for s in slices):
         return "its slices are not a list of [modality, start, end]"
     ends = [0] + [s[2] for s in slices]
@@ -355,7 +375,7 @@ def align_features(features: object, expected: list[tuple[str, int, int]]) -> ob
 
     n = len(features.matrix)
     have = {name: (a, b) for name, a, b in features.slices}
-    matrix = np.zeros((n, expected[-1][2]), dtype=np.float32)
+    matrix = np.zeros((n, expected[-1][2] if expected else 0), dtype=np.float32)
     mask = np.zeros((n, len(expected)), dtype=bool)
     for m, (name, a, b) in enumerate(expected):
         if name in have:
@@ -364,7 +384,7 @@ def align_features(features: object, expected: list[tuple[str, int, int]]) -> ob
                 raise DataError(f"the {name} features have {src[1] - src[0]} dimensions; the model expects {b - a}")
             matrix[:, a:b] = features.matrix[:, src[0]:src[1]]
             mask[:, m] = features.mask[:, [n_ for n_, _, _ in features.slices].index(name)]
-    return Features(matrix, mask, expected, features.notes)
+    return Features(matrix, mask, expected, features.notes, features.lexical)
 
 
 class TableWriter:

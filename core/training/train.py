@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 from core import settings
+from core.data.lexical import LexicalFeatures
 from core.evaluation.registry import TOP_K
 from core.labels.targets import SoftTargets, alpha_schedule
 from core.settings import ExperimentConfig, resolve_device
-from core.training.model import FusionClassifier
+from core.training.model import FusionClassifier, Lexical
 
 # what training reads of a run's declared settings (core/settings.py): the training and model groups
 # and the curriculum; TrainConfig's fields, types and defaults are these declarations
@@ -87,8 +88,28 @@ def iterate_batches(n: int, batch_size: int, rng: np.random.Generator | None) ->
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+def make_optimisers(model: FusionClassifier, config: TrainConfig) -> list[torch.optim.Optimizer]:
+    """AdamW for the dense weights; the lexical buckets get sparse gradients and SparseAdam (no weight decay),
+    so a step costs the buckets its batch touched, not all B of them (2.5x faster a step at B = 2^18)."""
+    dense = [p for name, p in model.named_parameters() if name != "lexical.weight"]
+    optimisers: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=config.lr, weight_decay=config.weight_decay)]
+    if model.lexical is not None:
+        optimisers.append(torch.optim.SparseAdam([model.lexical.weight], lr=config.lr))
+    return optimisers
+
+
+def batch_inputs(x: np.ndarray, mask: np.ndarray, lexical: LexicalFeatures | None, rows: np.ndarray,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, Lexical | None]:
+    """The model's inputs for sorted `rows`: dense slices and mask read from (possibly memory-mapped)
+    arrays, the lexical rows as EmbeddingBag (indices, offsets, weights), never densified."""
+    xb = torch.from_numpy(np.asarray(x[rows])).to(device, non_blocking=True)
+    mb = torch.from_numpy(np.asarray(mask[rows])).to(device, non_blocking=True)
+    lb = None if lexical is None else tuple(torch.from_numpy(a).to(device, non_blocking=True) for a in lexical.batch(rows))
+    return xb, mb, lb
+
+
 def predict_logits(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None,
-                   batch_size: int = 2048) -> np.ndarray:
+                   batch_size: int = 2048, lexical: LexicalFeatures | None = None) -> np.ndarray:
     """Raw class scores for the given rows (all rows by default), batched, in float32."""
     rows = np.arange(len(x)) if rows is None else np.asarray(rows)
     model.eval()
@@ -97,15 +118,15 @@ def predict_logits(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, row
     with torch.inference_mode():
         for batch in iterate_batches(len(rows), batch_size, None):
             r = np.sort(rows[batch])  # sorted reads are friendlier to memory-mapped features
-            logits, _ = model(torch.from_numpy(np.asarray(x[r])).to(device), torch.from_numpy(np.asarray(mask[r])).to(device))
+            logits, _ = model(*batch_inputs(x, mask, lexical, r, device))
             out.append(logits.float().cpu().numpy()[np.argsort(np.argsort(rows[batch]))])
     return np.concatenate(out) if out else np.zeros((0, model.head.out_features), dtype=np.float32)
 
 
 def predict_proba(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None,
-                  batch_size: int = 2048) -> np.ndarray:
+                  batch_size: int = 2048, lexical: LexicalFeatures | None = None) -> np.ndarray:
     """Softmax probabilities (uncalibrated) for the given rows, in float32."""
-    return torch.softmax(torch.from_numpy(predict_logits(model, x, mask, rows, batch_size)), dim=1).numpy()
+    return torch.softmax(torch.from_numpy(predict_logits(model, x, mask, rows, batch_size, lexical)), dim=1).numpy()
 
 
 def validation_scores(probs: np.ndarray, y: np.ndarray, label_embeddings: np.ndarray) -> tuple[float, float]:
@@ -120,15 +141,18 @@ def validation_scores(probs: np.ndarray, y: np.ndarray, label_embeddings: np.nda
 def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, int]], y: np.ndarray, train_idx: np.ndarray,
                 val_idx: np.ndarray, targets: SoftTargets, config: TrainConfig, *, label_embeddings: np.ndarray,
                 codes: np.ndarray | None = None, progress: Callable[[EpochLog], None] | None = None,
-                should_stop: Callable[[], bool] | None = None, step_progress: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Train a FusionClassifier; `x` may be memory-mapped (each batch is read, never the whole array).
+                should_stop: Callable[[], bool] | None = None, step_progress: Callable[[int, int], None] | None = None,
+                lexical: LexicalFeatures | None = None) -> TrainResult:
+    """Train a FusionClassifier; `x` may be memory-mapped (each batch is read, never the whole array);
+    `lexical` adds the n-gram modality (sparse rows aligned with `x`).
     Returns the weights of the best validation epoch."""
     config.validate()
     seed_everything(config.seed, config.threads)
     aux_dim = codes.shape[1] if codes is not None and config.aux_weight > 0 else 0
     device = torch.device(config.device)
-    model = FusionClassifier(slices, targets.n_classes, config.hidden, config.fusion, config.dropout, aux_dim).to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    model = FusionClassifier(slices, targets.n_classes, config.hidden, config.fusion, config.dropout, aux_dim,
+                             lexical=(lexical.spec.buckets, lexical.spec.dim) if lexical is not None else None).to(device)
+    optimisers = make_optimisers(model, config)
     buffers = targets.torch_buffers(device)
     codes_t = torch.as_tensor(codes, dtype=torch.float32, device=device) if aux_dim else None
     bce = torch.nn.BCEWithLogitsLoss()
@@ -148,23 +172,23 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
                 result.cancelled = True
                 break
             rows = np.sort(train_idx[batch])
-            xb = torch.from_numpy(np.asarray(x[rows])).to(device, non_blocking=True)
-            mb = torch.from_numpy(np.asarray(mask[rows])).to(device, non_blocking=True)
             yb = torch.from_numpy(y[rows]).to(device, non_blocking=True)
-            logits, aux = model(xb, mb)
+            logits, aux = model(*batch_inputs(x, mask, lexical, rows, device))
             loss = epoch_targets.loss(logits, yb, buffers)
             if aux is not None:
                 loss = loss + config.aux_weight * bce(aux, codes_t[yb])
-            optimiser.zero_grad(set_to_none=True)
+            for optimiser in optimisers:
+                optimiser.zero_grad(set_to_none=True)
             loss.backward()
-            optimiser.step()
+            for optimiser in optimisers:
+                optimiser.step()
             total += loss.item() * len(rows)
             seen += len(rows)
             if step_progress is not None:
                 step_progress(step + 1, len(batches))
         if result.cancelled:
             break
-        probs = predict_proba(model, x, mask, val_idx)
+        probs = predict_proba(model, x, mask, val_idx, lexical=lexical)
         top1, semsim = validation_scores(probs, y[val_idx], label_embeddings) if len(val_idx) else (math.nan, math.nan)
         log = EpochLog(epoch, total / max(seen, 1), top1, semsim, epoch_targets.smoothing, time.perf_counter() - started)
         result.history.append(log)
