@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from predict import ROOT, WORK, cli  # noqa: E402
 
 SAMPLE = ["--data", ROOT / "sample_data" / "products.csv", "--label-column", "category_path", "--text-column", "title",

@@ -96,7 +96,7 @@ def test_features_join_precomputed_with_mask(tmp_path, tax):
     (tmp_path / "ids.csv").write_text("id\n5\n1\n99\n")
 
     class Fixed:
-        identity, dim, cacheable, supports_images = "fixed", 2, False, False
+        identity, dim, cacheable, supports_images, semantic = "fixed", 2, False, False, True
 
         def encode_text(self, texts, batch_size=128, progress=None):
             return np.ones((len(texts), 2), dtype=np.float32)

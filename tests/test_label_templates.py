@@ -12,7 +12,7 @@ from core.data.encoders import (
     repeated_names,
 )
 from core.settings import ExperimentConfig
-from core.taxonomy.tree import load_taxonomy
+from core.taxonomy.formats import load_taxonomy
 from tests.conftest import app_page
 
 SHOP = b"Baby > Toys\nPets > Toys\nPets > Food\nGarden > X > Toys\nHome > X > Toys\nHome > x > Food\nHome > Lamps\n"
