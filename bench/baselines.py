@@ -51,7 +51,8 @@ from label_representations import DATASETS as LABEL_DATASETS
 from label_representations import SHARED, replace_section
 
 from core import files
-from core.data.tables import Dataset, Items, Split, precomputed_block, stratified_split
+from core.data.features import precomputed_block
+from core.data.tables import Dataset, Items, Split, stratified_split
 from core.evaluation.metrics import evaluate, jsonable
 from core.evaluation.registry import KEY_METRICS, TOP_K
 from core.runs.store import RunStore

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.data.features import build_features
 from core.data.tables import (
     DataError,
-    build_features,
     compose_texts,
     count_rows,
     join_texts,
@@ -159,7 +159,7 @@ def test_parquet_list_labels_are_paths_and_structs_are_refused(tmp_path):
 
 
 def test_precomputed_files_that_cannot_be_joined_are_refused(tmp_path, tax):
-    from core.data.tables import precomputed_block
+    from core.data.features import precomputed_block
 
     (tmp_path / "ids.txt").write_text("5\n1\n99\n")  # one id per line, no header
     np.save(tmp_path / "e.npy", np.eye(3, 4, dtype=np.float32))

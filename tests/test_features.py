@@ -15,8 +15,9 @@ import pytest
 
 from core.data.encoders import Encoder, cached_text_embeddings, embed_images, load_encoder
 from core.data.featuredir import embed_file, open_features
+from core.data.features import build_features
 from core.data.itemcache import ItemCache, item_keys
-from core.data.tables import DataError, Items, build_features
+from core.data.tables import DataError, Items
 from core.settings import ExperimentConfig
 from tests.conftest import ROOT
 

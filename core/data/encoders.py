@@ -361,10 +361,31 @@ def encoder_from_identity(identity: str, clip_checkpoint: str | Path | None = No
     return EncoderChoice(enc, kind, f"Using {enc.description} (the encoder this run was trained with).")
 
 
+NGRAM_ENCODER_DIM = 1024  # hashed character n-grams of a category name for `--encoder none`
+
+
+@dataclass
+class NgramEncoder(Encoder):
+    """`--encoder none`: no sentence model at all. Products get the lexical modality only, and category
+    names are compared by their hashed character n-grams (a spelling similarity, not a meaning)."""
+
+    semantic: bool = False
+
+    @classmethod
+    def load(cls) -> NgramEncoder:
+        return cls(identity=f"none:char-ngrams-{NGRAM_ENCODER_DIM}",
+                   description="no text encoder (lexical n-grams only; category names compared by character n-grams)",
+                   dim=NGRAM_ENCODER_DIM, cacheable=False)
+
+    def _encode_text_batch(self, texts: list[str]) -> np.ndarray:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        hv = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), n_features=self.dim, norm=None, dtype=np.float32)
+        return hv.transform(texts).toarray()
+
+
 def ngram_choice(kind: str) -> EncoderChoice:
     """No sentence model: lexical text only (nothing from sentence_transformers/open_clip is imported)."""
-    from core.data.lexical import NgramEncoder
-
     enc = NgramEncoder.load()
     return EncoderChoice(enc, kind, f"Using {enc.description}.")
 

@@ -15,10 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import sparse
 
-from core.data.encoders import Encoder
-
 WORD_TOKENS = r"(?u)\b\w+\b"  # keeps one-character tokens: sizes and units ("5 kg") matter in catalogs
-NGRAM_ENCODER_DIM = 1024
 
 
 @dataclass(frozen=True)
@@ -94,23 +91,3 @@ class LexicalFeatures:
 
 def lexical_features(texts: Sequence[str], spec: LexicalSpec) -> LexicalFeatures:
     return LexicalFeatures(spec, encode(texts, spec))
-
-
-@dataclass
-class NgramEncoder(Encoder):
-    """`--encoder none`: no sentence model at all. Products get the lexical modality only, and category
-    names are compared by their hashed character n-grams (a spelling similarity, not a meaning)."""
-
-    semantic: bool = False
-
-    @classmethod
-    def load(cls) -> NgramEncoder:
-        return cls(identity=f"none:char-ngrams-{NGRAM_ENCODER_DIM}",
-                   description="no text encoder (lexical n-grams only; category names compared by character n-grams)",
-                   dim=NGRAM_ENCODER_DIM, cacheable=False)
-
-    def _encode_text_batch(self, texts: list[str]) -> np.ndarray:
-        from sklearn.feature_extraction.text import HashingVectorizer
-
-        hv = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), n_features=self.dim, norm=None, dtype=np.float32)
-        return hv.transform(texts).toarray()

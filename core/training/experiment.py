@@ -24,16 +24,14 @@ from core.data.encoders import (
     check_checkpoint,
     label_embeddings,
 )
+from core.data.features import Features, build_features, precomputed_block
 from core.data.lexical import LexicalSpec
 from core.data.tables import (
     DataError,
     Dataset,
-    Features,
     Split,
-    build_features,
     holdout_halves,
     load_catalog_taxonomy,
-    precomputed_block,
     prepare_dataset,
     read_table,
     stratified_split,

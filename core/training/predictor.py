@@ -115,7 +115,7 @@ class Predictor:
 
     def probabilities(self, items: Items, config: ExperimentConfig | None = None) -> np.ndarray:
         """Calibrated class probabilities for items, featurised exactly as in training."""
-        from core.data.tables import build_features
+        from core.data.features import build_features
         from core.training.train import predict_logits
 
         config = config or self.config
@@ -371,7 +371,7 @@ def items_from_frame(frame: pd.DataFrame, config: ExperimentConfig, use_text: bo
 def align_features(features: object, expected: list[tuple[str, int, int]]) -> object:
     """Lay features out as the model expects: a modality the model knows but the input lacks becomes
     zeros with mask False (the model was trained to handle a missing modality)."""
-    from core.data.tables import Features
+    from core.data.features import Features
 
     n = len(features.matrix)
     have = {name: (a, b) for name, a, b in features.slices}
