@@ -62,8 +62,8 @@ def markdown(results: pd.DataFrame) -> str:
     lines = []
     for name, block in results.groupby("catalog", sort=False):
         first = block.iloc[0]
-        lines.append(f"\n**{name}** ({int(first.classes)} classes; thresholds fitted on {int(first.n_val)} validation "
-                     f"items, measured on {int(first.n_test)} test items; n/a: too few validation items for the bound)\n")
+        lines.append(f"\n**{name}** ({int(first.classes)} classes; thresholds fitted on the calibration half of the "
+                     f"{int(first.n_val)} validation items, measured on {int(first.n_test)} test items; n/a: too few validation items for the bound)\n")
         lines.append("| representation | top1 | hAURC | " + " | ".join(f"hacc / leaf / cov @{t:g}" for t in TARGETS) + " |")
         lines.append("|---|---|---|" + "---|" * len(TARGETS))
         for rep, g in block.groupby("representation", sort=False):
