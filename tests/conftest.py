@@ -4,6 +4,7 @@ the `slow` mark for every test that uses the fixtures that are slow to start."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -164,6 +165,16 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.fixture
+def good_store(tmp_path, monkeypatch, tree_run):
+    """A run store (the app's TAXOLENS_RUNS) holding a copy of the shared finished run."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    shutil.copytree(tree_run["run_dir"], root / "20990101-000000-good")
+    monkeypatch.setenv("TAXOLENS_RUNS", str(root))
+    return root
 
 
 @pytest.fixture

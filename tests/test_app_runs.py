@@ -3,25 +3,12 @@
 import shutil
 
 import pandas as pd
-import pytest
 
 from core.runs import store as runs
 from tests.conftest import app_page as page
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch, tree_run):
-    """A run store holding a copy of the shared finished run."""
-    root = tmp_path / "runs"
-    root.mkdir()
-    shutil.copytree(tree_run["run_dir"], root / "20990101-000000-good")
-    monkeypatch.setenv("TAXOLENS_RUNS", str(root))
-    return root
-
-
-
-
-def test_categorize_a_typed_product(store):
+def test_categorize_a_typed_product(good_store):
     at = page("categorize")
     at.text_input[0].set_value("Waterproof leather hiking boots with a lug sole")
     at.button[0].click().run()  # the form's submit button
@@ -34,7 +21,7 @@ def test_categorize_a_typed_product(store):
     assert at.success or at.warning  # the review verdict is shown either way
 
 
-def test_categorize_an_uploaded_file(store):
+def test_categorize_an_uploaded_file(good_store):
     at = page("categorize")
     table = pd.DataFrame({"sku": ["a", "b", "c"], "title": ["chef knife 8 inch", "rain boots for kids", "cast iron wok"]})
     at.file_uploader[0].upload("new products.csv", table.to_csv(index=False).encode(), "text/csv").run()
@@ -48,11 +35,11 @@ def test_categorize_an_uploaded_file(store):
     assert shown["id"].tolist() == ["0", "1", "2"] and "pred_1" in shown and "review" in shown
 
 
-def test_damaged_runs_are_marked_and_pages_still_render(store, tree_run):
+def test_damaged_runs_are_marked_and_pages_still_render(good_store, tree_run):
     for name, file, content in (("20980101-000000-bad-status", "status.json", "1"),
                                 ("20970101-000000-bad-metrics", "metrics.json", '{"plain": null}')):
-        shutil.copytree(tree_run["run_dir"], store / name)
-        (store / name / file).write_text(content)
+        shutil.copytree(tree_run["run_dir"], good_store / name)
+        (good_store / name / file).write_text(content)
     training = page("training")
     table = training.dataframe[0].value
     assert dict(zip(table.run_id, table.status, strict=True)) == {
@@ -61,4 +48,4 @@ def test_damaged_runs_are_marked_and_pages_still_render(store, tree_run):
     assert any("run file problem" in w.value for w in errors.warning)
     assert errors.selectbox[0].options == ["20990101-000000-good"]
     assert any("mistakes of" in s.value for s in errors.subheader)
-    assert [r.name for r in runs.RunStore(store).finished()] == ["20990101-000000-good"]
+    assert [r.name for r in runs.RunStore(good_store).finished()] == ["20990101-000000-good"]

@@ -10,20 +10,11 @@ from core.runs import store as runs
 from tests.conftest import app_page as page
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch, tree_run):
-    root = tmp_path / "runs"
-    root.mkdir()
-    shutil.copytree(tree_run["run_dir"], root / "20990101-000000-good")
-    monkeypatch.setenv("TAXOLENS_RUNS", str(root))
-    return root
-
-
 def slider(at, label):
     return next(s for s in at.slider if s.label == label)
 
 
-def test_categorize_shows_how_far_the_answer_backed_off_and_why(store):
+def test_categorize_shows_how_far_the_answer_backed_off_and_why(good_store):
     at = page("categorize")
     at.text_input[0].set_value("Waterproof leather hiking boots with a lug sole")
     at.button[0].click().run()
@@ -40,11 +31,11 @@ def test_categorize_shows_how_far_the_answer_backed_off_and_why(store):
                for v in answered), answered
 
 
-def test_errors_shows_the_curve_and_each_level_group_at_the_target(store, tree_run):
-    shutil.copytree(tree_run["run_dir"], store / "20980101-000000-baseline")
+def test_errors_shows_the_curve_and_each_level_group_at_the_target(good_store, tree_run):
+    shutil.copytree(tree_run["run_dir"], good_store / "20980101-000000-baseline")
     at = page("errors")
     assert any(s.value == "Categorizing at a guaranteed accuracy" for s in at.subheader)
-    run = runs.Run(store / "20990101-000000-good")
+    run = runs.Run(good_store / "20990101-000000-good")
     counts = next(d.value for d in at.dataframe if "group" in d.value.columns and "items" in d.value.columns)
     assert counts["items"].sum() == run.metrics()["n_test"]
     leaf = counts.set_index("group")["items"].get(selective.GROUP_LEAF, 0)
