@@ -76,8 +76,35 @@ def open_features(path: str | Path, identity: str | None = None) -> FeatureDir:
     if identity is not None and info["encoder_identity"] != identity:
         raise DataError(f"{path} holds features of encoder {info['encoder_identity']}, not {identity}; pass the "
                         f"matching --encoder or embed again into another folder")
-    ids = pd.read_parquet(path / "ids.parquet")["id"].to_numpy(dtype=str)
-    return FeatureDir(path, info, ids, np.load(path / "features.npy", mmap_mode="r"), np.load(path / "mask.npy", mmap_mode="r"))
+    try:
+        ids = pd.read_parquet(path / "ids.parquet")["id"].to_numpy(dtype=str)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{path}: ids.parquet is missing or damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                        "embed again into a new folder") from None
+    matrix, mask, fault = stored_arrays(path, info)
+    if fault:
+        raise DataError(f"{path}: {fault}; run the same `python -m core embed` command again to rebuild it")
+    return FeatureDir(path, info, ids, matrix, mask)
+
+
+def stored_arrays(path: Path, info: dict) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+    """(features, mask, None) memory-mapped when both have the shapes features.json declares, else
+    (None, None, what is wrong): a truncated, empty or foreign file is never read as features."""
+    try:
+        rows, slices = int(info["rows"]), info["slices"]
+        shapes = {"features.npy": ((rows, int(slices[-1][2])), np.float32), "mask.npy": ((rows, len(slices)), np.bool_)}
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None, None, "features.json does not say the arrays' shapes"
+    arrays = []
+    for name, (shape, dtype) in shapes.items():
+        try:
+            array = np.load(path / name, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            return None, None, f"{name} is missing or damaged ({str(exc).splitlines()[0] if str(exc) else 'empty'})"
+        if array.shape != shape or array.dtype != dtype:
+            return None, None, f"{name} is {array.dtype} {array.shape}, not {np.dtype(dtype)} {shape} as features.json says"
+        arrays.append(array)
+    return arrays[0], arrays[1], None
 
 
 def source_fingerprint(config: ExperimentConfig) -> dict:
@@ -139,8 +166,9 @@ def begin(out: Path, encoder: Encoder, config: ExperimentConfig, ids: np.ndarray
               "slices": plan_slices(encoder, config), "rows": int(len(ids)), "chunk_rows": chunk_rows,
               "source": source_fingerprint(config)}
     if isinstance(info, dict) and all(info.get(k) == v for k, v in wanted.items()):
-        done = set(files.read_json(out / "progress.json", {"done": []})["done"])
-        if (out / "features.npy").is_file() and (out / "mask.npy").is_file():
+        matrix, _, fault = stored_arrays(out, info)
+        if fault is None:
+            done = finished_chunks(out, matrix, chunk_rows)
             for name in ("features.npy", "mask.npy"):
                 try:
                     allocate(out / name)  # a folder begun by an older version may be sparse
@@ -197,6 +225,17 @@ def write_rows(out: Path, start: int, vectors: np.ndarray, mask: np.ndarray) -> 
         target[start:start + len(block)] = block
         target.flush()
         del target
+
+
+def finished_chunks(out: Path, matrix: np.ndarray, chunk_rows: int) -> set[int]:
+    """The chunks progress.json lists as written whose rows hold finite numbers: a damaged progress
+    file resumes nothing, a chunk with NaN or infinite values is embedded again."""
+    record = files.read_json(out / "progress.json", {})
+    listed = record.get("done") if isinstance(record, dict) else None
+    if not isinstance(listed, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in listed):
+        return set()
+    chunks = -(-len(matrix) // chunk_rows)
+    return {n for n in listed if 0 <= n < chunks and np.isfinite(matrix[n * chunk_rows:(n + 1) * chunk_rows]).all()}
 
 
 def mark_done(out: Path, done: set[int]) -> None:

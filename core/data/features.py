@@ -127,6 +127,9 @@ def features_from_dir(dataset: Dataset | Items, path: str | Path, identity: str,
     order = np.argsort(rows, kind="stable")  # the memory map is read in file order
     matrix, mask = np.empty((len(rows), fd.matrix.shape[1]), dtype=np.float32), np.empty((len(rows), fd.mask.shape[1]), dtype=bool)
     matrix[order], mask[order] = fd.matrix[rows[order]], fd.mask[rows[order]]
+    if not np.isfinite(matrix).all():
+        raise DataError(f"{fd.path}: features.npy holds NaN or infinite values for some of these items; run the same "
+                        "`python -m core embed` command again to embed them anew")
     columns = np.concatenate([np.arange(fd.slices[i][1], fd.slices[i][2]) for i in keep])
     slices, start = [], 0
     for i in keep:
