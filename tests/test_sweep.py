@@ -112,8 +112,12 @@ def check_trials(result: dict, store, objectives):
         assert t["val"] == metrics["val"] and metrics["val"]["n"] == metrics["n_val"]  # validation, not test
         assert {k: config[k] for k in t["config"]} == t["config"]
     vals = [t["val"] for t in result["trials"]]
-    dominated = [any(all((o[m] >= v[m]) if d == "max" else (o[m] <= v[m]) for m, d in objectives) and o != v for o in vals)
-                 for v in vals]
+    def better_or_equal(o, v, m, d):
+        return o[m] >= v[m] if d == "max" else o[m] <= v[m]
+
+    # o dominates v: at least as good on every objective and strictly better on one (a tie dominates nothing)
+    dominated = [any(all(better_or_equal(o, v, m, d) for m, d in objectives) and any(o[m] != v[m] for m, _ in objectives)
+                     for o in vals) for v in vals]
     assert result["pareto"] == [t["run_id"] for t, dom in zip(result["trials"], dominated, strict=True) if not dom]
 
 
