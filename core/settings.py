@@ -192,6 +192,13 @@ class ExperimentConfig:
     patience: int = setting(4, "stop after this many epochs without a better validation top-1 (0 = never)", "training",
                             lo=0, hi=1000)
     seed: int = setting(0, "random seed (split, initialisation, batches)", "training", lo=0, hi=2**31 - 1)
+    finetune_encoder: bool = setting(False, "fine-tune the text encoder (MiniLM, or CLIP's text tower) end to end with the "
+                                     "head under the same loss, at --encoder-lr; slow on a CPU, meant for --device cuda. "
+                                     "Its vectors are never read from or written to the item cache, which holds frozen "
+                                     "vectors only; it needs the text modality and a sentence encoder, not --features",
+                                     "training", label="Fine-tune the text encoder")
+    encoder_lr: float = setting(5e-5, "AdamW learning rate of the text encoder when fine-tuning (the head keeps --lr)",
+                                "training", lo=0.0, hi=1.0, lo_open=True, label="Encoder learning rate")
     # ----- model --------------------------------------------------------------------------------
     hidden: int = setting(512, "hidden width of the fusion MLP", "model", lo=1, hi=16384)
     dropout: float = setting(0.2, "dropout in the fusion MLP", "model", lo=0.0, hi=0.95, step=0.05)
@@ -226,6 +233,8 @@ class ExperimentConfig:
             raise SettingError("lexical_char_min must not be above lexical_char_max")
         if self.encoder == "none" and self.use_text and not self.lexical:
             raise SettingError("--encoder none leaves the lexical n-grams as the only text modality; drop --no-lexical")
+        if self.finetune_encoder and (problem := finetune_conflict(self)):
+            raise SettingError(f"--finetune-encoder cannot be used here: {problem}")
 
     def check_settings(self) -> None:
         """Each declared setting against its type, choices and bounds (converted in place)."""
@@ -243,6 +252,19 @@ class ExperimentConfig:
 
     def replace(self, **changes: Any) -> ExperimentConfig:
         return dataclasses.replace(self, **changes)
+
+
+def finetune_conflict(config: ExperimentConfig) -> str | None:
+    """What keeps a run from fine-tuning its text encoder (None when nothing does): the tuned vectors
+    change every step, so they can come neither from a features folder nor from the item cache."""
+    if config.features:
+        return ("--features reads frozen vectors from a features folder, and a fine-tuned encoder embeds the text "
+                "anew as it trains; drop --features (or --finetune-encoder)")
+    if config.encoder == "none":
+        return "--encoder none has no sentence encoder to train; choose auto, minilm or clip"
+    if not config.use_text:
+        return "--no-text-features leaves the text out, and the text encoder is what fine-tuning trains"
+    return None
 
 
 def _base_type(hint: Any) -> tuple[Any, bool]:

@@ -24,6 +24,7 @@ from core.evaluation.metrics import evaluate, jsonable
 from core.runs.status import cancel_requested, executing, set_status
 from core.runs.store import Run
 from core.settings import ExperimentConfig
+from core.training import finetune
 from core.training.calibration import calibrated_probabilities, fit_temperature
 from core.training.experiment import (
     AUDIT_FOLDS,
@@ -32,6 +33,7 @@ from core.training.experiment import (
     Prepared,
     make_codes,
     make_targets,
+    make_tuning,
     predictions_frame,
     preparation_report,
     prepare,
@@ -68,6 +70,7 @@ def out_of_fold(config: ExperimentConfig, prepared: Prepared, folds: int, on_eve
     """(N, C) calibrated out-of-fold probabilities and the fold of each item; None when cancelled."""
     targets, _ = make_targets(config, prepared)
     codes = make_codes(config, prepared)
+    tuning = make_tuning(config, prepared)  # with fine-tuning, each fold tunes its own copy of the encoder
     f, y = prepared.features, prepared.dataset.labels
     probs = np.zeros((len(y), len(prepared.dataset.classes)), dtype=np.float32)
     fold_of = np.full(len(y), -1, dtype=np.int64)
@@ -78,11 +81,12 @@ def out_of_fold(config: ExperimentConfig, prepared: Prepared, folds: int, on_eve
         result = train_model(f.matrix, f.mask, f.slices, y, fold.train, fold.val, targets, train_config(config),
                              label_embeddings=prepared.label_emb, codes=codes, should_stop=should_stop,
                              step_progress=(lambda d, t: on_event(TRAIN_EPOCH, d, t)) if on_event else None,
-                             lexical=f.lexical)
+                             lexical=f.lexical, tuning=tuning)
         if result.cancelled:
             return None
-        tau = fit_temperature(predict_logits(result.model, f.matrix, f.mask, fold.val, lexical=f.lexical), y[fold.val])
-        probs[fold.score] = calibrated_probabilities(predict_logits(result.model, f.matrix, f.mask, fold.score,
+        tuned = finetune.tuned_features(f, result.encoder, prepared.dataset.texts)
+        tau = fit_temperature(predict_logits(result.model, tuned.matrix, tuned.mask, fold.val, lexical=f.lexical), y[fold.val])
+        probs[fold.score] = calibrated_probabilities(predict_logits(result.model, tuned.matrix, tuned.mask, fold.score,
                                                                    lexical=f.lexical), tau)
         fold_of[fold.score] = k
     if on_event is not None:

@@ -56,6 +56,7 @@ from core.runs.status import append_epoch, cancel_requested, executing, set_stat
 from core.runs.store import Run, save_weights, write_parquet
 from core.settings import ExperimentConfig
 from core.taxonomy.tree import DENSE_DISTANCE_LIMIT
+from core.training import finetune
 from core.training.calibration import calibrated_probabilities, fit_temperature
 from core.training.train import EpochLog, predict_logits, train_config, train_model
 
@@ -128,6 +129,15 @@ def make_targets(config: ExperimentConfig, prepared: Prepared) -> tuple[SoftTarg
     return targets, notes
 
 
+def make_tuning(config: ExperimentConfig, prepared: Prepared) -> finetune.Tuning | None:
+    """What fine-tuning the text encoder starts from (the run's frozen encoder and every item's text);
+    None unless the run asks for it."""
+    if not config.finetune_encoder:
+        return None
+    choice = cached_encoder(config.encoder, config.clip_checkpoint, config.device)
+    return finetune.Tuning(choice.encoder, np.asarray(prepared.dataset.texts, dtype=object))
+
+
 def make_codes(config: ExperimentConfig, prepared: Prepared) -> np.ndarray | None:
     if config.aux_codes == "none":
         return None
@@ -188,12 +198,13 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
                          label_embeddings=prepared.label_emb, codes=codes, progress=epoch_done,
                          should_stop=(lambda: cancel_requested(run_dir)) if run_dir is not None else None,
                          step_progress=(lambda d, t: on_event(TRAIN_EPOCH, d, t)) if on_event else None,
-                         lexical=f.lexical)
+                         lexical=f.lexical, tuning=make_tuning(config, prepared))
     if result.cancelled:
         if run_dir is not None:
             set_status(run_dir, "cancelled", epochs_completed=len(result.history))
         return {"cancelled": True}
     ds = prepared.dataset
+    f = finetune.tuned_features(f, result.encoder, ds.texts)  # the test items embedded as Predictor will embed them
     val_logits = predict_logits(result.model, f.matrix, f.mask, s.val, lexical=f.lexical)
     tau = fit_temperature(val_logits, y[s.val])
     test_logits = predict_logits(result.model, f.matrix, f.mask, s.test, lexical=f.lexical)
@@ -221,7 +232,8 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
         crm_order = crm_rerank(probs, prepared.distance)
         crm = evaluate(probs, y[s.test], ranking=crm_order, **common)
     summary = {
-        "plain": jsonable(plain), "crm": jsonable(crm), "val": jsonable(val), "encoder": prepared.encoder_note,
+        "plain": jsonable(plain), "crm": jsonable(crm), "val": jsonable(val),
+        "encoder": prepared.encoder_note + (finetune.NOTE if result.encoder is not None else ""),
         "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)),
         "n_train": int(len(s.train)), "n_val": int(len(s.val)), "n_calibration": int(len(held)), "n_test": int(len(s.test)),
         "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
@@ -231,7 +243,8 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
     }
     if run_dir is not None:
         save_run(Run(run_dir), config, prepared, result.model, tau, predictions_frame(prepared, s.test, probs, crm_order),
-                 summary, pd.concat([selective.climbs_frame(calibration, "val"), selective.climbs_frame(test_climbs, "test")]))
+                 summary, pd.concat([selective.climbs_frame(calibration, "val"), selective.climbs_frame(test_climbs, "test")]),
+                 result.encoder)
     return summary
 
 
@@ -243,20 +256,24 @@ def image_source(config: ExperimentConfig, features: Features) -> str | None:
 
 
 def save_run(run: Run, config: ExperimentConfig, prepared: Prepared, model: torch.nn.Module, tau: float,
-             predictions: pd.DataFrame, summary: dict, climbs: pd.DataFrame | None = None) -> None:
+             predictions: pd.DataFrame, summary: dict, climbs: pd.DataFrame | None = None,
+             encoder: finetune.TunedEncoder | None = None) -> None:
     """Everything a Predictor needs to score new items (with the validation climbs a guaranteed-accuracy
-    threshold is refitted from, and the test climbs), then the results; `done` is written last."""
+    threshold is refitted from, and the test climbs, and a fine-tuned `encoder` beside the head), then the
+    results; `done` is written last."""
     ds, f = prepared.dataset, prepared.features
     if climbs is not None:
         write_parquet(run.path / selective.CLIMBS_FILE, climbs)
     save_weights(run.path / "model.safetensors", model.state_dict())
+    if encoder is not None:
+        finetune.save_encoder(run.path, encoder)
     files.write_json(run.path / "model.json", {
         "slices": f.slices, "n_classes": int(len(ds.classes)), "hidden": config.hidden, "fusion": config.fusion,
         "dropout": config.dropout, "aux_dim": int(model.aux_head.out_features) if model.aux_head is not None else 0,
         "temperature": tau, "encoder_identity": prepared.encoder_identity, "encoder_note": prepared.encoder_note,
         "template": config.template, "image_source": image_source(config, f),
         "lexical": f.lexical.spec.to_dict() if f.lexical is not None else None,
-    })
+    } | ({"finetuned_encoder": finetune.ENCODER_FILE} if encoder is not None else {}))
     run.finish(predictions, summary, taxonomy=ds.taxonomy, classes=ds.class_names, nodes=ds.classes, slices=f.slices)
 
 

@@ -34,6 +34,7 @@ from core.evaluation.registry import TOP_K
 from core.runs import store as runs
 from core.settings import DEFAULT_REVIEW_RISK, ExperimentConfig
 from core.taxonomy.tree import DENSE_DISTANCE_LIMIT, Taxonomy
+from core.training import finetune
 from core.training.calibration import calibrated_probabilities
 
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
@@ -76,6 +77,8 @@ class Predictor:
         except (TypeError, ValueError) as exc:
             raise runs.RunError(f"{run.name}: config.json is damaged ({str(exc).splitlines()[0]})") from None
         choice = encoder_from_identity(str(info["encoder_identity"]), clip_checkpoint or config.clip_checkpoint, device)
+        if info.get("finetuned_encoder"):  # the run trained its encoder: its weights replace the frozen ones
+            choice = finetune.load_tuned(choice, run.path / finetune.ENCODER_FILE, run.name, device)
         model = build_model(info)
         try:
             weights = load_file(str(run.path / "model.safetensors"))
@@ -98,6 +101,9 @@ class Predictor:
         unknown = set(given) - set(INPUT_SETTINGS)
         if unknown:
             raise SettingError(f"predict cannot change {', '.join(sorted(unknown))}")
+        if given.get("features") and isinstance(self.encoder, finetune.TunedEncoder):
+            raise SettingError("this run fine-tuned its text encoder, and a features folder holds frozen vectors; "
+                               "categorize from the table without --features")
         return self.config.replace(**({"max_rows": None, "features": None} | {k: v for k, v in given.items() if v is not None}))
 
     def check_input(self, config: ExperimentConfig, columns: list[str]) -> None:
@@ -119,7 +125,8 @@ class Predictor:
         from core.training.train import predict_logits
 
         config = config or self.config
-        image_encoder = self.encoder if self.image_source == "clip" and items.image_paths is not None else None
+        clip_images = self.image_source == "clip" and items.image_paths is not None
+        image_encoder = finetune.image_encoder(self.encoder) if clip_images else None
         precomputed = (config.embeddings, config.embedding_ids) if self.image_source == "precomputed" else None
         features = build_features(items, self.encoder, image_encoder=image_encoder, use_text=self.config.use_text,
                                   precomputed=precomputed, allow_missing=True, features_dir=config.features,
@@ -246,6 +253,9 @@ def _check_info(info: dict) -> str | None:
     if any(s[1] != ends[i] or not 0 < s[2] - s[1] <= 65_536 for i, s in enumerate(slices)) or \
             len({s[0] for s in slices}) != len(slices) or not {s[0] for s in slices} <= {"text", "image"}:
         return f"its slices {slices} are not consecutive text/image column ranges"
+    if info.get("finetuned_encoder") not in (None, finetune.ENCODER_FILE) or \
+            (info.get("finetuned_encoder") and not any(s[0] == "text" for s in slices)):
+        return f"its finetuned_encoder {info.get('finetuned_encoder')!r} is not {finetune.ENCODER_FILE!r} beside a text slice"
     has_image = any(s[0] == "image" for s in slices)
     if info.get("image_source") not in IMAGE_SOURCES or (info.get("image_source") is None) == has_image:
         return f"its image_source {info.get('image_source')!r} does not match its slices"
@@ -300,6 +310,8 @@ def check_model_files(run: runs.Run) -> tuple[dict, list[str], list[int], Taxono
         raise runs.RunError(f"{run.name}: model.safetensors is missing or damaged ({str(exc).splitlines()[0]})") from None
     if found != expected:
         raise runs.RunError(f"{run.name}: model.safetensors does not match model.json (other layers or sizes)")
+    if info.get("finetuned_encoder") and not (run.path / finetune.ENCODER_FILE).is_file():
+        raise runs.RunError(f"{run.name}: {finetune.ENCODER_FILE} is missing (the run fine-tuned its text encoder)")
     return info, names, nodes, taxonomy
 
 

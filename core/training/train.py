@@ -14,10 +14,12 @@ import numpy as np
 import torch
 
 from core import settings
+from core.data.encoders import Encoder
 from core.data.lexical import LexicalFeatures
 from core.evaluation.registry import TOP_K
 from core.labels.targets import SoftTargets, alpha_schedule
 from core.settings import ExperimentConfig, resolve_device
+from core.training import finetune
 from core.training.model import FusionClassifier, Lexical
 
 # what training reads of a run's declared settings (core/settings.py): the training and model groups
@@ -74,6 +76,7 @@ class TrainResult:
     best_epoch: int = -1
     stopped_early: bool = False
     cancelled: bool = False
+    encoder: Encoder | None = None  # the fine-tuned text encoder (None: the encoder stayed frozen)
 
 
 def seed_everything(seed: int, threads: int | None = None) -> None:
@@ -99,17 +102,19 @@ def make_optimisers(model: FusionClassifier, config: TrainConfig) -> list[torch.
 
 
 def batch_inputs(x: np.ndarray, mask: np.ndarray, lexical: LexicalFeatures | None, rows: np.ndarray,
-                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, Lexical | None]:
+                 device: torch.device, texts: np.ndarray | None = None) -> tuple[torch.Tensor | Lexical | list[str] | None, ...]:
     """The model's inputs for sorted `rows`: dense slices and mask read from (possibly memory-mapped)
-    arrays, the lexical rows as EmbeddingBag (indices, offsets, weights), never densified."""
+    arrays, the lexical rows as EmbeddingBag (indices, offsets, weights), never densified; with `texts`
+    (fine-tuning the encoder) also the rows' texts."""
     xb = torch.from_numpy(np.asarray(x[rows])).to(device, non_blocking=True)
     mb = torch.from_numpy(np.asarray(mask[rows])).to(device, non_blocking=True)
     lb = None if lexical is None else tuple(torch.from_numpy(a).to(device, non_blocking=True) for a in lexical.batch(rows))
-    return xb, mb, lb
+    return (xb, mb, lb) if texts is None else (xb, mb, lb, [str(t) for t in texts[rows]])
 
 
 def predict_logits(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None,
-                   batch_size: int = 2048, lexical: LexicalFeatures | None = None) -> np.ndarray:
+                   batch_size: int = 2048, lexical: LexicalFeatures | None = None,
+                   texts: np.ndarray | None = None) -> np.ndarray:
     """Raw class scores for the given rows (all rows by default), batched, in float32."""
     rows = np.arange(len(x)) if rows is None else np.asarray(rows)
     model.eval()
@@ -118,15 +123,16 @@ def predict_logits(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, row
     with torch.inference_mode():
         for batch in iterate_batches(len(rows), batch_size, None):
             r = np.sort(rows[batch])  # sorted reads are friendlier to memory-mapped features
-            logits, _ = model(*batch_inputs(x, mask, lexical, r, device))
+            logits, _ = model(*batch_inputs(x, mask, lexical, r, device, texts))
             out.append(logits.float().cpu().numpy()[np.argsort(np.argsort(rows[batch]))])
     return np.concatenate(out) if out else np.zeros((0, model.head.out_features), dtype=np.float32)
 
 
 def predict_proba(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None,
-                  batch_size: int = 2048, lexical: LexicalFeatures | None = None) -> np.ndarray:
+                  batch_size: int = 2048, lexical: LexicalFeatures | None = None,
+                  texts: np.ndarray | None = None) -> np.ndarray:
     """Softmax probabilities (uncalibrated) for the given rows, in float32."""
-    return torch.softmax(torch.from_numpy(predict_logits(model, x, mask, rows, batch_size, lexical)), dim=1).numpy()
+    return torch.softmax(torch.from_numpy(predict_logits(model, x, mask, rows, batch_size, lexical, texts)), dim=1).numpy()
 
 
 def validation_scores(probs: np.ndarray, y: np.ndarray, label_embeddings: np.ndarray) -> tuple[float, float]:
@@ -142,9 +148,10 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
                 val_idx: np.ndarray, targets: SoftTargets, config: TrainConfig, *, label_embeddings: np.ndarray,
                 codes: np.ndarray | None = None, progress: Callable[[EpochLog], None] | None = None,
                 should_stop: Callable[[], bool] | None = None, step_progress: Callable[[int, int], None] | None = None,
-                lexical: LexicalFeatures | None = None) -> TrainResult:
+                lexical: LexicalFeatures | None = None, tuning: finetune.Tuning | None = None) -> TrainResult:
     """Train a FusionClassifier; `x` may be memory-mapped (each batch is read, never the whole array);
-    `lexical` adds the n-gram modality (sparse rows aligned with `x`).
+    `lexical` adds the n-gram modality (sparse rows aligned with `x`); `tuning` fine-tunes the text
+    encoder with it (core/training/finetune.py), returned as `encoder`.
     Returns the weights of the best validation epoch."""
     config.validate()
     seed_everything(config.seed, config.threads)
@@ -153,6 +160,10 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
     model = FusionClassifier(slices, targets.n_classes, config.hidden, config.fusion, config.dropout, aux_dim,
                              lexical=(lexical.spec.buckets, lexical.spec.dim) if lexical is not None else None).to(device)
     optimisers = make_optimisers(model, config)
+    net, texts = model, None  # what a step runs: the head, or with fine-tuning the encoder and the head
+    if tuning is not None:
+        net, texts = finetune.TunedClassifier(model, finetune.text_tower(tuning.encoder).to(device)), tuning.texts
+        optimisers.append(finetune.encoder_optimiser(net.tower, config.encoder_lr, config.weight_decay))
     buffers = targets.torch_buffers(device)
     codes_t = torch.as_tensor(codes, dtype=torch.float32, device=device) if aux_dim else None
     bce = torch.nn.BCEWithLogitsLoss()
@@ -164,7 +175,7 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
         started = time.perf_counter()
         factor = alpha_schedule(1.0, epoch, config.curriculum_epochs, config.curriculum_shape) if config.curriculum_epochs else 1.0
         epoch_targets = targets.annealed(factor)
-        model.train()
+        net.train()
         total, seen = 0.0, 0
         batches = iterate_batches(len(train_idx), config.batch_size, rng)
         for step, batch in enumerate(batches):
@@ -173,7 +184,7 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
                 break
             rows = np.sort(train_idx[batch])
             yb = torch.from_numpy(y[rows]).to(device, non_blocking=True)
-            logits, aux = model(*batch_inputs(x, mask, lexical, rows, device))
+            logits, aux = net(*batch_inputs(x, mask, lexical, rows, device, texts))
             loss = epoch_targets.loss(logits, yb, buffers)
             if aux is not None:
                 loss = loss + config.aux_weight * bce(aux, codes_t[yb])
@@ -188,14 +199,14 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
                 step_progress(step + 1, len(batches))
         if result.cancelled:
             break
-        probs = predict_proba(model, x, mask, val_idx, lexical=lexical)
+        probs = predict_proba(net, x, mask, val_idx, lexical=lexical, texts=texts)
         top1, semsim = validation_scores(probs, y[val_idx], label_embeddings) if len(val_idx) else (math.nan, math.nan)
         log = EpochLog(epoch, total / max(seen, 1), top1, semsim, epoch_targets.smoothing, time.perf_counter() - started)
         result.history.append(log)
         if progress is not None:
             progress(log)
         if top1 > best_top1 or best_state is None:
-            best_top1, best_state, since_best, result.best_epoch = top1, copy.deepcopy(model.state_dict()), 0, epoch
+            best_top1, best_state, since_best, result.best_epoch = top1, copy.deepcopy(net.state_dict()), 0, epoch
         else:
             since_best += 1
             # patience counts only after the curriculum has reached plain targets
@@ -203,6 +214,8 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
                 result.stopped_early = True
                 break
     if best_state is not None:
-        model.load_state_dict(best_state)
+        net.load_state_dict(best_state)
     model.to("cpu").eval()  # calibration, evaluation and saving happen on the CPU
+    if tuning is not None:  # the tuned encoder stays on the device: it embeds every item again next
+        result.encoder = finetune.tuned_encoder(tuning.encoder, net.tower.eval())
     return result
