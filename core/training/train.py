@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from core import settings
-from core.data.encoders import Encoder
 from core.data.lexical import LexicalFeatures
 from core.evaluation.registry import TOP_K
 from core.labels.targets import SoftTargets, alpha_schedule
@@ -76,7 +75,7 @@ class TrainResult:
     best_epoch: int = -1
     stopped_early: bool = False
     cancelled: bool = False
-    encoder: Encoder | None = None  # the fine-tuned text encoder (None: the encoder stayed frozen)
+    encoder: finetune.TunedEncoder | None = None  # the fine-tuned text encoder (None: the encoder stayed frozen)
 
 
 def seed_everything(seed: int, threads: int | None = None) -> None:
