@@ -276,5 +276,4 @@ def metric_help(columns: object, **config: object) -> dict:
 def glossary_expander() -> None:
     """The one glossary of the metrics: name, which direction is better and what the number means."""
     with st.expander("What the metrics mean"):
-        st.dataframe(pd.DataFrame(glossary()), hide_index=True, key="glossary",
-                     column_config={"meaning": st.column_config.TextColumn(width="large")})
+        st.table(pd.DataFrame(glossary()).set_index("metric"))  # a static table wraps the long meanings

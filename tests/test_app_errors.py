@@ -91,7 +91,7 @@ def test_metrics_carry_the_glossary(good_store, monkeypatch):
     top1 = next(m for m in at.metric if m.label == "Top-1 accuracy")
     assert top1.proto.help == explain("top1") and "higher is better" in top1.proto.help
     rows = {e.label: e for e in at.expander}["What the metrics mean"]
-    assert rows.dataframe[0].value.to_dict("records") == glossary()
+    assert rows.table[0].value.reset_index().to_dict("records") == glossary()
     config = json.loads(next(d for d in at.dataframe if "semantic distance" in d.value.columns).proto.columns)
     assert config["semantic distance"]["help"] and config["tree distance"]["help"]
 
