@@ -10,8 +10,10 @@ from core.data.export import write_csv
 from core.data.images import read_thumbnail
 from core.display import plain
 from core.evaluation import selective, triage
+from core.evaluation.branches import branch_table
 from core.evaluation.metrics import headline_from_predictions, rollup_from_predictions
-from core.evaluation.registry import HEADLINE, METRICS
+from core.evaluation.registry import HEADLINE, METRICS, explain
+from core.evaluation.schema import COLUMNS
 from core.runs import store as runs
 from core.taxonomy.tree import leaf_name, top_level
 from core.training.audit import corrections
@@ -20,6 +22,7 @@ from pages.shared import (
     default,
     demo_run_offer,
     finished_runs,
+    glossary_expander,
     persistent,
     remember,
     runs_dir,
@@ -28,11 +31,24 @@ from pages.shared import (
 
 ROWS_SHOWN = 100
 CARDS = [METRICS[key] for key in HEADLINE]
+# column widths (px) that keep every verdict column of a table on screen at 1440 px with the sidebar open;
+# a long product text or path is cut in its cell (the row's detail and the export hold it whole)
+PRODUCT_W, PATH_W, NAME_W, NUMBER_W, WIDE_NUMBER_W, KIND_W = 260, 200, 160, 100, 130, 130
+BARS = 30  # branches drawn in the bar chart; the table lists them all
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def predictions(path: str, mtime: float) -> pd.DataFrame:
     return runs.Run(path).predictions()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def answers(path: str, mtime: float, crm: bool) -> pd.DataFrame:
+    """The predictions with the triage of the answer shown (the re-ranked one with CRM on)."""
+    frame = predictions(path, mtime)
+    if "triage" not in frame:
+        return frame
+    return frame.assign(triage=triage.answer_triage(frame, runs.Run(path).taxonomy(), "crm_pred_1" if crm else "pred_1"))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -93,16 +109,19 @@ def guaranteed_accuracy(run: runs.Run, frame: pd.DataFrame, others: list[runs.Ru
     group = st.selectbox("Browse a group", counts.group.tolist(), key="errors_answer_group")
     rows = answered[answered.group == group]
     cols = [col for col in ("id", "text", "answer", "answer_prob", "answer_correct", "true_label", "pred_1", "prob_1") if col in rows]
-    st.dataframe(rows[cols].head(ROWS_SHOWN), hide_index=True)
+    st.dataframe(rows[cols].head(ROWS_SHOWN), hide_index=True, key="answers_group", column_config={
+        "id": st.column_config.TextColumn(width="small"), "text": st.column_config.TextColumn(width=PRODUCT_W),
+        **{c: st.column_config.TextColumn(width=PATH_W) for c in ("answer", "true_label", "pred_1")}})
     st.download_button(f"Export {group} (CSV)", write_csv(rows[cols]), file_name=f"answers-{group.replace(' ', '-')}-{run.name}.csv",
                        mime="text/csv")
 
 
-def triage_cards_and_filter(frame: pd.DataFrame, wrong: pd.DataFrame) -> pd.DataFrame:
-    """Mistakes per triage class (METHOD.md, 'Triage') as cards, and a filter by class."""
-    if "triage" not in frame:
+def triage_cards_and_filter(scope: pd.DataFrame, wrong: pd.DataFrame) -> pd.DataFrame:
+    """Mistakes per triage class (METHOD.md, 'Triage') among the filtered items, of the answer shown,
+    as cards, and a filter by class."""
+    if "triage" not in scope:
         return wrong
-    counts = triage.counts(frame)
+    counts = triage.counts(scope)
     for col, (name, n) in zip(st.columns(len(counts)), counts.items(), strict=True):
         col.metric(name.capitalize(), f"{n:,}")
     chosen = st.multiselect("Kind of mistake", list(triage.CLASSES), key=persistent("errors_triage", []))
@@ -130,7 +149,13 @@ def label_issue_table(suspects: pd.DataFrame, pred_col: str) -> None:
         "model's answer": suspects[pred_col].to_numpy(),
         "label quality": suspects.label_quality.round(4).to_numpy(),
         "kind": suspects.triage.to_numpy() if "triage" in suspects else "",
-    }), hide_index=True)
+    }), hide_index=True, key="label_issues", column_order=["product", "label quality", "kind", "given label", "model's answer"],
+        column_config={"product": st.column_config.TextColumn(width=PRODUCT_W),
+                       "label quality": st.column_config.NumberColumn(format="%.4f", width=NUMBER_W,
+                                                                      help=COLUMNS["label_quality"].meaning),
+                       "kind": st.column_config.TextColumn(width=KIND_W),
+                       "given label": st.column_config.TextColumn(width=PATH_W),
+                       "model's answer": st.column_config.TextColumn(width=PATH_W)})
 
 
 def audit_review(frame: pd.DataFrame, run_id: str) -> None:
@@ -175,7 +200,7 @@ def metric_cards(run: runs.Run, metrics: dict, scope: pd.DataFrame, crm: bool, f
     for col, card in zip(st.columns(len(CARDS)), CARDS, strict=True):
         value, base = shown.get(card.key), plain.get(card.key)
         delta = f"{value - base:+.3f}" if compared and value is not None and base is not None else None
-        col.metric(card.label, "n/a" if value is None else f"{value:.3f}", delta=delta, help=card.meaning,
+        col.metric(card.label, "n/a" if value is None else f"{value:.3f}", delta=delta, help=explain(card.key),
                    delta_color="inverse" if card.lower_is_better else "normal")
     st.caption((f"Figures for the {len(scope):,} test items in the filter. " if filtering else "") + metrics.get("encoder", ""))
 
@@ -192,9 +217,12 @@ def mistakes_table(wrong: pd.DataFrame, pred_col: str, dist_col: str, image_root
         "tree distance": head[dist_col].to_numpy(),
         "semantic distance": head.semantic_distance.round(3).to_numpy() if "semantic_distance" in head else None,
     })
-    config = {"product": st.column_config.TextColumn("product", width="large"),
-              "confidence": st.column_config.NumberColumn(format="%.3f"),
-              "semantic distance": st.column_config.NumberColumn(format="%.3f")}
+    config = {"product": st.column_config.TextColumn("product", width=PRODUCT_W),
+              "true category": st.column_config.TextColumn(width=NAME_W), "answer": st.column_config.TextColumn(width=NAME_W),
+              "confidence": st.column_config.NumberColumn(format="%.3f", width=NUMBER_W),
+              "tree distance": st.column_config.NumberColumn(width=NUMBER_W, help=COLUMNS["tree_distance"].meaning),
+              "semantic distance": st.column_config.NumberColumn(format="%.3f", width=WIDE_NUMBER_W,
+                                                                 help=COLUMNS["semantic_distance"].meaning)}
     if "image_path" in head:
         view.insert(0, "image", [thumbnail(p, image_root) for p in head.image_path])
         config["image"] = st.column_config.ImageColumn("image", width="small")
@@ -226,6 +254,89 @@ def detail(row: pd.Series, pred_col: str, image_root: str | None) -> None:
         }), hide_index=True, key="mistake_top5")
 
 
+# the address of a run's Errors page: query parameter -> the widget it restores (lists repeat the parameter)
+URL = {"run": "errors_run", "crm": "errors_crm", "rank": "errors_order", "true": "errors_true", "pred": "errors_pred",
+       "confidence": "errors_conf", "kind": "errors_triage"}
+RANKS = ["semantic distance", "tree distance"]
+
+
+def url_values() -> dict[str, list[str]]:
+    return {name: st.query_params.get_all(name) for name in URL if name in st.query_params}
+
+
+def restore_from_url(names: list[str]) -> str | None:
+    """When the address holds what this page did not write (a link just opened, a bookmark), set the
+    filters it names; returns the run it names. Values that no longer fit (a deleted run) are ignored."""
+    given = url_values()
+    if given == st.session_state.get("_errors_url"):
+        return None
+    state = st.session_state
+    for name, values in given.items():
+        if name in ("true", "pred"):
+            state[URL[name]] = values  # checked against the run's branches when the widget is drawn
+        elif name == "kind":
+            state[URL[name]] = [v for v in values if v in triage.CLASSES]
+        elif name == "crm":
+            state[URL[name]] = values[-1] == "1"
+        elif name == "rank" and values[-1] in RANKS:
+            state[URL[name]] = values[-1]
+        elif name == "confidence":
+            try:
+                lo, hi = sorted(min(max(float(v), 0.0), 1.0) for v in values[-1].split(","))
+            except ValueError:
+                continue
+            state[URL[name]] = (lo, hi)
+    run = given.get("run", [None])[-1]
+    return run if run in names else None
+
+
+def write_url(run_id: str) -> None:
+    """The address of what is on screen: opening it restores the run and its filters."""
+    state = st.session_state
+    values = {"run": [run_id], "crm": ["1"] if state.get("errors_crm") else [],
+              "rank": [state["errors_order"]] if state.get("errors_order", RANKS[0]) != RANKS[0] else [],
+              "true": state.get("errors_true", []), "pred": state.get("errors_pred", []),
+              "confidence": [",".join(f"{v:g}" for v in state["errors_conf"])] if tuple(state.get("errors_conf", (0.0, 1.0))) != (0.0, 1.0) else [],
+              "kind": state.get("errors_triage", [])}
+    values = {k: list(v) for k, v in values.items() if v}
+    if url_values() != values:
+        st.query_params.from_dict(values)
+    state["_errors_url"] = values
+
+
+def branch_choice(where, label: str, options: list[str], key: str) -> list[str]:
+    """A branch filter whose remembered choice keeps only the branches this run has."""
+    if key in st.session_state:
+        st.session_state[key] = [v for v in st.session_state[key] if v in options]
+    return where.multiselect(label, options, key=key)
+
+
+def branches_section(scope: pd.DataFrame, pred_col: str, dist_col: str) -> None:
+    """Which branches suffer: a sortable table of the filtered items per top-level branch, and a bar chart."""
+    st.subheader("Which branches suffer")
+    table = branch_table(scope, pred_col, dist_col)
+    measures = [c for c in table.columns if c != "branch"]
+    by = st.segmented_control("Bars show", measures, default="mistakes", key="errors_branch_measure") or "mistakes"
+    ranked = table.sort_values(by, ascending=False, kind="stable")
+    fig = px.bar(ranked.head(BARS), x="branch", y=by, color="mean severity", color_continuous_scale="OrRd",
+                 hover_data={"items": True, "error rate": ":.1%", "mean severity": ":.2f"})
+    fig.update_layout(height=380, margin=dict(t=10, l=10, r=10, b=10), xaxis_title=None)
+    st.plotly_chart(fig, key="branch_bars")
+    if len(table) > BARS:
+        st.caption(f"The chart shows the {BARS} branches with the highest {by}; the table lists all {len(table):,}.")
+    percent = {"format": "percent", "width": NUMBER_W}
+    st.dataframe(ranked, hide_index=True, key="branch_table", column_config={
+        "branch": st.column_config.TextColumn(width=PATH_W, help="top-level category of the true label"),
+        "items": st.column_config.NumberColumn(help="test items in the filter whose true category is in the branch"),
+        "mistakes": st.column_config.NumberColumn(help="items whose answer is not the true category"),
+        "error rate": st.column_config.NumberColumn(help="mistakes / items", **percent),
+        "mean severity": st.column_config.NumberColumn(format="%.2f", width=NUMBER_W, help=explain("mistake_severity")),
+        "cross-department share": st.column_config.NumberColumn(help="share of the mistakes that answer another top-level "
+                                                                     "branch", format="percent", width=PATH_W),
+        "label issues": st.column_config.NumberColumn(help=COLUMNS["label_issue"].meaning)})
+    st.caption("Click a column header to sort the table.")
+
+
 def page() -> None:
     st.title("Errors")
     done = finished_runs()
@@ -234,31 +345,40 @@ def page() -> None:
         demo_run_offer("demo-errors")
         return
     names = [p.name for p in done]
-    default = names.index(st.session_state["selected_run"]) if st.session_state.get("selected_run") in names else 0
-    run_id = st.selectbox("Run", names, index=default)
+    wanted = restore_from_url(names) or st.session_state.get("selected_run")
+    run_id = st.selectbox("Run", names, index=names.index(wanted) if wanted in names else 0)
+    st.session_state["selected_run"] = run_id
     run = runs.Run(runs_dir() / run_id)
     metrics = run.metrics()
-    frame = predictions(str(run.path), run.predictions_mtime())
-
+    has_crm = "crm_pred_1" in predictions(str(run.path), run.predictions_mtime())
     crm = st.toggle("Re-rank answers by conditional risk (CRM)", help="Without retraining, answer the class with the lowest "
-                    "expected tree distance under the model's probabilities.", disabled="crm_pred_1" not in frame)
+                    "expected tree distance under the model's probabilities.", disabled=not has_crm, key="errors_crm") and has_crm
+    frame = answers(str(run.path), run.predictions_mtime(), crm)
     pred_col, dist_col = ("crm_pred_1", "crm_tree_distance") if crm else ("pred_1", "tree_distance")
     c = st.columns([1, 1, 1, 1])
-    order = c[0].radio("Rank by", ["semantic distance", "tree distance"])
-    true_b = c[1].multiselect("True branch", sorted(frame.true_label.map(top_level).unique()))
-    pred_b = c[2].multiselect("Predicted branch", sorted(frame[pred_col].map(top_level).unique()))
-    lo, hi = c[3].slider("Confidence of the top answer", 0.0, 1.0, (0.0, 1.0), 0.05)
+    order = c[0].radio("Rank by", RANKS, key="errors_order")
+    true_b = branch_choice(c[1], "True branch", sorted(frame.true_label.map(top_level).unique()), "errors_true")
+    pred_b = branch_choice(c[2], "Predicted branch", sorted(frame[pred_col].map(top_level).unique()), "errors_pred")
+    st.session_state.setdefault("errors_conf", (0.0, 1.0))
+    lo, hi = c[3].slider("Confidence of the top answer", 0.0, 1.0, step=0.05, key="errors_conf")
     scope = filtered(frame, pred_col, true_b, pred_b, (lo, hi))
     metric_cards(run, metrics, scope, crm, filtering=len(scope) < len(frame))
+    glossary_expander()
 
     wrong = scope[scope[pred_col] != scope.true_label].copy()
-    wrong = triage_cards_and_filter(frame, wrong)
+    wrong = triage_cards_and_filter(scope, wrong)
+    write_url(run_id)
     wrong, suspects = split_label_issues(wrong)
-    key = "semantic_distance" if order == "semantic distance" else dist_col
+    key = "semantic_distance" if order == RANKS[0] else dist_col
     wrong = wrong.sort_values([key, "prob_1"] if "prob_1" in wrong else [key], ascending=False)
     st.subheader(f"{len(wrong):,} mistakes of {len(scope):,} test items")
+    if len(suspects):
+        st.caption(f"The kinds above count every mistake in the filter, the {len(suspects):,} likely label errors "
+                   "(listed apart below) among them.")
     mistakes_table(wrong, pred_col, dist_col, run.config.get("image_dir"))
     shown = pd.concat([wrong, suspects])  # the export keeps the likely label errors, marked by label_issue
+    if crm and "triage" in shown:  # the file's triage stays pred_1's (the schema's), CRM's answer's beside it
+        shown = shown.assign(crm_triage=shown["triage"], triage=predictions(str(run.path), run.predictions_mtime())["triage"])
     export = write_csv(shown.drop(columns=[c for c in ("image_path",) if c in shown]))
     st.download_button("Export these mistakes (CSV)", export, file_name=f"mistakes-{run_id}.csv", mime="text/csv")
 
@@ -269,6 +389,7 @@ def page() -> None:
     if run.kind == "trained":
         guaranteed_accuracy(run, frame, [r for r in done if r.name != run_id and r.kind == "trained"])
 
+    branches_section(scope, pred_col, dist_col)
     st.subheader("Where the errors are")
     roll = rollup(str(run.path), run.predictions_mtime(), crm)
     measure = st.segmented_control("Size by", ["errors", "support"], default="errors") or "errors"

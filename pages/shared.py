@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from core import settings
 from core.data.encoders import EncoderChoice, label_embeddings, load_encoder
 from core.display import plain
 from core.errors import TaxolensError
+from core.evaluation.registry import explain, glossary
 from core.labels.similarity import topk_neighbors
 from core.runs import store as runs
 from core.runs.process import launch_background
@@ -262,3 +264,16 @@ def damaged_runs_notice() -> None:
     if damaged:
         st.warning(f"{len(damaged)} run file problem(s); those runs are left out:", icon=":material/warning:")
         st.text("\n".join(damaged))
+
+
+def metric_help(columns: object, **config: object) -> dict:
+    """Column configs giving each metric column its glossary tooltip (core/evaluation/registry.py);
+    `config` adds or overrides a column's own config."""
+    helped = {c: st.column_config.Column(help=explain(str(c))) for c in columns if explain(str(c))}
+    return helped | config
+
+
+def glossary_expander() -> None:
+    """The one glossary of the metrics: name, which direction is better and what the number means."""
+    with st.expander("What the metrics mean"):
+        st.table(pd.DataFrame(glossary()).set_index("metric"))  # a static table wraps the long meanings

@@ -18,6 +18,10 @@ from core.taxonomy.tree import PATH_SEP
 from pages.shared import class_distances, label_space, neighbours
 
 HEATMAP_MAX = 150
+ROW_PX = 14  # a heatmap row's height: one 10 px label per row stays readable
+COLUMN_LABELS_MAX = 80  # above this many columns, labels across would overlap at 1440 px
+PAIR_COLUMNS = ["suspicion", "similarity", "tree_distance", "category_a", "category_b"]  # the scores stay on screen
+PAIR_PATH_W, PAIR_SCORE_W = 330, 90  # px: a long path is cut in its cell, clicking it shows it whole
 UMAP_DEFAULT_MAX = 1000  # above this the map opens with PCA (instant); UMAP is one click away
 
 
@@ -57,18 +61,22 @@ def heatmap_rows(tax, classes, emb, paths, key, kind, template) -> list[int]:
 
 
 def heatmap(emb, paths: list[str], rows: list[int]) -> None:
-    """Short names on the axes (full paths on hover), one readable row per category."""
+    """Short names on the axes (full paths on hover), one readable row per category: every row is labelled,
+    the figure growing with the rows; the columns, in the same order, are labelled while they fit across."""
     sub = emb[rows] @ emb[rows].T
     full = [paths[i] for i in rows]
     fig = px.imshow(sub, x=full, y=full, color_continuous_scale="Viridis", zmin=float(sub.min()), zmax=1.0,
                     labels={"color": "similarity"}, aspect="auto")
-    show = len(rows) <= 80
     short = short_labels(full)
-    fig.update_xaxes(showticklabels=show, tickvals=full, ticktext=short, tickangle=-60)
-    fig.update_yaxes(showticklabels=show, tickvals=full, ticktext=short)
+    across = len(rows) <= COLUMN_LABELS_MAX
+    fig.update_xaxes(showticklabels=across, tickvals=full, ticktext=short, tickangle=-60, tickfont_size=10)
+    fig.update_yaxes(showticklabels=True, tickvals=full, ticktext=short, tickfont_size=10, automargin=True)
     fig.update_traces(hovertemplate="%{y}<br>%{x}<br>similarity %{z:.3f}<extra></extra>")
-    fig.update_layout(height=int(min(1400, max(420, 15 * len(rows) + 220))), margin=dict(t=10, l=10, r=10, b=10))
+    fig.update_layout(height=max(420, ROW_PX * len(rows) + 220), margin=dict(t=10, l=10, r=10, b=10))
     st.plotly_chart(fig, key="heatmap")
+    if not across:
+        st.caption(f"The columns follow the rows' order ({len(rows):,} categories are too many to name across); "
+                   "hover a cell for both full paths.")
 
 
 def page() -> None:
@@ -114,7 +122,10 @@ def page() -> None:
               help=f"over {agreement['pairs']:,} {'sampled ' if agreement['sampled'] else ''}category pairs; 1 would mean the encoder orders pairs exactly as the tree does")
     st.caption("Suspicious pairs: close in meaning, far apart in the tree. Candidates for mis-filed or ambiguously named "
                "categories, most suspicious first: suspicion = similarity x tree distance / depth of the taxonomy.")
-    st.dataframe(pairs, hide_index=True)
+    st.dataframe(pairs, hide_index=True, key="suspicious_pairs", column_order=PAIR_COLUMNS, column_config={
+        "category_a": st.column_config.TextColumn(width=PAIR_PATH_W), "category_b": st.column_config.TextColumn(width=PAIR_PATH_W),
+        "suspicion": st.column_config.NumberColumn(width=PAIR_SCORE_W), "similarity": st.column_config.NumberColumn(width=PAIR_SCORE_W),
+        "tree_distance": st.column_config.NumberColumn("tree distance", width=PAIR_SCORE_W + 20)})
 
 
 page()

@@ -24,7 +24,9 @@ from pages.shared import (
     SAMPLE_TAXONOMY,
     default,
     demo_run_offer,
+    glossary_expander,
     launch,
+    metric_help,
     remembered,
     runs_dir,
     setting_widget,
@@ -136,7 +138,7 @@ def live_runs() -> None:
     st.subheader("All runs")
     table = runs_table(store)
     if not table.empty:
-        st.dataframe(table, hide_index=True, key="runs_table")
+        st.dataframe(table, hide_index=True, key="runs_table", column_config=metric_help(table.columns))
 
 
 def runs_table_and_compare() -> None:
@@ -153,7 +155,9 @@ def runs_table_and_compare() -> None:
     chosen = st.multiselect("Runs", done.run_id.tolist(), default=done.run_id.tolist()[:4])
     if chosen:
         metrics, config = split_comparison(compare([runs_dir() / r for r in chosen]))
-        st.dataframe(metrics, key="compare", column_config={r: st.column_config.NumberColumn(format="%.4f") for r in chosen})
+        st.dataframe(metrics, key="compare", column_config={"_index": st.column_config.Column(width="medium")}
+                     | {r: st.column_config.NumberColumn(format="%.4f") for r in chosen})
+        glossary_expander()
         with st.expander("Settings of these runs"):
             st.dataframe(config, key="compare_settings")
         scatter(done[done.run_id.isin(chosen)])

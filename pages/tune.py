@@ -12,7 +12,15 @@ from core.errors import TaxolensError
 from core.evaluation.registry import METRICS
 from core.scale import sweep
 from core.settings import TARGET_KINDS, TEMPLATES
-from pages.shared import ROOT, TRIAL_EPOCHS, runs_dir, sample_config, widget_bounds
+from pages.shared import (
+    ROOT,
+    TRIAL_EPOCHS,
+    glossary_expander,
+    metric_help,
+    runs_dir,
+    sample_config,
+    widget_bounds,
+)
 
 SPACE = sweep.DEFAULT_SPACE  # the form opens on the default space; "use these settings" adopts what it searches
 CURRICULUM_CHOICES = [0, 2, 3, 5]
@@ -97,6 +105,7 @@ def page() -> None:
     st.caption("Each trial trains on the training split and is scored on the validation split; the report re-trains "
                "the Pareto settings and one-hot over several seeds and scores them on the test split.")
     asked = space_form()
+    glossary_expander()
     if asked is not None:
         space, objectives, trials, seeds = asked
         try:
@@ -130,7 +139,7 @@ def page() -> None:
         event = st.plotly_chart(scatter(record, report, x, y), on_select="rerun", selection_mode="points", key="tune_scatter")
         picked = [p["customdata"][0] for p in (event.selection.points if event else []) if p.get("customdata")]
         frame = sweep.trials_frame(record)
-        st.dataframe(frame, hide_index=True)
+        st.dataframe(frame, hide_index=True, column_config=metric_help(frame.columns))
         run_id = st.selectbox("Trial", frame["run_id"], index=list(frame["run_id"]).index(picked[0]) if picked else 0)
         trial = next(t for t in record["trials"] if t["run_id"] == run_id)
         c = st.columns(2)

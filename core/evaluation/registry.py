@@ -93,3 +93,36 @@ def objective_keys() -> tuple[str, ...]:
 def shown_keys() -> tuple[str, ...]:
     """What a run's report prints, in order: the summary with the calibration details."""
     return tuple(m.key for m in METRICS.values() if m.shown)
+
+
+BETTER = {"max": "higher is better", "min": "lower is better", None: "not a score"}
+# what a table column holds beside the metric's own key: the runs table and a run's history name some
+# columns after where the number comes from (CRM's re-ranked answers, the validation split)
+PREFIXES = {"crm_": "after CRM re-ranking", "val_": "on the validation split"}
+ALIASES = {"calibration_temperature": "temperature", "semsim5": f"semsim@{TOP_K}"}
+
+
+def metric_for(column: str) -> tuple[Metric, str] | None:
+    """(the metric a column holds, where it comes from or "") for a metric key or a prefixed or
+    aliased column name ('crm_mistake_severity', 'val_top1', 'calibration_temperature'); None otherwise."""
+    where = ""
+    for prefix, words in PREFIXES.items():
+        if column.startswith(prefix) and column not in METRICS:
+            column, where = column[len(prefix):], words
+            break
+    metric = METRICS.get(ALIASES.get(column, column))
+    return None if metric is None else (metric, where)
+
+
+def explain(column: str) -> str | None:
+    """A column's plain meaning for a tooltip: 'Top-1 accuracy (higher is better): share of ...'."""
+    found = metric_for(column)
+    if found is None:
+        return None
+    metric, where = found
+    return f"{metric.label}{' ' + where if where else ''} ({BETTER[metric.direction]}): {metric.meaning}"
+
+
+def glossary() -> list[dict[str, str]]:
+    """Every metric once, for a glossary table: key, label, which direction is better, plain meaning."""
+    return [{"metric": m.key, "name": m.label, "better": BETTER[m.direction], "meaning": m.meaning} for m in METRICS.values()]

@@ -59,6 +59,14 @@ def triage_column(frame: pd.DataFrame, taxonomy: Taxonomy, pred_column: str = "p
                      index=frame.index, name="triage")
 
 
+def answer_triage(frame: pd.DataFrame, taxonomy: Taxonomy, pred_column: str = "pred_1") -> pd.Series:
+    """The triage of the answer the reader is looking at: the stored column for the plain answer, else
+    computed for `pred_column` (CRM's re-ranked answer is another mistake, often of another kind)."""
+    if pred_column == "pred_1" and "triage" in frame:
+        return frame["triage"]
+    return triage_column(frame, taxonomy, pred_column)
+
+
 def counts(frame: pd.DataFrame) -> pd.Series:
     """Mistakes per triage class, every class listed (0 when absent), in METHOD.md's order."""
     wrong = frame.loc[frame["triage"] != CORRECT, "triage"]
