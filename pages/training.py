@@ -77,11 +77,12 @@ def settings_form(source: DataSource) -> ExperimentConfig | None:
         c = st.columns(5)
         for col, name in zip(c, settings.representation_settings()[1:], strict=True):
             chosen[name] = setting_widget(name, col, value=remembered(name, default(name)), disabled=name not in reads)
-        c = st.columns(6)
-        for col, name in zip(c, ("epochs", "curriculum_epochs", "aux_codes", "seed"), strict=False):
+        c = st.columns(4)
+        for col, name in zip(c, ("epochs", "curriculum_epochs", "aux_codes", "seed"), strict=True):
             chosen[name] = setting_widget(name, col, value=SAMPLE_EPOCHS if name == "epochs" else remembered(name, None))
-        chosen["template"] = setting_widget("template", c[4], value=remembered("template", default("template")))
-        chosen["encoder"] = setting_widget("encoder", c[5], value=remembered("encoder_kind", "auto"), options=list(APP_ENCODERS))
+        c = st.columns([1, 2, 1])  # the encoders' labels are long
+        chosen["template"] = setting_widget("template", c[0], value=remembered("template", default("template")))
+        chosen["encoder"] = setting_widget("encoder", c[1], value=remembered("encoder_kind", "auto"), options=list(APP_ENCODERS))
         submitted = st.form_submit_button("Launch training run", type="primary")
     st.button("Reset to defaults", on_click=reset_to_defaults, help="Forget the settings adopted on Tune or Smoothing")
     if not submitted:

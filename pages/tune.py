@@ -62,15 +62,15 @@ def space_form() -> tuple[settings.ExperimentConfig, dict, str, int, int] | None
         columns = column_widgets(source)
         st.markdown("**Space** (validation-split scores)")
         kinds = st.multiselect("Target kinds", list(TARGET_KINDS), default=SPACE["targets"], format_func=TARGET_KINDS.get)
-        c = st.columns(2)
+        c = st.columns(3)
         templates = c[0].multiselect("Prompt templates", list(TEMPLATES), default=SPACE["template"])
         aux = c[1].multiselect("Auxiliary codes", list(settings.AUX_CODES), default=SPACE["aux_codes"])
-        c = st.columns(6)
-        space = {"targets": kinds, "template": templates, "aux_codes": aux}
-        for col, name in zip(c, settings.representation_settings()[1:], strict=False):  # the settings targets read
+        space = {"targets": kinds, "template": templates, "aux_codes": aux,
+                 "curriculum_epochs": c[2].multiselect(settings.get("curriculum_epochs").label, CURRICULUM_CHOICES,
+                                                       default=SPACE["curriculum_epochs"])}
+        names = settings.representation_settings()[1:]  # the settings targets read
+        for col, name in zip(st.columns(len(names)), names, strict=True):
             space[name] = range_slider(name, col)
-        space["curriculum_epochs"] = c[5].multiselect(settings.get("curriculum_epochs").label, CURRICULUM_CHOICES,
-                                                      default=SPACE["curriculum_epochs"])
         st.markdown("**Objectives and budget**")
         c = st.columns(7)
         first, second = objective(c[0:2], 1, sweep.ACCURACY), objective(c[2:4], 2, sweep.SEVERITY)
@@ -126,7 +126,7 @@ def sweep_view() -> None:
         st.info("No sweeps yet: choose the data and a space below and launch one.")
         return
     chosen = st.session_state.get("selected_sweep")
-    sweep_id = st.selectbox("Sweep", names, index=names.index(chosen) if chosen in names else 0, key="tune_sweep")
+    sweep_id = st.selectbox("Sweep", names, index=names.index(chosen) if chosen in names else 0)
     st.session_state["selected_sweep"] = sweep_id
     folder = sweep.sweeps_root(runs_dir()) / sweep_id
     record = sweep.read_record(folder)
@@ -164,7 +164,7 @@ def sweep_view() -> None:
         if c[1].button("Use these settings"):
             adopt(trial["config"])
             st.success("These settings are now the Smoothing and Training pages' defaults: "
-                       + ", ".join(f"{k} {rounded(v)}" for k, v in trial["config"].items() if v is not None))
+                       + ", ".join(f"{k} {rounded(v)}" for k, v in sweep.relevant_settings(trial["config"]).items() if v is not None))
     if report:
         st.subheader("Test-split report")
         st.text(sweep.format_report(report))

@@ -205,6 +205,9 @@ def test_list_sweeps_read_record_and_progress(tmp_path):
     assert sweep.progress(sweep.read_record(folder)) == (pytest.approx(1 / 3), "trial 1 of 3 finished (validation split)")
     files.write_json(folder / "sweep.json", {"sweep_id": folder.name, "state": "reporting", "trials": [trial] * 3})
     assert "over 2 seeds" in sweep.progress(sweep.read_record(folder))[1]
+    onehot = {"run_id": "r2", "config": {"targets": "onehot", "alpha": 0.3, "template": "name"}, "val": {}}
+    frame = sweep.trials_frame({"trials": [onehot], "pareto": []})  # issue 20, item 7: alpha did nothing to it
+    assert frame.loc[0, "alpha"] is None and frame.loc[0, "template"] == "name"
     sweep.mark_failed(folder, "Ray would not start")
     assert files.read_json(folder / "sweep.json")["state"] == "failed" and sweep.read_record(folder)["error"] == "Ray would not start"
     sweep.mark_failed(folder, "again")  # an ended sweep is left as it is

@@ -461,11 +461,19 @@ def trials_frame(record: dict) -> Any:
     """One row per finished trial: run id, the searched settings, validation metrics, on the front or not."""
     import pandas as pd
 
-    rows = [{"run_id": t["run_id"]} | t["config"] | {k: t["val"].get(k) for k in metric_keys()} for t in record.get("trials", [])]
+    rows = [{"run_id": t["run_id"]} | relevant_settings(t["config"]) | {k: t["val"].get(k) for k in metric_keys()}
+            for t in record.get("trials", [])]
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["pareto"] = frame["run_id"].isin(record.get("pareto", []))
     return frame
+
+
+def relevant_settings(config: dict) -> dict:
+    """A trial's settings with those its target kind does not read blanked (a one-hot trial's alpha was
+    drawn, but did nothing)."""
+    kind = config.get("targets")
+    return {k: (v if kind is None or read_by_any(k, [kind]) else None) for k, v in config.items()}
 
 
 def _trial_entry(result: dict, dims: Sequence[Dimension]) -> dict:
