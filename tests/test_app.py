@@ -192,3 +192,16 @@ def test_a_refresh_keeps_the_uploaded_taxonomy_and_the_adopted_settings(run_stor
     assert next(n for n in training.number_input if n.label == "Tree β").value == 4.5
     again.radio[0].set_value("Sample catalog").run()  # back to the sample: a refresh keeps that too
     assert metric(page("taxonomy"), "Leaf categories") == "104"
+
+
+def test_after_launch_the_training_progress_is_at_the_top(run_store, monkeypatch):
+    """Issue 20, item 16: after Launch the progress bar was below the fold, under the open form."""
+    import pages.shared
+
+    monkeypatch.setattr(pages.shared, "launch_background", lambda run_dir, **kw: None)  # the run stays queued
+    at = page("training")
+    next(m for m in at.multiselect if m.label == "Text column(s)").set_value(["title"])
+    next(b for b in at.button if b.label == "Launch training run").click().run()
+    assert not at.exception and any("started" in s.value for s in at.success)
+    order = [node.type for node in at.main if node.type in ("progress", "expander")]  # in page order
+    assert order[0] == "progress" and "expander" in order, order
