@@ -22,6 +22,7 @@ page = st.navigation(PAGES)
 with st.sidebar:
     st.caption("Taxolens: taxonomy-aware label smoothing and severity-aware evaluation for product categorization.")
 
-from pages.shared import guard  # noqa: E402 - after st.navigation, which ends Streamlit's legacy pages/ mode
+from pages.shared import guard, session_kept  # noqa: E402 - after st.navigation, which ends Streamlit's legacy pages/ mode
 
-guard(page.run)  # the one place a page's errors are caught: the user's as a message, a bug as a bug
+with session_kept():  # a browser refresh keeps the remembered settings and the uploaded taxonomy
+    guard(page.run)  # the one place a page's errors are caught: the user's as a message, a bug as a bug

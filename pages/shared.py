@@ -3,10 +3,11 @@ and the one guard (app.py wraps every page in it) that shows a user's mistake as
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +15,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import settings
+from core import files, settings
 from core.data.encoders import EncoderChoice, label_embeddings, load_encoder
+from core.data.tables import read_table
 from core.display import plain
 from core.errors import TaxolensError
 from core.evaluation.registry import explain, glossary
 from core.labels.similarity import topk_neighbors
 from core.runs import store as runs
+from core.runs.importer import guess_spec
 from core.runs.process import launch_background
 from core.settings import ExperimentConfig
 from core.taxonomy.formats import load_taxonomy
@@ -52,6 +55,113 @@ TRIAL_EPOCHS = 4  # each trial of the Tune page's sweep on the sample catalog
 def runs_dir() -> Path:
     """The run store folder: $TAXOLENS_RUNS, or runs/ in the repository."""
     return Path(os.environ.get("TAXOLENS_RUNS", ROOT / "runs"))
+
+
+STATE_FILE = "app_state.json"  # in the run store: what a browser refresh must not lose
+
+
+@contextlib.contextmanager
+def session_kept() -> Iterator[None]:
+    """Around every page (app.py): a new browser session (a refresh) starts from the remembered settings
+    and the uploaded taxonomy saved in the run store, and whatever a page changed of them is saved when
+    it ends (even by st.rerun or st.stop)."""
+    if "_persist" not in st.session_state:
+        state = files.read_json(runs_dir() / STATE_FILE, {}) or {}
+        st.session_state["_persist"] = dict(state.get("persist") or {})
+        tax = state.get("taxonomy")
+        if tax and Path(tax["path"]).is_file() and "taxonomy_source" not in st.session_state:
+            st.session_state["taxonomy_source"] = {"bytes": Path(tax["path"]).read_bytes(), "format": tax["format"],
+                                                   "name": tax["name"], "path": tax["path"]}
+    try:
+        yield
+    finally:
+        save_session()
+
+
+def save_session() -> None:
+    """Write the remembered settings and the taxonomy upload's file to the run store's state file."""
+    src = st.session_state.get("taxonomy_source")
+    if src is not None and "path" not in src:
+        src["path"] = str(saved_upload(src["bytes"], src["name"]))
+    state = {"persist": st.session_state.get("_persist", {}),
+             "taxonomy": None if src is None else {k: src[k] for k in ("path", "format", "name")}}
+    path = runs_dir() / STATE_FILE
+    if state != files.read_json(path, None):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.write_json(path, state)
+
+
+def saved_upload(data: bytes, name: str) -> Path:
+    """Uploads are written into the run store so the background run process can read them (and a
+    refresh can find them again)."""
+    folder = runs_dir() / "uploads" / hashlib.sha1(data).hexdigest()[:12]  # the user's own file name inside, for messages
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / Path(name).name
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+@dataclass
+class DataSource:
+    """The product table a run or a sweep reads: its path, a preview, and the taxonomy to check it against."""
+
+    path: str
+    preview: pd.DataFrame
+    taxonomy: str | None
+    taxonomy_format: str | None
+
+
+def data_source() -> DataSource:
+    """The sample catalog or the user's uploaded product table (Training and Tune offer the same choice)."""
+    choice = st.radio("Products", ["Sample catalog", "Upload a product table"], horizontal=True)
+    if choice == "Sample catalog":
+        return DataSource(str(SAMPLE_PRODUCTS), read_table(SAMPLE_PRODUCTS, nrows=200), str(SAMPLE_TAXONOMY), None)
+    upload = st.file_uploader("Product table (.csv, .tsv, .parquet, .jsonl)", type=["csv", "tsv", "parquet", "jsonl"])
+    if upload is None:
+        st.stop()
+    path = saved_upload(upload.getvalue(), upload.name)
+    taxonomy, fmt = None, None
+    src = st.session_state.get("taxonomy_source")
+    if src and st.checkbox(f"Check the labels against the taxonomy from the Taxonomy page ({src['name']})", value=True):
+        taxonomy, fmt = str(saved_upload(src["bytes"], src["name"])), src["format"]
+    elif not src:
+        st.caption("The taxonomy will be derived from the label paths (upload one on the Taxonomy page to check them against it).")
+    return DataSource(str(path), read_table(path, nrows=200), taxonomy, fmt)
+
+
+LABEL_HELP = ("A label column holds each product's category: a path such as 'Footwear > Boots > Rain Boots', or a name or id "
+              "from the taxonomy. With one column per level, choose them top level first.")
+
+
+def column_hint(source: DataSource) -> None:
+    """Before the form: say so when no column looks like a category label."""
+    cols = list(source.preview.columns)
+    if guess_spec(cols)["true_column"] is None:
+        st.info(plain(f"No column of {', '.join(cols)} looks like a category label: choose it below. " + LABEL_HELP))
+
+
+def column_widgets(source: DataSource) -> dict:
+    """Label, text and id column pickers (inside the caller's form), opening on the guessed columns;
+    their choice as ExperimentConfig keywords."""
+    cols = list(source.preview.columns)
+    guess = guess_spec(cols)
+    c = st.columns(3)
+    label = c[0].multiselect("Label column(s), top level first", cols, default=[guess["true_column"]] if guess["true_column"] else [],
+                             help=LABEL_HELP)
+    text = c[1].multiselect("Text column(s)", cols, default=guess["text_columns"][:1])
+    id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + cols.index(guess["id_column"]) if guess["id_column"] else 0)
+    return {"label_columns": label, "text_columns": text, "id_column": None if id_col == "(none)" else id_col}
+
+
+def source_config(source: DataSource, columns: dict, **chosen: object) -> ExperimentConfig | None:
+    """The run's config from the data source, the chosen columns and settings; None (with a message)
+    when a label or text column is missing."""
+    if not columns["label_columns"] or not columns["text_columns"]:
+        st.error("Choose at least one label column and one text column.")
+        return None
+    return ExperimentConfig(data=source.path, taxonomy=source.taxonomy, taxonomy_format=source.taxonomy_format,
+                            **columns, **chosen)
 
 
 def guard(render: Callable[[], None]) -> None:

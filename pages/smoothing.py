@@ -45,12 +45,11 @@ def bar(targets, chosen: int, paths: list[str], title: str, key: str):
     frame["role"] = np.where(frame.path == paths[chosen], "true class", "neighbour")
     fig = px.bar(frame, x="target", y="category", color="role", orientation="h", title=title, log_x=True, hover_name="path",
                  hover_data={"category": False, "role": False}, color_discrete_map={"true class": "#1f77b4", "neighbour": "#ff7f0e"})
-    fig.update_layout(yaxis={"categoryorder": "total ascending", "title": None}, xaxis={"nticks": 5},
-                      height=170 + 24 * len(frame), margin=dict(l=10, r=10, t=70, b=60),
+    # the 'every other class' weight goes in the axis title: an annotation under the axis covered the title
+    rest = f" (every other class: {float(targets.rows([chosen])[0].min()):.2e})" if target_kind(targets.kind).floor else ""
+    fig.update_layout(yaxis={"categoryorder": "total ascending", "title": None}, xaxis={"nticks": 5, "title": "target" + rest},
+                      height=170 + 24 * len(frame), margin=dict(l=10, r=10, t=70, b=50),
                       legend=dict(orientation="h", x=0, y=1.0, xanchor="left", yanchor="bottom", title=None))
-    if target_kind(targets.kind).floor:
-        fig.add_annotation(text=f"every other class: {float(targets.rows([chosen])[0].min()):.2e}", xref="paper", yref="paper",
-                           x=0, y=0, yshift=-45, xanchor="left", yanchor="top", showarrow=False)
     st.plotly_chart(fig, key=key)
 
 

@@ -1,27 +1,35 @@
 """Training page: launch runs in the background, follow them live, cancel them, compare them."""
 
-import hashlib
-from pathlib import Path
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from core import settings
-from core.data.tables import read_table
 from core.display import plain
 from core.evaluation.comparison import DifferentItems, compare_runs
+from core.labels.kinds import TARGET_KINDS
+from core.labels.kinds import kind as target_kind
 from core.runs import store as runs
-from core.runs.importer import guess_spec
 from core.runs.progress import read_progress
 from core.runs.status import request_cancel
-from core.runs.tables import compare, representation_label, runs_table, split_comparison
+from core.runs.tables import (
+    changed_settings,
+    compare,
+    representation_label,
+    rounded,
+    runs_table,
+    same_data_runs,
+    split_comparison,
+)
 from core.settings import ExperimentConfig
 from core.training.experiment import STAGES, TRAIN_EPOCH
 from pages.shared import (
+    APP_ENCODERS,
     SAMPLE_EPOCHS,
-    SAMPLE_PRODUCTS,
-    SAMPLE_TAXONOMY,
+    DataSource,
+    column_hint,
+    column_widgets,
+    data_source,
     default,
     demo_run_offer,
     glossary_expander,
@@ -30,70 +38,58 @@ from pages.shared import (
     remembered,
     runs_dir,
     setting_widget,
+    source_config,
 )
 
-
-def saved_upload(data: bytes, name: str) -> Path:
-    """Uploads are written into the run store so the background run process can read them."""
-    folder = runs_dir() / "uploads" / hashlib.sha1(data).hexdigest()[:12]  # the user's own file name inside, for messages
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / Path(name).name
-    if not path.exists():
-        path.write_bytes(data)
-    return path
+RESET_KEYS = ("train_targets",)  # widget state of this page that holds a remembered setting
 
 
-def data_source() -> tuple[str, pd.DataFrame, str | None, str | None]:
-    """(path the run will read, a preview frame, taxonomy path or None, taxonomy format or None)."""
-    choice = st.radio("Products", ["Sample catalog", "Upload a product table"], horizontal=True)
-    if choice == "Sample catalog":
-        return str(SAMPLE_PRODUCTS), read_table(SAMPLE_PRODUCTS, nrows=200), str(SAMPLE_TAXONOMY), None
-    upload = st.file_uploader("Product table (.csv, .tsv, .parquet, .jsonl)", type=["csv", "tsv", "parquet", "jsonl"])
-    if upload is None:
-        st.stop()
-    path = saved_upload(upload.getvalue(), upload.name)
-    taxonomy, fmt = None, None
-    src = st.session_state.get("taxonomy_source")
-    if src and st.checkbox(f"Check the labels against the taxonomy from the Taxonomy page ({src['name']})", value=True):
-        taxonomy, fmt = str(saved_upload(src["bytes"], src["name"])), src["format"]
-    elif not src:
-        st.caption("The taxonomy will be derived from the label paths (upload one on the Taxonomy page to check them against it).")
-    return str(path), read_table(path, nrows=200), taxonomy, fmt
+def reset_to_defaults() -> None:
+    """Forget every remembered or adopted setting (Tune's 'use these settings', the Smoothing page's),
+    so the form opens on the declared defaults again."""
+    saved = st.session_state.setdefault("_persist", {})
+    for name in (*FORM_SETTINGS, "template", "encoder_kind"):
+        saved.pop(name, None)
+        st.session_state.pop(name, None)
+    for key in RESET_KEYS:
+        st.session_state.pop(key, None)
 
 
-LABEL_HELP = ("A label column holds each product's category: a path such as 'Footwear > Boots > Rain Boots', or a name or id "
-              "from the taxonomy. With one column per level, choose them top level first.")
+FORM_SETTINGS = (*settings.representation_settings(), "epochs", "curriculum_epochs", "aux_codes", "seed")
 
 
-def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, taxonomy_format: str | None) -> ExperimentConfig | None:
-    cols = list(preview.columns)
-    guess = guess_spec(cols)
-    if guess["true_column"] is None:
-        st.info(plain(f"No column of {', '.join(cols)} looks like a category label: choose it below. " + LABEL_HELP))
+def settings_form(source: DataSource) -> ExperimentConfig | None:
+    """Columns and every setting a run of the app varies; the target kind sits outside the form so the
+    settings it does not read are greyed out as soon as it changes."""
+    column_hint(source)
+    c = st.columns([1, 2])
+    if "train_targets" not in st.session_state:
+        st.session_state["train_targets"] = remembered("targets", default("targets"))
+    kind = setting_widget("targets", c[0], key="train_targets")
+    kept = {n: remembered(n, default(n)) for n in (*FORM_SETTINGS, "template")} | {"targets": kind, "epochs": default("epochs")}
+    changed = changed_settings(ExperimentConfig(**kept, encoder=remembered("encoder_kind", "auto")).to_dict())
+    c[1].caption("Remembered from Tune or Smoothing and not the default: "
+                 + (", ".join(f"{n} {rounded(v)}" for n, v in changed.items()) or "nothing (every setting at its default)"))
+    reads = target_kind(kind).reads
     with st.form("launch"):
         st.markdown("**Columns**")
-        c = st.columns(3)
-        label = c[0].multiselect("Label column(s), top level first", cols, default=[guess["true_column"]] if guess["true_column"] else [],
-                                 help=LABEL_HELP)
-        text = c[1].multiselect("Text column(s)", cols, default=guess["text_columns"][:1])
-        id_col = c[2].selectbox("Id column", ["(none)", *cols], index=1 + cols.index(guess["id_column"]) if guess["id_column"] else 0)
-        st.markdown("**Label representation** (defaults from the Smoothing page)")
-        chosen = {}
-        c = st.columns(6)
-        for col, name in zip(c, settings.representation_settings(), strict=True):
-            chosen[name] = setting_widget(name, col, value=remembered(name, settings.get(name).default))
+        columns = column_widgets(source)
+        st.markdown(f"**Label representation** ({TARGET_KINDS[kind].label}; defaults from the Smoothing page)")
+        chosen: dict = {"targets": kind}
+        c = st.columns(5)
+        for col, name in zip(c, settings.representation_settings()[1:], strict=True):
+            chosen[name] = setting_widget(name, col, value=remembered(name, default(name)), disabled=name not in reads)
         c = st.columns(4)
         for col, name in zip(c, ("epochs", "curriculum_epochs", "aux_codes", "seed"), strict=True):
             chosen[name] = setting_widget(name, col, value=SAMPLE_EPOCHS if name == "epochs" else remembered(name, None))
+        c = st.columns([1, 2, 1])  # the encoders' labels are long
+        chosen["template"] = setting_widget("template", c[0], value=remembered("template", default("template")))
+        chosen["encoder"] = setting_widget("encoder", c[1], value=remembered("encoder_kind", "auto"), options=list(APP_ENCODERS))
         submitted = st.form_submit_button("Launch training run", type="primary")
+    st.button("Reset to defaults", on_click=reset_to_defaults, help="Forget the settings adopted on Tune or Smoothing")
     if not submitted:
         return None
-    if not label or not text:
-        st.error("Choose at least one label column and one text column.")
-        return None
-    return ExperimentConfig(data=data_path, label_columns=label, text_columns=text, id_column=None if id_col == "(none)" else id_col,
-                            taxonomy=taxonomy, taxonomy_format=taxonomy_format, encoder=remembered("encoder_kind", "auto"),
-                            template=remembered("template", default("template")), **chosen)
+    return source_config(source, columns, **chosen)
 
 
 def progress_text(run: runs.Run, done: int, total: int) -> tuple[float, str]:
@@ -152,7 +148,10 @@ def runs_table_and_compare() -> None:
     if done.empty:
         return
     st.subheader("Compare runs")
-    chosen = st.multiselect("Runs", done.run_id.tolist(), default=done.run_id.tolist()[:4])
+    data_of = dict(zip(done.run_id, done.data, strict=True))
+    chosen = st.multiselect("Runs", done.run_id.tolist(), default=same_data_runs(runs.RunStore(runs_dir())),
+                            format_func=lambda r: f"{r} ({data_of[r]})", key="compare_runs",
+                            help="Opens on the newest runs of the newest run's data: runs of other data cannot be compared item by item")
     if chosen:
         metrics, config = split_comparison(compare([runs_dir() / r for r in chosen]))
         st.dataframe(metrics, key="compare", column_config={"_index": st.column_config.Column(width="medium")}
@@ -214,14 +213,19 @@ def baseline_comparison(chosen: list[str]) -> None:
 def page() -> None:
     st.title("Training")
     st.caption(f"Runs are stored in `{runs_dir()}` and run in the background: leave this page and come back any time.")
-    with st.expander("New training run", expanded=not runs.RunStore(runs_dir()).runs()):
-        data_path, preview, taxonomy, taxonomy_format = data_source()
-        config = settings_form(data_path, preview, taxonomy, taxonomy_format)
-        if config is not None:
-            run_dir = launch(config)
-            st.success(f"Run {run_dir.name} started.")
+    started = st.session_state.pop("_run_started", None)
+    if started:
+        st.success(f"Run {started} started; its progress is below.")
     active = any(r.state in ("queued", "running") for r in runs.RunStore(runs_dir()).runs())
-    st.fragment(live_runs, run_every=2 if active else None)()
+    if active:  # progress first, where it is seen after Launch
+        st.fragment(live_runs, run_every=2)()
+    with st.expander("New training run", expanded=not runs.RunStore(runs_dir()).runs()):
+        config = settings_form(data_source())
+        if config is not None:
+            st.session_state["_run_started"] = launch(config).name
+            st.rerun()
+    if not active:
+        st.fragment(live_runs)()
     runs_table_and_compare()
 
 

@@ -12,6 +12,7 @@ from core.runs import store as runs
 from core.runs.process import wait_for
 from core.runs.status import set_status, status
 from tests.conftest import app_page as page
+from tests.conftest import app_test
 
 # every page test runs the app (AppTest: slow) with an empty run store of its own
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("run_store")]
@@ -152,3 +153,55 @@ def test_a_bug_in_a_page_is_shown_as_a_bug_with_its_traceback(monkeypatch):
     (error,) = at.error
     assert error.value.replace("\\", "") == "Internal error (a bug in Taxolens, not your input): KeyError: 'plain'"
     assert "Traceback" in at.expander[0].code[0].value and "in broken" in at.expander[0].code[0].value
+
+
+def test_adopted_settings_show_in_the_training_form_and_reset_to_defaults():
+    """Issue 20, items 7 and 16: Tune's 'use these settings' set template = name, which the form did not
+    show (a one-hot vs semantic comparison silently mixed templates); one-hot left the smoothing
+    settings enabled as if they mattered."""
+    at = app_test("training", 120)
+    at.session_state["_persist"] = {"targets": "onehot", "template": "name", "alpha": 0.3587435924002349}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    template = next(s for s in at.selectbox if s.label == "Prompt template")
+    assert template.value == "name"
+    assert any("template name" in c.value and "targets onehot" in c.value for c in at.caption)
+    alpha = next(n for n in at.number_input if n.label == "Smoothing mass α")
+    assert alpha.disabled and next(n for n in at.number_input if n.label == "Tree β").disabled
+    next(s for s in at.selectbox if s.label == "Targets").set_value("semantic").run()
+    assert not next(n for n in at.number_input if n.label == "Smoothing mass α").disabled
+    next(b for b in at.button if b.label == "Reset to defaults").click().run()
+    assert next(s for s in at.selectbox if s.label == "Prompt template").value == "path"
+    assert next(s for s in at.selectbox if s.label == "Targets").value == "semantic"  # the declared default
+    assert next(n for n in at.number_input if n.label == "Smoothing mass α").value == 0.1
+    assert any("every setting at its default" in c.value for c in at.caption)
+
+
+def test_a_refresh_keeps_the_uploaded_taxonomy_and_the_adopted_settings(run_store):
+    """Issue 20, item 17: a browser refresh (a new session) lost both."""
+    at = page("taxonomy")
+    at.radio[0].set_value("Upload a file").run()
+    at.file_uploader[0].upload("shop.txt", b"Shoes > Boots\nShoes > Sandals\nBags > Totes\n", "text/plain").run()
+    at.session_state["_persist"] = {"targets": "tree", "beta": 4.5, "template": "name"}
+    at.run()
+    assert metric(at, "Leaf categories") == "3"
+    again = page("taxonomy")  # a new session, as after a refresh
+    assert metric(again, "Leaf categories") == "3" and again.session_state["taxonomy_source"]["name"] == "shop.txt"
+    training = page("training")
+    assert next(s for s in training.selectbox if s.label == "Prompt template").value == "name"
+    assert next(n for n in training.number_input if n.label == "Tree β").value == 4.5
+    again.radio[0].set_value("Sample catalog").run()  # back to the sample: a refresh keeps that too
+    assert metric(page("taxonomy"), "Leaf categories") == "104"
+
+
+def test_after_launch_the_training_progress_is_at_the_top(run_store, monkeypatch):
+    """Issue 20, item 16: after Launch the progress bar was below the fold, under the open form."""
+    import pages.shared
+
+    monkeypatch.setattr(pages.shared, "launch_background", lambda run_dir, **kw: None)  # the run stays queued
+    at = page("training")
+    next(m for m in at.multiselect if m.label == "Text column(s)").set_value(["title"])
+    next(b for b in at.button if b.label == "Launch training run").click().run()
+    assert not at.exception and any("started" in s.value for s in at.success)
+    order = [node.type for node in at.main if node.type in ("progress", "expander")]  # in page order
+    assert order[0] == "progress" and "expander" in order, order

@@ -208,5 +208,5 @@ def test_smoothing_side_by_side_charts_keep_labels_legend_and_note_apart():
     names = [y for trace in tree["data"] for y in trace["y"]]
     assert "Rain Boots" in names and not any(" > " in n for n in names)  # short names; paths on hover
     assert tree["layout"]["legend"]["orientation"] == "h" and tree["layout"]["legend"]["yanchor"] == "bottom"
-    (note,) = tree["layout"]["annotations"]
-    assert "every other class" in note["text"] and note["yshift"] < 0 and note["yanchor"] == "top"
+    # issue 20, item 16: a note under the axis overlapped its title; it is part of the title now
+    assert not tree["layout"].get("annotations") and "every other class: " in tree["layout"]["xaxis"]["title"]["text"]

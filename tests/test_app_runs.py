@@ -49,3 +49,20 @@ def test_damaged_runs_are_marked_and_pages_still_render(good_store, tree_run):
     assert errors.selectbox[0].options == ["20990101-000000-good"]
     assert any("mistakes of" in s.value for s in errors.subheader)
     assert [r.name for r in runs.RunStore(good_store).finished()] == ["20990101-000000-good"]
+
+
+def test_compare_opens_on_runs_of_the_same_data_and_names_it(good_store, tree_run):
+    """Issue 20, item 8: Compare opened on the newest 4 runs across catalogs (a legend of 'nan' and
+    'not compared'); it opens on the newest run's data and says which data each run used."""
+    from core import files
+
+    other = good_store / "20991231-000000-other"
+    shutil.copytree(tree_run["run_dir"], other)
+    config = files.read_json(other / "config.json")
+    files.write_json(other / "config.json", config | {"data": "/elsewhere/google-catalog.csv"})
+    training = page("training")
+    chosen = training.multiselect(key="compare_runs")
+    assert chosen.value == ["20991231-000000-other"]  # the newest, alone: the other run read other data
+    assert "20990101-000000-good (products.csv)" in chosen.options
+    settings = next(d.value for d in training.dataframe if "template" in d.value.index)  # "Settings of these runs"
+    assert settings.loc["data", "20991231-000000-other"] == "google-catalog.csv"

@@ -216,3 +216,36 @@ def test_a_run_folder_of_the_previous_version_opens_predicts_and_compares(tree_r
     assert metrics.loc[list(SELECTIVE_KEYS), old.name].isna().all()  # an old run has no guaranteed-accuracy metrics
     assert main(["compare", str(new), "--baseline", str(old), "--resamples", "1000"]) == 0
     assert "0 better, 0 worse" in capsys.readouterr().out
+
+
+def test_compare_shows_every_changed_setting_only_where_it_matters_and_rounded(tmp_path):
+    """Issue 20, item 7: an adopted template = name must be visible; one-hot's alpha is not shown as if it
+    mattered; alpha 0.3587435924002349 reads 0.359 in the table and the legend."""
+    store = runs.RunStore(tmp_path)
+    onehot = finished_run(store, targets="onehot", alpha=0.3587435924002349, template="name", lr=0.01)
+    semantic = finished_run(store, alpha=0.3587435924002349)
+    _, shown = tables.split_comparison(tables.compare([onehot.path, semantic.path]))
+    assert shown.loc["template", onehot.name] == "name" and shown.loc["template", semantic.name] == "path"
+    assert shown.loc["lr", onehot.name] == "0.01"  # a non-default setting outside the label group
+    assert shown.loc["alpha", onehot.name] == "" and shown.loc["alpha", semantic.name] == "0.359"
+    assert tables.changed_settings(runs.Run(onehot.path).config) == {"targets": "onehot", "template": "name", "lr": 0.01}
+    table = tables.runs_table(store).set_index("run_id")
+    assert table.loc[semantic.name, "alpha"] == 0.359 and table.loc[onehot.name, "alpha"] != table.loc[onehot.name, "alpha"]
+    assert tables.representation_label(table.loc[semantic.name].to_dict()) == "semantic α=0.359 T=0.1 k=20"
+    assert tables.representation_label({"kind": "imported", "targets": float("nan")}) == "imported"  # not "nan"
+
+
+def test_compare_opens_on_runs_of_the_newest_runs_data(tmp_path):
+    """Issue 20, item 8: the newest runs across catalogs gave a legend of nan and 'not compared'."""
+    store = runs.RunStore(tmp_path)
+
+    def run(n: int, **config) -> str:  # names in creation order, so "newest first" is certain within one second
+        r = store.create({"targets": "onehot", "data": "/x/products.csv"} | config, name=f"r{n}")
+        files.write_json(r.path / "metrics.json", {"plain": {"top1": 0.8}, "crm": {}})
+        set_status(r.path, "done")
+        return r.name
+
+    first, _, second, _, newest = run(1), run(2, data="/y/google.csv"), run(3), run(4, max_rows=100), run(5)
+    assert tables.same_data_runs(store) == [newest, second, first]
+    assert tables.same_data_runs(store, n=2) == [newest, second]
+    assert tables.same_data_runs(runs.RunStore(tmp_path / "none")) == []

@@ -184,7 +184,77 @@ def test_tune_page_shows_a_sweep_and_adopts_a_trial(tmp_path, monkeypatch):
     next(b for b in at.button if b.label == "Use these settings").click().run()
     assert {k: at.session_state["_persist"][k] for k in ("targets", "alpha", "temperature", "k")} == \
         {"targets": "hybrid", "alpha": 0.2, "temperature": 0.25, "k": 7}
-    at.multiselect[0].set_value([])  # no target kinds (a form: the value goes with the submit)
+    next(m for m in at.multiselect if m.label == "Target kinds").set_value([])  # no target kinds (a form: the value goes with the submit)
     next(b for b in at.button if b.label == "Launch sweep").click().run()
     assert not at.exception and at.error and "empty list of choices" in at.error[0].value
     assert sweep.list_sweeps(store) == [folder.name]
+
+
+def test_list_sweeps_read_record_and_progress(tmp_path):
+    """Issue 20, item 3: a sweep the app requested (request.json only, while Ray and the embedding start)
+    was not listed, so the page said 'No sweeps yet' until a reload long after it had finished."""
+    folder = tmp_path / "_sweeps" / "sweep-20260101-000000-abcd"
+    files.write_json(folder / "request.json", {"objectives": "top1:max,hdist@5:min", "trials": 3, "seeds": 2,
+                                              "base": {"data": "/x/mine.csv"}})
+    assert sweep.list_sweeps(tmp_path) == [folder.name]
+    record = sweep.read_record(folder)
+    assert (record["state"], record["trials_asked"], record["base"]["data"]) == ("starting", 3, "/x/mine.csv")
+    assert sweep.progress(record)[0] == 0.0 and "starting" in sweep.progress(record)[1]
+    trial = {"run_id": "r1", "config": {}, "val": {}}
+    files.write_json(folder / "sweep.json", {"sweep_id": folder.name, "state": "running", "trials": [trial]})
+    assert sweep.progress(sweep.read_record(folder)) == (pytest.approx(1 / 3), "trial 1 of 3 finished (validation split)")
+    files.write_json(folder / "sweep.json", {"sweep_id": folder.name, "state": "reporting", "trials": [trial] * 3})
+    assert "over 2 seeds" in sweep.progress(sweep.read_record(folder))[1]
+    onehot = {"run_id": "r2", "config": {"targets": "onehot", "alpha": 0.3, "template": "name"}, "val": {}}
+    frame = sweep.trials_frame({"trials": [onehot], "pareto": []})  # issue 20, item 7: alpha did nothing to it
+    assert frame.loc[0, "alpha"] is None and frame.loc[0, "template"] == "name"
+    sweep.mark_failed(folder, "Ray would not start")
+    assert files.read_json(folder / "sweep.json")["state"] == "failed" and sweep.read_record(folder)["error"] == "Ray would not start"
+    sweep.mark_failed(folder, "again")  # an ended sweep is left as it is
+    assert files.read_json(folder / "sweep.json")["error"] == "Ray would not start"
+
+
+def test_tune_on_an_uploaded_table_and_follow_it_live(tmp_path, monkeypatch):
+    """Issue 20, items 2 and 3: the analyst's own table (the Training page's upload and column choice)
+    is what the sweep reads; after Launch the page shows the sweep at once and follows it, trial by
+    trial, to its trials table, without a reload."""
+    import pandas as pd
+
+    store = tmp_path / "runs"
+    monkeypatch.setenv("TAXOLENS_RUNS", str(store))
+    started = []
+    monkeypatch.setattr(sweep, "launch_background", lambda folder, **kw: started.append(folder))
+    table = pd.read_csv(SAMPLE_PRODUCTS, nrows=400).rename(columns={"category_path": "my_category", "title": "name"})
+    at = app_test("tune", 120)
+    at.run()
+    at.radio[0].set_value("Upload a product table").run()
+    at.file_uploader[0].upload("my catalog.csv", table.to_csv(index=False).encode(), "text/csv").run()
+    assert not at.exception, [e.value for e in at.exception]
+    next(m for m in at.multiselect if m.label == "Label column(s), top level first").set_value(["my_category"])
+    next(m for m in at.multiselect if m.label == "Text column(s)").set_value(["name", "description"])
+    next(n for n in at.number_input if n.label == "Trials").set_value(2)
+    next(n for n in at.number_input if n.label == "Epochs").set_value(2)
+    next(b for b in at.button if b.label == "Launch sweep").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (folder,) = started
+    asked = files.read_json(folder / "request.json")
+    assert asked["base"]["data"].endswith("my catalog.csv") and asked["base"]["label_columns"] == ["my_category"]
+    assert (asked["base"]["text_columns"], asked["base"]["epochs"], asked["trials"]) == (["name", "description"], 2, 2)
+
+    def bar() -> str:
+        (progress,) = at.get("progress")
+        return progress.proto.text
+
+    assert not any("No sweeps yet" in i.value for i in at.info)
+    assert "my catalog.csv" in bar() and "starting" in bar() and any("started in the background" in s.value for s in at.success)
+    trial = {"run_id": "r-a", "config": {"targets": "semantic", "alpha": 0.3587435924002349}, "val": {"top1": 0.6, "hdist@5": 1.5}}
+    files.write_json(folder / "sweep.json", {"sweep_id": folder.name, "state": "running", "objectives": ["top1:max", "hdist@5:min"],
+                                            "base": asked["base"], "trials": [trial], "pareto": []})
+    at.run()  # what the page's 2-second redraw does
+    assert "trial 1 of 2 finished" in bar() and at.dataframe[0].value["alpha"].tolist() == [0.359]
+    files.write_json(folder / "sweep.json", {"sweep_id": folder.name, "state": "done", "objectives": ["top1:max", "hdist@5:min"],
+                                            "base": asked["base"], "trials": [trial, trial | {"run_id": "r-b"}],
+                                            "pareto": ["r-a"]})
+    at.run()
+    assert not at.exception and "done: 2 of 2 trials" in bar()
+    assert at.dataframe[0].value["run_id"].tolist() == ["r-a", "r-b"]

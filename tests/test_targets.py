@@ -215,3 +215,11 @@ def test_hybrid_needs_distance_and_a_valid_mix():
         build_targets("hybrid", similarity=S, mix=0.5, **hybrid)
     with pytest.raises(ValueError, match="mix"):
         build_targets("hybrid", similarity=S, distance=D, mix=1.5, **hybrid)
+
+
+def test_kind_labels_fit_a_select_box():
+    """Issue 20, item 16: 'Semantic (similarity-weighted neighb' and 'Hybrid (semant' were cut off at 1440 px."""
+    from core.labels.kinds import LABEL_CHARS
+
+    assert all(len(kind.label) <= LABEL_CHARS for kind in TARGET_KINDS.values()), [k.label for k in TARGET_KINDS.values()]
+    assert len({kind.label for kind in TARGET_KINDS.values()}) == len(TARGET_KINDS)  # still told apart

@@ -316,9 +316,13 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     asked = json.loads((folder / "request.json").read_text())
     config = settings.ExperimentConfig.from_dict(asked["base"])
-    run_sweep(config, sweep.parse_space(asked["space"], config), asked["space"], sweep.parse_objectives(asked["objectives"]),
-              trials=asked["trials"], seeds=asked["seeds"], search=asked["search"], address=None, out=str(folder.parents[1]),
-              quiet=True, sweep_id=folder.name)
+    try:
+        run_sweep(config, sweep.parse_space(asked["space"], config), asked["space"], sweep.parse_objectives(asked["objectives"]),
+                  trials=asked["trials"], seeds=asked["seeds"], search=asked["search"], address=None,
+                  out=str(folder.parents[1]), quiet=True, sweep_id=folder.name)
+    except Exception as exc:  # the page shows it; run.log keeps the traceback
+        sweep.mark_failed(folder, str(exc) or type(exc).__name__)
+        raise
     return 0
 
 

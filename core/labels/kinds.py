@@ -37,14 +37,14 @@ class TargetKind:
         return bool(self.reads)
 
 
-TARGET_KINDS: dict[str, TargetKind] = {k.key: k for k in (
+LABEL_CHARS = 24  # a kind's label fits a select box and a multiselect chip at 1440 px without being cut
+TARGET_KINDS: dict[str, TargetKind] = {k.key: k for k in (  # METHOD.md 'Targets' says what each one does
     TargetKind("onehot", "One-hot"),
     TargetKind("uniform", "Uniform smoothing", ("alpha",), floor=True),
     TargetKind("knn-uniform", "Top-k uniform", ("alpha", "k")),
-    TargetKind("semantic", "Semantic (similarity-weighted neighbours)", ("alpha", "temperature", "k")),
-    TargetKind("tree", "Tree-distance soft labels", ("beta",), floor=True),
-    TargetKind("hybrid", "Hybrid (semantic neighbours and tree distance)", ("alpha", "temperature", "k", "beta", "mix"),
-               floor=True),
+    TargetKind("semantic", "Semantic neighbours", ("alpha", "temperature", "k")),
+    TargetKind("tree", "Tree distance", ("beta",), floor=True),
+    TargetKind("hybrid", "Hybrid (semantic + tree)", ("alpha", "temperature", "k", "beta", "mix"), floor=True),
 )}
 # the smoothing curriculum's decay from the configured mass to one-hot (METHOD.md allows both)
 CURRICULUM_SHAPES = {"linear": "Linear", "cosine": "Cosine"}

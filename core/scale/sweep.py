@@ -54,6 +54,7 @@ DEFAULT_SPACE: dict[str, Any] = {
     "curriculum_epochs": [0, 3],
     "aux_codes": ["none", "taxonomy"],
 }
+ACTIVE = ("starting", "running", "reporting")  # a sweep's states while its process works
 NOT_SEARCHABLE = {"seed", "encoder", "clip_checkpoint"}  # the seed is varied by the report; the encoder is prepared once
 RULE = (f"recommended: among the Pareto settings whose mean test {ACCURACY} is not below the lower end of one-hot's "
         f"95% interval for {ACCURACY}, the one with the lowest mean test {SEVERITY} (one-hot when none qualifies)")
@@ -239,8 +240,12 @@ def sweep_dir(store: str | Path, sweep_id: str) -> Path:
 
 
 def list_sweeps(store: str | Path) -> list[str]:
+    """Every sweep, newest first, including one the app requested that is still starting (request.json
+    only: Ray and the embedding take a while), so the page shows it at once."""
     root = sweeps_root(store)
-    return sorted((p.name for p in root.iterdir() if (p / "sweep.json").is_file()), reverse=True) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    return sorted((p.name for p in root.iterdir() if (p / "sweep.json").is_file() or (p / "request.json").is_file()), reverse=True)
 
 
 def new_sweep_id() -> str:
@@ -420,22 +425,55 @@ def request(store: str | Path, base: ExperimentConfig, space: dict, objectives: 
 def read_record(folder: Path) -> dict:
     """The sweep's record, or what the request asked for while the sweep is starting."""
     record = files.read_json(folder / "sweep.json")
+    asked = files.read_json(folder / "request.json", {}) or {}
     if record is None:
-        asked = files.read_json(folder / "request.json", {}) or {}
         record = {"sweep_id": folder.name, "state": "starting", "trials": [], "pareto": [], "objectives":
-                  [f"{m}:{d}" for m, d in parse_objectives(asked.get("objectives", DEFAULT_OBJECTIVES))]}
-    return record
+                  [f"{m}:{d}" for m, d in parse_objectives(asked.get("objectives", DEFAULT_OBJECTIVES))],
+                  "base": asked.get("base")}
+    asked_for = {"trials_asked": asked.get("trials"), "seeds": asked.get("seeds")}  # what the progress bar counts to
+    return record | {k: v for k, v in asked_for.items() if v is not None}
+
+
+def progress(record: dict) -> tuple[float, str]:
+    """(fraction, words) for a sweep's progress bar: trial n of N while searching, then the report."""
+    n, total = len(record.get("trials", [])), record.get("trials_asked")
+    of = f" of {total}" if total else ""
+    state = record.get("state")
+    if state == "starting":
+        return 0.0, "starting: Ray, then embedding the products and category names once for every trial"
+    if state == "running":
+        return (min(n / total, 1.0) if total else 0.0), f"trial {n}{of} finished (validation split)"
+    if state == "reporting":
+        return 1.0, f"{n} trials done; test-split report: re-training the Pareto settings and one-hot over {record.get('seeds')} seeds"
+    return 1.0, f"{state}: {n}{of} trials"
+
+
+def mark_failed(folder: Path, error: str) -> None:
+    """A sweep process that failed outside the search (Ray would not start, the data would not load)
+    says so in sweep.json, instead of leaving the page on 'starting' for ever."""
+    record = read_record(folder)
+    if record.get("state") in ACTIVE:
+        kept = {k: v for k, v in record.items() if k not in ("trials_asked", "seeds")}
+        files.write_json(folder / "sweep.json", kept | {"state": "failed", "error": error})
 
 
 def trials_frame(record: dict) -> Any:
     """One row per finished trial: run id, the searched settings, validation metrics, on the front or not."""
     import pandas as pd
 
-    rows = [{"run_id": t["run_id"]} | t["config"] | {k: t["val"].get(k) for k in metric_keys()} for t in record.get("trials", [])]
+    rows = [{"run_id": t["run_id"]} | relevant_settings(t["config"]) | {k: t["val"].get(k) for k in metric_keys()}
+            for t in record.get("trials", [])]
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["pareto"] = frame["run_id"].isin(record.get("pareto", []))
     return frame
+
+
+def relevant_settings(config: dict) -> dict:
+    """A trial's settings with those its target kind does not read blanked (a one-hot trial's alpha was
+    drawn, but did nothing)."""
+    kind = config.get("targets")
+    return {k: (v if kind is None or read_by_any(k, [kind]) else None) for k, v in config.items()}
 
 
 def _trial_entry(result: dict, dims: Sequence[Dimension]) -> dict:
