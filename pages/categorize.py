@@ -1,5 +1,6 @@
 """Categorize page: a finished run applied to new products, typed in or uploaded as a file."""
 
+import hashlib
 import io
 import tempfile
 from pathlib import Path
@@ -11,8 +12,8 @@ from core.data.export import write_csv
 from core.data.tables import DataError, Items, count_rows, join_texts, read_table
 from core.display import plain
 from core.evaluation import selective
-from core.settings import DEFAULT_REVIEW_RISK
-from core.training.predictor import Predictor, alternatives, model_problems
+from core.settings import DEFAULT_REVIEW_RISK, ExperimentConfig
+from core.training.predictor import Predictor, alternatives, model_problems, with_texts
 from pages.shared import default, demo_run_offer, finished_runs, target_slider
 
 UPLOAD_TYPES = ["csv", "tsv", "parquet", "jsonl"]
@@ -77,11 +78,14 @@ def typed_product(model: Predictor) -> None:
     guaranteed_answer(model, probs)
 
 
-def uploaded_file(model: Predictor) -> None:
+def uploaded_file(model: Predictor, run_name: str) -> None:
+    """Categorize an uploaded table; the results are kept in the session (keyed by run and file) so
+    a download, which reruns the page, leaves the table, the message and both buttons in place."""
     upload = st.file_uploader("Product table (.csv, .tsv, .parquet, .jsonl)", type=UPLOAD_TYPES, key="categorize_upload")
     if upload is None:
         return
     config = model.config
+    key = (run_name, hashlib.sha1(upload.getvalue()).hexdigest())
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / Path(upload.name).name
         source.write_bytes(upload.getvalue())
@@ -90,35 +94,48 @@ def uploaded_file(model: Predictor) -> None:
                               key="categorize_text")
         id_choice = st.selectbox("Id column", ["(row number)", *columns],
                                  index=1 + columns.index(config.id_column) if config.id_column in columns else 0)
-        if not st.button("Categorize the file", type="primary"):
-            return
-        if not text:
-            st.error("Choose at least one text column.")
-            return
-        out = Path(tmp) / "categorized.parquet"
-        given = model.input_config(data=str(source), text_columns=text).replace(
-            id_column=None if id_choice == "(row number)" else id_choice)
-        bar = st.progress(0.0, text="Categorizing…")
-        total = count_rows(source)
-        done = {"n": 0}
+        if st.button("Categorize the file", type="primary"):
+            if not text:
+                st.error("Choose at least one text column.")
+                return
+            given = model.input_config(data=str(source), text_columns=text).replace(
+                id_column=None if id_choice == "(row number)" else id_choice)
+            frame, result = categorized(model, source, given)
+            st.session_state["categorize_result"] = {"key": key, "frame": frame, "result": result,
+                                                     "stem": Path(upload.name).stem}
+    saved = st.session_state.get("categorize_result")
+    if saved and saved["key"] == key:
+        results(saved)
 
-        def step(n: int) -> None:
-            done["n"] += n
-            bar.progress(min(done["n"] / max(total, 1), 1.0), text=f"Categorized {done['n']:,} of {total:,} products")
 
-        result = model.predict_file(out, given, chunk_rows=2_000, progress=step)
-        frame = pd.read_parquet(out)
+def categorized(model: Predictor, source: Path, given: ExperimentConfig) -> tuple[pd.DataFrame, dict]:
+    """The file's answers with each product's text beside its id, and predict_file's counts."""
+    out = source.with_name("categorized.parquet")
+    bar = st.progress(0.0, text="Categorizing…")
+    total = count_rows(source)
+    done = {"n": 0}
+
+    def step(n: int) -> None:
+        done["n"] += n
+        bar.progress(min(done["n"] / max(total, 1), 1.0), text=f"Categorized {done['n']:,} of {total:,} products")
+
+    result = model.predict_file(out, given, chunk_rows=2_000, progress=step)
+    frame = with_texts(pd.read_parquet(out), read_table(source, given.column_names), given)
     bar.empty()
+    return frame, result
+
+
+def results(saved: dict) -> None:
+    frame, result, stem = saved["frame"], saved["result"], saved["stem"]
     st.success(f"{result['rows']:,} products categorized; {result['review']:,} flagged for review.")
-    st.dataframe(frame.head(200), hide_index=True)
-    stem = Path(upload.name).stem
+    st.dataframe(frame.head(200), hide_index=True, key="categorize_results")
     c = st.columns(2)
     c[0].download_button("Download CSV", write_csv(frame), file_name=f"{stem}-categorized.csv",
-                         mime="text/csv")
+                         mime="text/csv", on_click="ignore")
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     c[1].download_button("Download Parquet", buffer.getvalue(), file_name=f"{stem}-categorized.parquet",
-                         mime="application/octet-stream")
+                         mime="application/octet-stream", on_click="ignore")
 
 
 def page() -> None:
@@ -141,7 +158,7 @@ def page() -> None:
         typed_product(model)
     with upload:
         try:
-            uploaded_file(model)
+            uploaded_file(model, run.name)
         except DataError as exc:
             st.error(plain(exc))
 

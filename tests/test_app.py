@@ -108,6 +108,19 @@ def test_uploaded_product_table_with_unusable_rows_is_refused_before_any_run(run
     assert runs.RunStore(run_store).runs() == []
 
 
+def test_labels_outside_the_uploaded_taxonomy_name_distinct_labels_and_the_box_to_untick(run_store):
+    at = page("training")
+    at.session_state["taxonomy_source"] = {"bytes": b"Garden > Hoses\nGarden > Rakes\n", "format": None, "name": "garden.txt"}
+    at.radio[0].set_value("Upload a product table").run()
+    table = b"id,title,category_path\n1,a,Shoes > Boots\n2,b,Shoes > Boots\n3,c,Bags > Totes\n"
+    at.file_uploader[0].upload("products.csv", table, "text/csv").run()
+    at.button[0].click().run()
+    assert not at.exception
+    (error,) = [e.value.replace("\\", "") for e in at.error if "no usable rows" in e.value]
+    assert "Shoes > Boots, Bags > Totes)" in error and "untick 'Check the labels against the taxonomy'" in error
+    assert runs.RunStore(run_store).runs() == []
+
+
 def test_errors_page_shows_only_real_images_from_the_run_folder(run_store, tmp_path):
     """An image column value that leaves the image folder is not read (defect: /etc/passwd was embedded)."""
     import pandas as pd

@@ -104,3 +104,38 @@ def test_import_page_upload_map_import_and_land_on_errors(tmp_path, monkeypatch,
     assert imported.kind == "imported" and imported.state == "done"
     assert imported.metrics()["plain"]["top1"] == pytest.approx((theirs.pred_1 == theirs.true_label).mean())
     assert at.session_state["selected_run"] == imported.name
+
+
+def _scored(scores: list[float]) -> pd.DataFrame:
+    n = len(scores)
+    return pd.DataFrame({"sku": [f"s{i}" for i in range(n)], "category": ["A > a", "B > b"] * (n // 2),
+                         "prediction_1": ["A > a"] * n, "score_1": scores})
+
+
+def test_scores_a_rounding_above_one_are_clipped_and_counted():
+    """fastText's probabilities reach 1.00001: clipped to 1 with a note, not the whole file refused."""
+    from core.runs.importer import ImportSpec, build
+
+    imported = build(_scored([1.00001, 0.4, 1.000002, 0.9]), ImportSpec("category", ["prediction_1"], ["score_1"], "sku"))
+    assert imported.scores[:, 0].tolist() == [1.0, 0.4, 1.0, 0.9]
+    assert any(note.startswith("2 rows had scores above 1") and "clipped to 1" in note for note in imported.report.lines())
+
+
+def test_scores_out_of_range_name_the_first_row_column_and_value():
+    from core.data.tables import DataError
+    from core.runs.importer import ImportSpec, build
+
+    with pytest.raises(DataError, match=r"2 rows do not, the first is id 's1', whose score_1 is '1\.2'"):
+        build(_scored([0.5, 1.2, 0.3, -0.1]), ImportSpec("category", ["prediction_1"], ["score_1"], "sku"))
+
+
+@pytest.mark.slow
+def test_import_page_previews_fasttext_scores_and_says_how_many_were_clipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_RUNS", str(tmp_path / "runs"))
+    at = app_test("import", 60).run()
+    upload = _scored([1.00001, 0.4, 1.000002, 0.9]).to_csv(index=False).encode()
+    at.file_uploader(key="import_upload").upload("fasttext.csv", upload, "text/csv").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.dataframe[0].value["prob_1"].max() == 1.0
+    assert any("2 rows had scores above 1" in c.value for c in at.caption)
+    assert at.button(key="import_go")

@@ -66,3 +66,20 @@ def test_compare_opens_on_runs_of_the_same_data_and_names_it(good_store, tree_ru
     assert "20990101-000000-good (products.csv)" in chosen.options
     settings = next(d.value for d in training.dataframe if "template" in d.value.index)  # "Settings of these runs"
     assert settings.loc["data", "20991231-000000-other"] == "google-catalog.csv"
+
+
+def test_categorize_results_survive_a_download_and_show_each_products_text(good_store):
+    """A download reruns the page: the table, the message and both buttons must still be there."""
+    at = page("categorize")
+    table = pd.DataFrame({"sku": ["a", "b"], "title": ["chef knife 8 inch", "rain boots for kids"]})
+    at.file_uploader[0].upload("new products.csv", table.to_csv(index=False).encode(), "text/csv").run()
+    next(m for m in at.multiselect if m.label == "Text column(s)").set_value(["title"]).run()
+    next(b for b in at.button if b.label == "Categorize the file").click().run()
+    at.run()  # what clicking "Download CSV" does: the page runs again, the Categorize button unpressed
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("2 products categorized" in s.value for s in at.success)
+    assert len(at.get("download_button")) == 2
+    shown = at.dataframe[-1].value
+    assert shown[["id", "text"]].to_dict("records") == [{"id": "0", "text": "chef knife 8 inch"},
+                                                        {"id": "1", "text": "rain boots for kids"}]
+    assert list(shown.columns[:3]) == ["id", "text", "pred_1"]

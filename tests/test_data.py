@@ -196,3 +196,15 @@ def test_holdout_halves_are_disjoint_cover_the_items_and_repeat_with_the_seed():
     assert [a.tolist() for a in holdout_halves(idx, seed=1)] == [first.tolist(), second.tolist()]
     one = np.array([5])
     assert [a.tolist() for a in holdout_halves(one)] == [[5], [5]]  # too few to halve: both are all of them
+
+
+def test_labels_of_another_taxonomy_are_refused_with_distinct_examples_and_a_way_out(tax):
+    """Every label misses the given taxonomy: the error names different labels (not one three times)
+    and says how to train without the taxonomy."""
+    frame = pd.DataFrame({"title": ["a", "b", "c", "d"], "path": ["Toys > Robots"] * 3 + ["Garden > Hoses"]})
+    with pytest.raises(DataError) as err:
+        prepare_dataset(frame, label_columns=["path"], text_columns=["title"], taxonomy=tax)
+    message = str(err.value)
+    assert "dropped 4: label not in the taxonomy (e.g. Toys > Robots, Garden > Hoses)" in message
+    assert "its top level: Shoes, Kitchen" in message
+    assert "untick 'Check the labels against the taxonomy'" in message and "leave out --taxonomy" in message

@@ -89,7 +89,12 @@ class DropReport:
     def drop(self, reason: str, values: Sequence[str]) -> None:
         if len(values):
             self.dropped[reason] = self.dropped.get(reason, 0) + len(values)
-            self.examples.setdefault(reason, []).extend(str(v) for v in list(values)[:5])
+            examples = self.examples.setdefault(reason, [])
+            for v in dict.fromkeys(map(str, values)):  # distinct examples: one label repeated 9,000 times shows once
+                if len(examples) >= 5:
+                    break
+                if v not in examples:
+                    examples.append(v)
 
     @property
     def kept(self) -> int:
@@ -197,6 +202,13 @@ def prepare_dataset(frame: pd.DataFrame, *, label_columns: Sequence[str], text_c
     unknown = keep & np.array([n is None for n in nodes])
     report.drop("label not in the taxonomy", [label_strings[i] for i in np.flatnonzero(unknown)])
     keep &= ~unknown
+    if not keep.any() and unknown.any():
+        tops = ", ".join(taxonomy.path_str(r) for r in taxonomy.roots[:3])
+        raise DataError(f"no usable rows: {'; '.join(report.lines()[1:])}. None of the labels is a category of the "
+                        f"given taxonomy (its top level: {tops}{', ...' if len(taxonomy.roots) > 3 else ''}): choose the "
+                        "label column that holds its paths or ids, or train without it so the taxonomy is derived from "
+                        "the labels (on the Training page untick 'Check the labels against the taxonomy'; on the command "
+                        "line leave out --taxonomy)")
     _require_rows(keep, report)
     node_ids = nodes[keep].astype(np.int64)
     classes, labels = np.unique(node_ids, return_inverse=True)

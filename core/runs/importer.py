@@ -24,6 +24,7 @@ from core.taxonomy.tree import Taxonomy
 
 SPLIT_SEED = 0  # the random halves a threshold is fitted on and measured on (no validation split here)
 SUM_TOLERANCE = 0.01  # how far a probability row's sum may be from 1 and still be renormalised
+SCORE_TOLERANCE = 1e-4  # how far a score may exceed 1 and be clipped to 1 (fastText adds 1e-5 to every probability)
 
 
 @dataclass
@@ -169,10 +170,7 @@ def build(frame: pd.DataFrame, spec: ImportSpec, taxonomy: Taxonomy | None = Non
         matrix = None
         scores = None
         if spec.score_columns:
-            raw = frame.loc[keep, spec.score_columns[:k]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-            if np.isnan(raw).any() or (raw < 0).any() or (raw > 1).any():
-                raise DataError("score columns must hold numbers between 0 and 1 on every row (probabilities or confidences)")
-            scores = raw
+            scores = checked_scores(frame.loc[keep, spec.score_columns[:k]], ids[keep], report.notes)
     names = np.array([taxonomy.path_str(int(c)) for c in classes], dtype=object)
     table = pd.DataFrame({"id": ids[keep].to_numpy(), "true_label": names[labels]})
     if spec.text_columns:
@@ -186,6 +184,24 @@ def build(frame: pd.DataFrame, spec: ImportSpec, taxonomy: Taxonomy | None = Non
     table["correct"] = ranking[:, 0] == labels
     table["tree_distance"] = taxonomy.distance(ranking[:, 0], labels, classes=classes).astype(int)
     return Imported(table, taxonomy, classes, labels, ranking, scores, matrix, report)
+
+
+def checked_scores(columns: pd.DataFrame, ids: pd.Series, notes: list[str]) -> np.ndarray:
+    """The score columns as floats in [0, 1]. Scores above 1 by at most SCORE_TOLERANCE are rounding
+    (fastText reports up to 1.00001) and are clipped to 1, with a note of how many rows; anything else
+    (text, NaN, negative, further above 1) is refused, naming the first such row, column and value."""
+    raw = columns.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.isnan(raw) | (raw < 0) | (raw > 1 + SCORE_TOLERANCE)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise DataError(f"score columns must hold numbers between 0 and 1 (probabilities or confidences; up to "
+                        f"{1 + SCORE_TOLERANCE:g} is taken as 1): {int(bad.any(axis=1).sum())} rows do not, the first "
+                        f"is id {ids.iloc[row]!r}, whose {columns.columns[col]} is {str(columns.iloc[row, col])!r}")
+    over = raw > 1
+    if over.any():
+        notes.append(f"{int(over.any(axis=1).sum())} rows had scores above 1 by at most {raw.max() - 1:.2g} "
+                     f"(within {SCORE_TOLERANCE:g}: rounding, e.g. fastText's +1e-5): clipped to 1")
+    return np.minimum(raw, 1.0)
 
 
 def _check_matrix(probabilities: np.ndarray, class_list: Sequence[str] | None, rows: int, notes: list[str]) -> np.ndarray:

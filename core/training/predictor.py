@@ -380,6 +380,16 @@ def items_from_frame(frame: pd.DataFrame, config: ExperimentConfig, use_text: bo
     return Items(ids, texts, images)
 
 
+def with_texts(answers: pd.DataFrame, source: pd.DataFrame, config: ExperimentConfig) -> pd.DataFrame:
+    """The answers with each product's text (its text columns joined, as the model read them) beside
+    its id, so a reviewer sees what was categorized; joined on the id (row numbers when there is none)."""
+    items = items_from_frame(source, config)
+    texts = pd.Series(items.texts, index=pd.Index(items.ids).astype(str))
+    out = answers.copy()
+    out.insert(1, "text", out["id"].astype(str).map(texts[~texts.index.duplicated()]).to_numpy())
+    return out
+
+
 def align_features(features: object, expected: list[tuple[str, int, int]]) -> object:
     """Lay features out as the model expects: a modality the model knows but the input lacks becomes
     zeros with mask False (the model was trained to handle a missing modality)."""
