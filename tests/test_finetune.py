@@ -194,3 +194,33 @@ def test_clip_text_tower_with_random_weights_fine_tunes_one_step(tiny_table, tmp
     assert summary["modalities"][0] == "text"
     probs = [c for c in predictions.columns if c.startswith("prob_")]
     assert np.abs(answers[probs].to_numpy() - predictions[probs].to_numpy()).max() <= 1e-6
+
+
+@pytest.mark.slow
+def test_predict_on_ray_uses_the_tuned_encoder_like_one_process(tuned_run, tiny_table, ray_head, tmp_path):
+    from tests.test_cli_taxonomy import run_cli
+    from tests.test_ray_data import summary
+
+    columns = ["--data", tiny_table, "--text-column", "title", "--id-column", "id", "--json", "--quiet"]
+    env = ray_head["env"] | {"TAXOLENS_CACHE": str(tmp_path / "cache")}
+    on_ray = summary(run_cli("predict", tuned_run["run_dir"], *columns, "--out", tmp_path / "ray.parquet",
+                             "--ray-address", ray_head["address"], "--chunk-rows", "20", env=env))
+    one = summary(run_cli("predict", tuned_run["run_dir"], *columns, "--out", tmp_path / "one.parquet", env=env))
+    assert on_ray["engine"] == "ray-cluster" and on_ray["encoder"] == one["encoder"] and one["encoder"].endswith("+finetuned")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray.parquet"), pd.read_parquet(tmp_path / "one.parquet"),
+                                  check_exact=False, atol=1e-6)
+    assert not (tmp_path / "cache" / "items").exists()  # neither path cached a tuned vector (no frozen one was needed)
+
+
+@pytest.mark.slow
+def test_audit_fine_tunes_a_copy_of_the_encoder_per_fold(tiny_table, tmp_path, capsys):
+    from core.cli.main import main
+    from core.runs.store import Run
+
+    args = train_args(tiny_table, tmp_path / "runs", "--encoder", "minilm", "--finetune-encoder", "--encoder-lr", "1e-3")
+    args = ["audit", "--folds", "2", *[a for a in args[1:] if a not in ("--json",)], "--json"]
+    assert main(args) == 0
+    run = Run.open(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run_dir"])
+    frame = run.predictions()
+    assert sorted(frame["fold"].unique()) == [0, 1] and len(frame) == len(pd.read_csv(tiny_table))
+    assert run.experiment_config().finetune_encoder

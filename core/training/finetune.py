@@ -141,7 +141,7 @@ def tuned_features(features: object, encoder: Encoder | None, texts: Sequence[st
     through the item cache); `features` itself when the encoder was not tuned."""
     if encoder is None:
         return features
-    (a, b), = [(a, b) for name, a, b in features.slices if name == "text"]
+    a, b = next((a, b) for name, a, b in features.slices if name == "text")
     matrix = np.array(features.matrix, dtype=np.float32)  # a copy: the prepared features stay frozen
     matrix[:, a:b] = encoder.encode_text(texts)
     return type(features)(matrix, features.mask, features.slices, features.notes, features.lexical)
