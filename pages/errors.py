@@ -373,8 +373,8 @@ def page() -> None:
     wrong = wrong.sort_values([key, "prob_1"] if "prob_1" in wrong else [key], ascending=False)
     st.subheader(f"{len(wrong):,} mistakes of {len(scope):,} test items")
     if len(suspects):
-        st.caption(f"The kinds above count every mistake in the filter, the {len(suspects):,} likely label errors "
-                   "(listed apart below) among them.")
+        st.caption(f"The kinds above count every mistake in the filter, the {len(suspects):,} likely label "
+                   f"error{'s' if len(suspects) > 1 else ''} (listed apart below) among them.")
     mistakes_table(wrong, pred_col, dist_col, run.config.get("image_dir"))
     shown = pd.concat([wrong, suspects])  # the export keeps the likely label errors, marked by label_issue
     if crm and "triage" in shown:  # the file's triage stays pred_1's (the schema's), CRM's answer's beside it

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,11 +35,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextmanager
+def serve(runs_dir: str):
+    """The app served by `streamlit run` on a free port with `runs_dir` as its run store; yields its url."""
     port = free_port()
-    # an existing run store (e.g. for README screenshots) may be given; by default the app starts empty
-    runs_dir = os.environ.get("TAXOLENS_BROWSER_RUNS") or str(tmp_path_factory.mktemp("runs"))
     env = os.environ | {"TAXOLENS_RUNS": runs_dir, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.headless", "true", "--server.address", "127.0.0.1"],
@@ -55,9 +55,18 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    # an existing run store (e.g. for README screenshots) may be given; by default the app starts empty
+    with serve(os.environ.get("TAXOLENS_BROWSER_RUNS") or str(tmp_path_factory.mktemp("runs"))) as url:
+        yield url
 
 
 def test_every_page_renders_in_chromium(server):
