@@ -41,8 +41,6 @@ from pages.shared import (
     source_config,
 )
 
-RESET_KEYS = ("train_targets",)  # widget state of this page that holds a remembered setting
-
 
 def reset_to_defaults() -> None:
     """Forget every remembered or adopted setting (Tune's 'use these settings', the Smoothing page's),
@@ -51,8 +49,6 @@ def reset_to_defaults() -> None:
     for name in (*FORM_SETTINGS, "template", "encoder_kind"):
         saved.pop(name, None)
         st.session_state.pop(name, None)
-    for key in RESET_KEYS:
-        st.session_state.pop(key, None)
 
 
 FORM_SETTINGS = (*settings.representation_settings(), "epochs", "curriculum_epochs", "aux_codes", "seed")
@@ -63,9 +59,7 @@ def settings_form(source: DataSource) -> ExperimentConfig | None:
     settings it does not read are greyed out as soon as it changes."""
     column_hint(source)
     c = st.columns([1, 2])
-    if "train_targets" not in st.session_state:
-        st.session_state["train_targets"] = remembered("targets", default("targets"))
-    kind = setting_widget("targets", c[0], key="train_targets")
+    kind = setting_widget("targets", c[0], value=remembered("targets", default("targets")))
     kept = {n: remembered(n, default(n)) for n in (*FORM_SETTINGS, "template")} | {"targets": kind, "epochs": default("epochs")}
     changed = changed_settings(ExperimentConfig(**kept, encoder=remembered("encoder_kind", "auto")).to_dict())
     c[1].caption("Remembered from Tune or Smoothing and not the default: "

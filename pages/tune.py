@@ -11,9 +11,11 @@ from core import files, settings
 from core.display import plain
 from core.errors import TaxolensError
 from core.evaluation.registry import METRICS
+from core.runs.progress import read_progress
 from core.runs.tables import rounded
 from core.scale import sweep
 from core.settings import TARGET_KINDS, TEMPLATES
+from core.training.experiment import STAGES
 from pages.shared import (
     ROOT,
     TRIAL_EPOCHS,
@@ -141,7 +143,7 @@ def sweep_view() -> None:
         st.success(st.session_state["_tune_started"])
     data = (record.get("base") or {}).get("data")
     c = st.columns([4, 1])
-    fraction, text = sweep.progress(record)
+    fraction, text = sweep.progress(record, read_progress(folder), STAGES)
     c[0].progress(fraction, text=f"{sweep_id} on {Path(data).name if data else 'its data'}: {text}")
     if running and c[1].button("Cancel sweep"):
         (folder / "cancel.request").touch()

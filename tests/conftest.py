@@ -42,6 +42,13 @@ def isolated_cache(tmp_path_factory):
     os.environ["TAXOLENS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_runs(tmp_path_factory):
+    """No test writes into the repository's runs/: the app keeps its remembered settings and uploaded taxonomy
+    there (app_state.json), which a later test, or the developer's app, would then start from."""
+    os.environ["TAXOLENS_RUNS"] = str(tmp_path_factory.mktemp("default-runs"))
+
+
 @pytest.fixture(scope="session")
 def minilm():
     from core.data.encoders import load_encoder

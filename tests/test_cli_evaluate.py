@@ -81,11 +81,11 @@ def test_real_catalog_top5_import_matches_metrics_from_the_paths(tmp_path):
     assert "label_issue" not in frame  # scores of 5 answers are not a full probability matrix
 
 
-    os.environ["TAXOLENS_RUNS"] = str(runs)
+    before, os.environ["TAXOLENS_RUNS"] = os.environ["TAXOLENS_RUNS"], str(runs)
     try:
         at = app_test("errors", 60).run()
     finally:
-        del os.environ["TAXOLENS_RUNS"]
+        os.environ["TAXOLENS_RUNS"] = before
     assert not at.exception
     assert any("mistakes of" in s.value for s in at.subheader)
 

@@ -200,6 +200,9 @@ def test_list_sweeps_read_record_and_progress(tmp_path):
     record = sweep.read_record(folder)
     assert (record["state"], record["trials_asked"], record["base"]["data"]) == ("starting", 3, "/x/mine.csv")
     assert sweep.progress(record)[0] == 0.0 and "starting" in sweep.progress(record)[1]
+    step = {"stage": "embed_items", "done": 250, "total": 1000}  # what the sweep process writes to progress.json
+    assert sweep.progress(record, step, {"embed_items": "embedding products"}) == (
+        0.25, "starting: embedding products 250/1,000, then 3 trials")
     trial = {"run_id": "r1", "config": {}, "val": {}}
     files.write_json(folder / "sweep.json", {"sweep_id": folder.name, "state": "running", "trials": [trial]})
     assert sweep.progress(sweep.read_record(folder)) == (pytest.approx(1 / 3), "trial 1 of 3 finished (validation split)")

@@ -283,7 +283,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def run_sweep(config: settings.ExperimentConfig, dims: list, space: object, objectives: list[tuple[str, str]], *, trials: int,
               seeds: int, search: str, address: str | None, out: str, quiet: bool, dataset: object = None,
-              sweep_id: str | None = None) -> dict:
+              sweep_id: str | None = None, on_event: Callable | None = None) -> dict:
     """The search, its table, then (seeds >= 2) the test-split report; progress on stderr."""
     from core.scale import sweep
 
@@ -292,13 +292,13 @@ def run_sweep(config: settings.ExperimentConfig, dims: list, space: object, obje
                                            file=sys.stderr)
     try:
         record = sweep.sweep(config, dims, objectives, trials=trials, store=out, search=search, address=address,
-                             raw_space=space, on_event=progress.event, dataset=dataset, sweep_id=sweep_id,
+                             raw_space=space, on_event=on_event or progress.event, dataset=dataset, sweep_id=sweep_id,
                              on_trial=(lambda _: bar.update(1)) if bar is not None else None)
         print(f"sweep {record['sweep_id']} on {record['engine']} ({record['address']}): {len(record['trials'])} trials, "
               f"scored on the validation split")
         print_trials(record, objectives)
         if seeds >= 2 and record["pareto"] and record["state"] == "done":
-            record["report"] = sweep.report(out, record["sweep_id"], seeds=seeds, address=address, on_event=progress.event)
+            record["report"] = sweep.report(out, record["sweep_id"], seeds=seeds, address=address, on_event=on_event or progress.event)
             print(sweep.format_report(record["report"]))
     finally:
         if bar is not None:
@@ -311,6 +311,7 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
     """Execute a sweep the app requested (RUNS/_sweeps/ID/request.json); what the Tune page launches."""
     from pathlib import Path
 
+    from core.runs.progress import ProgressWriter
     from core.scale import sweep
 
     folder = Path(args.folder)
@@ -319,7 +320,8 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
     try:
         run_sweep(config, sweep.parse_space(asked["space"], config), asked["space"], sweep.parse_objectives(asked["objectives"]),
                   trials=asked["trials"], seeds=asked["seeds"], search=asked["search"], address=None,
-                  out=str(folder.parents[1]), quiet=True, sweep_id=folder.name)
+                  out=str(folder.parents[1]), quiet=True, sweep_id=folder.name,
+                  on_event=ProgressWriter(folder))  # the Tune page shows the embedding while the sweep starts
     except Exception as exc:  # the page shows it; run.log keeps the traceback
         sweep.mark_failed(folder, str(exc) or type(exc).__name__)
         raise

@@ -434,11 +434,16 @@ def read_record(folder: Path) -> dict:
     return record | {k: v for k, v in asked_for.items() if v is not None}
 
 
-def progress(record: dict) -> tuple[float, str]:
-    """(fraction, words) for a sweep's progress bar: trial n of N while searching, then the report."""
+def progress(record: dict, step: dict | None = None, stages: dict[str, str] | None = None) -> tuple[float, str]:
+    """(fraction, words) for a sweep's progress bar: while starting, the stage the sweep process last
+    wrote to progress.json (`step`, named by `stages`: embedding is most of the wait), then trial n of
+    N while searching, then the report."""
     n, total = len(record.get("trials", [])), record.get("trials_asked")
     of = f" of {total}" if total else ""
     state = record.get("state")
+    if state == "starting" and step:
+        words = (stages or {}).get(step["stage"], step["stage"])
+        return step["done"] / max(step["total"], 1), f"starting: {words} {step['done']:,}/{step['total']:,}, then {total} trials"
     if state == "starting":
         return 0.0, "starting: Ray, then embedding the products and category names once for every trial"
     if state == "running":
