@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.display import plain
-from core.taxonomy.formats import FORMATS
+from core.taxonomy.formats import FORMATS, TableNotTaxonomy, paths_from_table
 from core.taxonomy.view import drawable_tree
 from pages.shared import current_taxonomy, guard, taxonomy_from_bytes
 
@@ -36,10 +36,19 @@ def source_picker() -> None:
                                    type=["txt", "csv", "tsv", "json"])
     fmt = cols[1].selectbox("Format", ["auto", *FORMATS], help="Detected from the content unless you choose one.")
     if upload is not None:
-        data = upload.getvalue()
+        data, name = upload.getvalue(), upload.name
         fmt = None if fmt == "auto" else fmt
-        taxonomy_from_bytes(data, fmt, upload.name)  # raises a readable error for a bad file, before anything is replaced
-        st.session_state["taxonomy_source"] = {"bytes": data, "format": fmt, "name": upload.name}
+        try:
+            with st.spinner(f"Reading {name}…"):  # the Google taxonomy takes seconds
+                taxonomy_from_bytes(data, fmt, name)  # a readable error for a bad file, before anything is replaced
+        except TableNotTaxonomy as exc:
+            st.warning(plain(exc), icon=":material/table:")
+            column = st.selectbox("Column that holds the category paths", exc.columns, index=None, key="taxonomy_column")
+            if column is None:
+                return
+            data, fmt, name = paths_from_table(data, column), "paths", f"{name} (column {column})"
+            taxonomy_from_bytes(data, fmt, name)
+        st.session_state["taxonomy_source"] = {"bytes": data, "format": fmt, "name": name}
 
 
 def validation_report(tax) -> None:

@@ -45,6 +45,17 @@ def test_bad_upload_shows_error_and_keeps_the_previous_taxonomy():
     assert metric(at, "Leaf categories") == "2"  # the good taxonomy is still active
 
 
+def test_a_product_table_uploaded_as_a_taxonomy_asks_for_its_category_column():
+    at = page("taxonomy")
+    at.radio[0].set_value("Upload a file").run()
+    table = b"id,title,brand,type\n1,Rain boots,Acme,Shoes > Boots\n2,Sandal,Acme,Shoes > Sandals\n3,Tote,Bee,Bags\n"
+    at.file_uploader[0].upload("products.csv", table, "text/csv").run()
+    assert not at.exception and any("table with a header" in w.value for w in at.warning)
+    assert metric(at, "Leaf categories") == "104"  # nothing replaced until a column is chosen
+    at.selectbox(key="taxonomy_column").set_value("type").run()
+    assert metric(at, "Top-level branches") == "2" and metric(at, "Leaf categories") == "3"
+
+
 def test_similarity_page_neighbours_follow_the_chosen_category():
     at = page("similarity")
     assert any("Active encoder" in i.value for i in at.info)
@@ -70,6 +81,14 @@ def test_smoothing_temperature_slider_changes_the_target():
     assert at.session_state["_persist"]["temperature"] == 10.0  # what the Training page starts from
     next(b for b in at.button if b.label == "Prepare the export").click().run()
     assert not at.exception and at.get("download_button")  # the CSV export goes through core.data.export.write_csv
+
+
+def test_smoothing_export_says_it_is_preparing_then_how_large_it_is():
+    at = page("smoothing")
+    next(b for b in at.button if b.label == "Prepare the export").click().run()
+    assert not at.exception
+    (status,) = at.status
+    assert status.label.startswith("Export ready: ") and status.label.endswith(" MB") and status.state == "complete"
 
 
 def test_training_launch_short_run_then_errors_page(run_store):

@@ -176,3 +176,16 @@ def test_split_path_and_top_level():
     assert split_path(" Shoes >> Boots ") == ["Shoes", "Boots"] and split_path("Home / Garden") == ["Home", "Garden"]
     assert split_path("  Boots ") == ["Boots"]
     assert top_level("Shoes > Boots > Rain") == "Shoes" and top_level("Home / Garden") == "Home / Garden"
+
+
+def test_a_product_table_is_not_read_as_paths_and_names_its_columns():
+    """id,title,brand was once a paths taxonomy with a top-level branch per line, one named 'id,title,brand'."""
+    from core.taxonomy.formats import TableNotTaxonomy, paths_from_table
+
+    table = b"id,title,brand,type\n1,Rain boots,Acme,Shoes > Boots\n2,Sandal,Acme,Shoes > Sandals\n3,Tote,Bee,Bags\n"
+    with pytest.raises(TableNotTaxonomy) as err:
+        load_taxonomy(table, filename="products.csv")
+    assert err.value.columns == ["id", "title", "brand", "type"] and "choose the column" in str(err.value)
+    tax = load_taxonomy(paths_from_table(table, "type"), format="paths")
+    assert sorted(tax.path_str(r) for r in tax.roots) == ["Bags", "Shoes"] and len(tax.leaves) == 3
+    assert detect_format("Shoes > Boots, wellies\nShoes > Sandals, flip-flops\n") == "paths"  # commas in names stay paths

@@ -82,9 +82,47 @@ def detect_format(text: str, filename: str = "") -> str:
         cols = {c.strip().strip('"').lower() for c in header.split(delim)}
         if {"id", "parent_id"} <= cols or {"id", "parent"} <= cols:
             return "idparent"
-        if cols & {"path", "category_path", "category", "categories"}:
+        if cols & set(PATH_COLUMNS):
             return "csv"
+        if _is_table(lines[:50], delim):
+            raise TableNotTaxonomy([c.strip().strip('"') for c in header.split(delim)])
     return "paths"
+
+
+PATH_COLUMNS = ("path", "category_path", "category", "categories")  # the columns a path table is read from
+
+
+class TableNotTaxonomy(TaxonomyError):
+    """A table with a header but no path column (a product table, say): which column holds the
+    categories is the user's choice, so the file is not read as paths ('id,title,brand' as a branch)."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+        super().__init__(f"this is a table with a header ({', '.join(columns[:8])}{', ...' if len(columns) > 8 else ''}), "
+                         f"not a list of category paths: choose the column that holds each product's category path "
+                         f"(or name it {' or '.join(PATH_COLUMNS)}); if it really is a list of paths, choose the format paths")
+
+
+def _is_table(lines: Sequence[str], delim: str) -> bool:
+    """Rows of two or more fields, as many on every line as in the header, and a header without a path
+    separator (a path list's first line is a category, 'A > B')."""
+    rows = list(csv.reader(lines, delimiter=delim))
+    width = len(rows[0])
+    return (width >= 2 and len(rows) >= 2 and all(len(r) == width for r in rows)
+            and not any(sep in lines[0] for sep in PATH_SEPARATORS) and all(c.strip() for c in rows[0]))
+
+
+def paths_from_table(source: str | Path | bytes, column: str) -> bytes:
+    """The distinct non-empty values of one column of a table, one per line: a paths file the chosen
+    column of a product table becomes."""
+    header, rows = _read_table(read_text(source))
+    key = column.strip().lower()
+    if key not in header:
+        raise TaxonomyError(f"the table has no column {column!r}; it has {', '.join(header)}")
+    values = dict.fromkeys(v for r in rows if (v := (r.get(key) or "").strip()))
+    if not values:
+        raise TaxonomyError(f"the column {column!r} is empty on every row")
+    return "\n".join(values).encode()
 
 
 def parse_json(text: str) -> object:
@@ -186,10 +224,9 @@ def _read_table(text: str) -> tuple[list[str], list[dict[str, str]]]:
 def _load_csv_paths(text: str) -> Taxonomy:
     problems: list[Problem] = []
     header, rows = _read_table(text)
-    names = ("path", "category_path", "category", "categories")
-    col = next((c for c in names if c in header), None)
+    col = next((c for c in PATH_COLUMNS if c in header), None)
     if col is None:
-        raise TaxonomyError(f"a path table needs one of the columns {', '.join(names)}; it has {', '.join(header)}")
+        raise TaxonomyError(f"a path table needs one of the columns {', '.join(PATH_COLUMNS)}; it has {', '.join(header)}")
     id_col = "id" if "id" in header else None
     paths = [((r.get(col) or "").strip(), f"line {n}") for n, r in enumerate(rows, 2)]
     split = split_paths(paths, problems)
