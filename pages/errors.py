@@ -11,6 +11,7 @@ from core.data.images import read_thumbnail
 from core.display import plain
 from core.evaluation import selective, triage
 from core.evaluation.branches import branch_table
+from core.evaluation.crm import answer_semantic_distance
 from core.evaluation.metrics import headline_from_predictions, rollup_from_predictions
 from core.evaluation.registry import HEADLINE, METRICS, explain
 from core.evaluation.schema import COLUMNS
@@ -44,8 +45,10 @@ def predictions(path: str, mtime: float) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def answers(path: str, mtime: float, crm: bool) -> pd.DataFrame:
-    """The predictions with the triage of the answer shown (the re-ranked one with CRM on)."""
+    """The predictions with the triage and semantic distance of the answer shown (the re-ranked one with CRM on)."""
     frame = predictions(path, mtime)
+    if crm and "semantic_distance" in frame:
+        frame = frame.assign(semantic_distance=answer_semantic_distance(frame))
     if "triage" not in frame:
         return frame
     return frame.assign(triage=triage.answer_triage(frame, runs.Run(path).taxonomy(), "crm_pred_1" if crm else "pred_1"))
@@ -377,8 +380,10 @@ def page() -> None:
                    f"error{'s' if len(suspects) > 1 else ''} (listed apart below) among them.")
     mistakes_table(wrong, pred_col, dist_col, run.config.get("image_dir"))
     shown = pd.concat([wrong, suspects])  # the export keeps the likely label errors, marked by label_issue
-    if crm and "triage" in shown:  # the file's triage stays pred_1's (the schema's), CRM's answer's beside it
-        shown = shown.assign(crm_triage=shown["triage"], triage=predictions(str(run.path), run.predictions_mtime())["triage"])
+    if crm:  # the file's triage and semantic distance stay pred_1's (the schema's), CRM's answer's beside them
+        plain_answers = predictions(str(run.path), run.predictions_mtime())
+        own = [c for c in ("triage", "semantic_distance") if c in shown]
+        shown = shown.assign(**{f"crm_{c}": shown[c] for c in own}).assign(**{c: plain_answers[c] for c in own})
     export = write_csv(shown.drop(columns=[c for c in ("image_path",) if c in shown]))
     st.download_button("Export these mistakes (CSV)", export, file_name=f"mistakes-{run_id}.csv", mime="text/csv")
 

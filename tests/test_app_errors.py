@@ -12,6 +12,7 @@ import pytest
 
 from core.evaluation import triage
 from core.evaluation.branches import branch_table
+from core.evaluation.crm import answer_semantic_distance
 from core.evaluation.registry import explain, glossary
 from core.runs import store as runs
 from core.runs.store import write_parquet
@@ -71,6 +72,10 @@ def test_with_crm_the_cards_and_the_kind_filter_classify_the_reranked_answer(goo
     assert not at.exception, [e.value for e in at.exception]
     shown = mistakes(at)
     assert frame.at[item, "text"] in shown["product"].tolist()
+    # its semantic distance is the re-ranked answer's (from the ranked similarities, else unknown), not 0 for the plain one
+    distance = shown.set_index("product").at[frame.at[item, "text"], "semantic distance"]
+    expected_distance = answer_semantic_distance(frame)[item]
+    assert (pd.isna(distance) and pd.isna(expected_distance)) or distance == pytest.approx(expected_distance, abs=1e-3)
     expected = frame[(crm_kinds == "cross-department") & ~frame.get("label_issue", False)]
     assert len(shown) == min(len(expected), 100)
 

@@ -95,7 +95,7 @@ def full_shot(page, name: str) -> Path:
     page.set_viewport_size({"width": 1440, "height": min(int(height) + 50, 12_000)})
     page.wait_for_timeout(1500)
     path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), timeout=180_000)  # a tall page on a busy machine
     page.set_viewport_size({"width": 1440, "height": 1000})
     return path
 

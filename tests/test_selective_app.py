@@ -42,7 +42,7 @@ def test_errors_shows_the_curve_and_each_level_group_at_the_target(good_store, t
     assert leaf / counts["items"].sum() == pytest.approx(tree_run["leaf_rate@0.95"])
     group = at.selectbox(key="errors_answer_group")
     assert group.options == counts["group"].tolist()
-    shown = next(d.value for d in at.dataframe if "answer" in d.value.columns)
+    shown = next(d.value for d in at.dataframe if "answer_correct" in d.value.columns)  # the group browsed
     assert "answer" in shown and len(shown) == min(100, counts["items"].iloc[0])
     assert any(b.label.startswith("Export ") for b in at.get("download_button"))
     next(s for s in at.selectbox if s.label == "Baseline run beside it").select_index(1).run()
