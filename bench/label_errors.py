@@ -47,20 +47,27 @@ def cleanlab_default(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
                                             n_jobs=1), dtype=bool)
 
 
-def old_capped(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The rule before: cleanlab's selection AND quality < 0.05, at most 3% of the items, lowest quality first."""
-    quality = label_issues.label_quality(probs, labels)
-    flagged = cleanlab_default(probs, labels) & (quality < 0.05)
-    budget = int(np.ceil(0.03 * len(labels)))
-    keep = np.flatnonzero(flagged)[np.argsort(quality[flagged], kind="stable")[:budget]]
-    return np.isin(np.arange(len(labels)), keep)
+def confident_joint(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """A rule tried and rejected: confident learning's membership test (the given label below its class's
+    threshold, the best other class above its own) AND quality < 0.05, no share cap."""
+    from cleanlab.count import get_confident_thresholds
+
+    present = np.unique(labels)
+    sub = probs[:, present] / probs[:, present].sum(axis=1, keepdims=True)
+    y = np.searchsorted(present, labels)
+    t = np.asarray(get_confident_thresholds(y, sub), dtype=np.float64)
+    rows = np.arange(len(y))
+    given, others = sub[rows, y], sub.copy()
+    others[rows, y] = -1.0
+    best = others.argmax(axis=1)
+    return (given < t[y]) & (others[rows, best] >= t[best]) & (given < label_issues.MAX_QUALITY)
 
 
 RULES = {
     "cleanlab find_label_issues (default)": cleanlab_default,
-    "old rule: cleanlab & quality < 0.05, at most 3%": old_capped,
-    "confident joint alone (no quality bound)": lambda p, y: label_issues.find_issues(p, y, max_quality=1.0),
-    "stated rule: confident joint & quality < 0.05": label_issues.find_issues,
+    "cleanlab & quality < 0.05, no cap": lambda p, y: label_issues.find_issues(p, y, max_share=1.0),
+    "tried: confident joint & quality < 0.05, no cap": confident_joint,
+    "stated rule: cleanlab & quality < 0.05, at most 3%": label_issues.find_issues,
 }
 
 CATALOGS = {

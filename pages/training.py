@@ -17,7 +17,7 @@ from core.runs.progress import read_progress
 from core.runs.status import request_cancel
 from core.runs.tables import compare, representation_label, runs_table, split_comparison
 from core.settings import ExperimentConfig
-from core.training.experiment import STAGES, TRAIN_EPOCH
+from core.training.experiment import AUDIT_FOLDS, STAGES, TRAIN_EPOCH
 from pages.shared import (
     SAMPLE_EPOCHS,
     SAMPLE_PRODUCTS,
@@ -84,11 +84,18 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
         for col, name in zip(c, ("epochs", "curriculum_epochs", "aux_codes", "seed"), strict=True):
             chosen[name] = setting_widget(name, col, value=SAMPLE_EPOCHS if name == "epochs" else remembered(name, None))
         submitted = st.form_submit_button("Launch training run", type="primary")
-    if not submitted:
+        st.markdown("**Or audit every product for label errors** (K models, each scoring the products it never saw)")
+        c = st.columns([1, 3])
+        folds = c[0].number_input("Folds K", min_value=2, max_value=20, value=settings.DEFAULT_FOLDS, key="audit_folds")
+        audit = c[1].form_submit_button("Audit the whole catalog", key="audit_go",
+                                        help="A K-fold audit: the likely label errors then cover every product, not only "
+                                             "the test split of a training run. Review them on the Errors page.")
+    if not submitted and not audit:
         return None
     if not label or not text:
         st.error("Choose at least one label column and one text column.")
         return None
+    st.session_state["launch_audit_folds"] = int(folds) if audit else None
     return ExperimentConfig(data=data_path, label_columns=label, text_columns=text, id_column=None if id_col == "(none)" else id_col,
                             taxonomy=taxonomy, taxonomy_format=taxonomy_format, encoder=remembered("encoder_kind", "auto"),
                             template=remembered("template", default("template")), **chosen)
@@ -97,9 +104,15 @@ def settings_form(data_path: str, preview: pd.DataFrame, taxonomy: str | None, t
 def progress_text(run: runs.Run, done: int, total: int) -> tuple[float, str]:
     """(fraction, words) for a run's bar: epochs when training, else the embedding stage the run process
     last wrote to progress.json (embedding is most of a short run)."""
+    step = read_progress(run.path)
+    if run.kind == "audit":
+        if step is None or step["stage"] != AUDIT_FOLDS:
+            what = "starting" if step is None else f"{STAGES.get(step['stage'], step['stage'])} {step['done']:,}/{step['total']:,}"
+            return 0.0, f"{run.name}: audit, {what}, then {run.config.get('folds')} folds"
+        return (step["done"] / max(step["total"], 1),
+                f"{run.name}: audit, {step['done']} of {step['total']} folds done (each trains a model on the other folds)")
     if done:
         return min(done / total, 1.0), f"{run.name}: {run.state}, epoch {done}/{total}"
-    step = read_progress(run.path)
     if step is None or step["stage"] not in STAGES or step["stage"] == TRAIN_EPOCH:
         return 0.0, f"{run.name}: {run.state}, epoch 0/{total}" + (" (starting)" if step is None else "")
     return (step["done"] / max(step["total"], 1),
@@ -214,8 +227,10 @@ def page() -> None:
         data_path, preview, taxonomy, taxonomy_format = data_source()
         config = settings_form(data_path, preview, taxonomy, taxonomy_format)
         if config is not None:
-            run_dir = launch(config)
-            st.success(f"Run {run_dir.name} started.")
+            folds = st.session_state.pop("launch_audit_folds", None)
+            run_dir = launch(config, audit_folds=folds)
+            st.success(f"Audit {run_dir.name} of every product started ({folds} folds): follow it below, then review its "
+                       "likely label errors on the Errors page." if folds else f"Run {run_dir.name} started.")
     active = any(r.state in ("queued", "running") for r in runs.RunStore(runs_dir()).runs())
     st.fragment(live_runs, run_every=2 if active else None)()
     runs_table_and_compare()

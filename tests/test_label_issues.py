@@ -1,4 +1,4 @@
-"""Likely label errors: the confident joint's test narrowed by the stated quality bound, on planted errors."""
+"""Likely label errors: cleanlab's selection narrowed by the stated quality bound, on planted errors."""
 
 from __future__ import annotations
 
@@ -50,33 +50,25 @@ def test_flags_are_found_without_forking_a_process_pool(monkeypatch):
     assert set(np.flatnonzero(label_issues.find_issues(probs, given))) == set(wrong)
 
 
-def test_quality_bound_narrows_the_confident_joint():
+def test_quality_bound_narrows_cleanlab():
     probs, given, wrong, hesitant = planted()
-    loose = label_issues.find_issues(probs, given, max_quality=1.0)  # the confident joint's off-diagonal alone
+    loose = label_issues.find_issues(probs, given, max_quality=1.0, max_share=1.0)  # cleanlab's own selection
     assert set(np.flatnonzero(loose)) >= set(wrong)
-    assert loose[hesitant].any()  # it also lists hesitant mistakes (given label at 9%): the bound removes them
+    assert loose[hesitant].any()  # cleanlab alone also lists hesitant mistakes: the bound removes them
     assert not label_issues.find_issues(probs, given)[hesitant].any()
 
 
-def test_a_doubted_label_needs_a_confident_alternative():
-    """The given label at 1% but the rest spread over three classes, none near its own class's usual
-    confidence: the model doubts the label without knowing a better one, which is no evidence of a
-    wrong label (a hard item); a confident alternative is."""
-    probs, given, wrong, _ = planted()
-    spread = np.array([20, 50])
-    probs[spread] = 0.33
-    probs[spread, given[spread]] = 0.01
-    flags = label_issues.find_issues(probs, given)
-    assert set(np.flatnonzero(flags)) == set(wrong)
-
-
-def test_every_confident_disagreement_is_listed_no_share_cap():
-    """10 more confident disagreements in 120 items: all 14 are listed (the old 3% budget kept 4, so
-    a noisier catalog lost most of its errors from the list)."""
-    probs, given, wrong, _ = planted()
+def test_the_share_caps_the_list_lowest_quality_first():
+    """10 confident disagreements in 120 items: the 3% budget keeps ceil(3.6) = 4, the four the model
+    doubts most (given label at 1%) before the six it doubts a little less (2%)."""
+    probs, given, _, _ = planted()
     extra = np.array([10, 40, 70, 100, 11, 41, 71, 101, 12, 42])
     given[extra] = (given[extra] + 2) % 4
-    assert set(np.flatnonzero(label_issues.find_issues(probs, given))) == set(wrong) | set(extra)
+    doubt_most = extra[:4]
+    probs[doubt_most, given[doubt_most]] = 0.01
+    flags = label_issues.find_issues(probs, given)
+    assert flags.sum() == 4 and set(np.flatnonzero(flags)) == set(doubt_most)
+    assert label_issues.find_issues(probs, given, max_share=1.0).sum() == 14
 
 
 def test_classes_absent_from_the_labels_are_handled():
