@@ -157,10 +157,11 @@ def audit_review(frame: pd.DataFrame, run: runs.Run) -> None:
     st.caption(coverage(run, len(frame)) + " Ranked so that a confident disagreement across departments comes before a sibling one. "
                "Keep the label, or relabel the product to the model's answer; your decisions are saved as you make them.")
     saved = load_decisions(run.path)
-    table = pd.DataFrame({"id": issues["id"].to_numpy(), "product": issues.get("text", issues["id"]).to_numpy(),
+    table = pd.DataFrame({"id": issues["id"].to_numpy(),  # the decision next to the id: in view at 1440 px
+                          "decision": [saved.get(i, "keep") for i in issues["id"]],
+                          "product": issues.get("text", issues["id"]).to_numpy(),
                           "given label": issues.true_label.to_numpy(), "suggested": issues.pred_1.to_numpy(),
-                          "kind": issues.triage.to_numpy(), "label quality": issues.label_quality.round(4).to_numpy(),
-                          "decision": [saved.get(i, "keep") for i in issues["id"]]})
+                          "kind": issues.triage.to_numpy(), "label quality": issues.label_quality.round(4).to_numpy()})
     edited = st.data_editor(table, hide_index=True, key=f"audit_{run.name}", disabled=[c for c in table if c != "decision"],
                             column_config={"decision": st.column_config.SelectboxColumn("decision", options=list(DECISIONS),
                                                                                         required=True)})
