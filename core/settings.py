@@ -46,6 +46,7 @@ AUX_CODES = {"none": "None", "taxonomy": "Taxonomy levels", "clusters": "Embeddi
 # `predict` flags an answer for review when its expected tree distance (METHOD.md's R_k under the
 # calibrated probabilities) is above this: half a level of expected error (README: "Categorizing").
 DEFAULT_REVIEW_RISK = 0.5
+DEFAULT_FOLDS = 5  # K of a K-fold audit (`audit`, the Training page): each product scored by a model trained on the rest
 FUSIONS = {"concat": "Concatenate modalities", "gated": "Learned gate"}
 
 

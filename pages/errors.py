@@ -1,6 +1,7 @@
 """Errors page: a run's mistakes, worst first, and where in the taxonomy they concentrate."""
 
 import base64
+from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
@@ -17,7 +18,7 @@ from core.evaluation.registry import HEADLINE, METRICS, explain
 from core.evaluation.schema import COLUMNS
 from core.runs import store as runs
 from core.taxonomy.tree import leaf_name, top_level
-from core.training.audit import corrections
+from core.training.audit import DECISIONS, corrections, load_decisions, save_decisions
 from pages.shared import (
     damaged_runs_notice,
     default,
@@ -140,8 +141,9 @@ def split_label_issues(wrong: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     return wrong[~flagged], wrong[flagged].sort_values("label_quality")
 
 
-def label_issue_table(suspects: pd.DataFrame, pred_col: str) -> None:
+def label_issue_table(suspects: pd.DataFrame, pred_col: str, run: runs.Run, scored: int) -> None:
     st.subheader(f"{len(suspects):,} likely label errors")
+    st.caption(coverage(run, scored))
     st.warning("For these products **the label may be wrong; the model may be right**: the model confidently disagrees "
                "with the given category (confident learning, cleanlab). Check the catalog before blaming the model.")
     if suspects.empty:
@@ -161,21 +163,45 @@ def label_issue_table(suspects: pd.DataFrame, pred_col: str) -> None:
                        "model's answer": st.column_config.TextColumn(width=PATH_W)})
 
 
-def audit_review(frame: pd.DataFrame, run_id: str) -> None:
-    """An audit run: its label issues, most urgent first, to keep or relabel; corrections as CSV."""
+def coverage(run: runs.Run, scored: int) -> str:
+    """Which products the flags cover (`scored`: the rows of the predictions table) and where they
+    come from, in words."""
+    m = run.metrics()
+    data = Path(str(run.config.get("data") or "the catalog")).name
+    if run.kind == "audit":
+        return (f"Every product of {data} ({scored:,}): a {run.config.get('folds')}-fold audit, each product "
+                "scored by the model that never saw it (confident learning on its out-of-fold probabilities).")
+    total = sum(int(m.get(k) or 0) for k in ("n_train", "n_val", "n_test"))
+    scope = f"the test split only ({scored:,} of {total:,} products" if total > scored else f"the {scored:,} imported items ("
+    return (f"These flags cover {scope}) of {data}, from the calibrated probabilities of run {run.name}. To check every "
+            "product, launch an audit of the whole catalog on the Training page.")
+
+
+def audit_review(frame: pd.DataFrame, run: runs.Run) -> None:
+    """An audit run: its label issues, most urgent first, to keep or relabel (saved in the run folder at
+    each change, so a reload loses nothing); the review and the corrections as CSV."""
     issues = frame[frame["label_issue"]].sort_values("audit_priority", ascending=False)
     st.subheader(f"Audit: {len(issues):,} likely label errors among {len(frame):,} products")
-    st.caption("Ranked so that a confident disagreement across departments comes before a sibling one. Keep the label, "
-               "or relabel the product to the model's answer; export the corrections to apply them to your catalog.")
-    table = pd.DataFrame({"id": issues["id"].to_numpy(), "product": issues.get("text", issues["id"]).to_numpy(),
+    st.caption(coverage(run, len(frame)) + " Ranked so that a confident disagreement across departments comes before a sibling one. "
+               "Keep the label, or relabel the product to the model's answer; your decisions are saved as you make them.")
+    saved = load_decisions(run.path)
+    table = pd.DataFrame({"id": issues["id"].to_numpy(),  # the decision next to the id: in view at 1440 px
+                          "decision": [saved.get(i, "keep") for i in issues["id"]],
+                          "product": issues.get("text", issues["id"]).to_numpy(),
                           "given label": issues.true_label.to_numpy(), "suggested": issues.pred_1.to_numpy(),
-                          "kind": issues.triage.to_numpy(), "label quality": issues.label_quality.round(4).to_numpy(),
-                          "decision": "keep"})
-    edited = st.data_editor(table, hide_index=True, key=f"audit_{run_id}", disabled=[c for c in table if c != "decision"],
-                            column_config={"decision": st.column_config.SelectboxColumn("decision", options=["keep", "relabel"])})
-    fixes = corrections(issues, edited.set_index("id")["decision"])
-    st.download_button(f"Export {len(fixes):,} corrections (CSV)", write_csv(fixes),
-                       file_name=f"corrections-{run_id}.csv", mime="text/csv", key="audit_export")
+                          "kind": issues.triage.to_numpy(), "label quality": issues.label_quality.round(4).to_numpy()})
+    edited = st.data_editor(table, hide_index=True, key=f"audit_{run.name}", disabled=[c for c in table if c != "decision"],
+                            column_config={"decision": st.column_config.SelectboxColumn("decision", options=list(DECISIONS),
+                                                                                        required=True)})
+    decisions = edited.set_index("id")["decision"]
+    if decisions.to_dict() != {i: saved.get(i, "keep") for i in decisions.index}:
+        save_decisions(run.path, saved | decisions.to_dict())
+    fixes = corrections(issues, decisions)
+    c = st.columns(2)
+    c[0].download_button(f"Export {len(fixes):,} corrections (CSV)", write_csv(fixes), file_name=f"corrections-{run.name}.csv",
+                         mime="text/csv", key="audit_export", on_click="ignore")
+    c[1].download_button(f"Export the {len(edited):,} reviewed flags (CSV)", write_csv(edited),
+                         file_name=f"label-errors-{run.name}.csv", mime="text/csv", key="audit_export_all", on_click="ignore")
 
 
 def filtered(frame: pd.DataFrame, pred_col: str, true_b: list, pred_b: list, confidence: tuple[float, float]) -> pd.DataFrame:
@@ -388,9 +414,9 @@ def page() -> None:
     st.download_button("Export these mistakes (CSV)", export, file_name=f"mistakes-{run_id}.csv", mime="text/csv")
 
     if "label_issue" in frame:
-        label_issue_table(suspects, pred_col)
+        label_issue_table(suspects, pred_col, run, len(frame))
     if run.kind == "audit":
-        audit_review(frame, run_id)
+        audit_review(frame, run)
     if run.kind == "trained":
         guaranteed_accuracy(run, frame, [r for r in done if r.name != run_id and r.kind == "trained"])
 

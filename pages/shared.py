@@ -19,7 +19,7 @@ from core import files, settings
 from core.data.encoders import EncoderChoice, label_embeddings, load_encoder
 from core.data.tables import read_table
 from core.display import plain
-from core.errors import TaxolensError
+from core.errors import SettingError, TaxolensError
 from core.evaluation.registry import explain, glossary
 from core.labels.similarity import topk_neighbors
 from core.runs import store as runs
@@ -342,11 +342,18 @@ def sample_config(**overrides: object) -> ExperimentConfig:
     return base.replace(**overrides)
 
 
-def launch(config: ExperimentConfig, name: str | None = None) -> Path:
-    """Check the data, then create a queued run and start it in a background process; the page can be
-    left meanwhile. A problem with the data is raised here, before any run folder exists."""
-    check_inputs(config)
-    run_dir = runs.RunStore(runs_dir()).create(config.to_dict(), name=name).path
+def launch(config: ExperimentConfig, name: str | None = None, audit_folds: int | None = None) -> Path:
+    """Check the data, then create a queued run (a K-fold audit of every product with `audit_folds`)
+    and start it in a background process; the page can be left meanwhile. A problem with the data is
+    raised here, before any run folder exists."""
+    dataset = check_inputs(config)
+    record = config.to_dict()
+    if audit_folds is not None:
+        if not 2 <= audit_folds <= len(dataset.labels):
+            raise SettingError(f"folds must be between 2 and the number of products ({len(dataset.labels)}); got {audit_folds}")
+        record |= {"kind": "audit", "folds": audit_folds}
+        name = name or "audit"
+    run_dir = runs.RunStore(runs_dir()).create(record, name=name).path
     launch_background(run_dir, cwd=ROOT)
     st.session_state["selected_run"] = run_dir.name
     return run_dir

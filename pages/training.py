@@ -22,7 +22,7 @@ from core.runs.tables import (
     split_comparison,
 )
 from core.settings import ExperimentConfig
-from core.training.experiment import STAGES, TRAIN_EPOCH
+from core.training.experiment import AUDIT_FOLDS, STAGES, TRAIN_EPOCH
 from pages.shared import (
     APP_ENCODERS,
     SAMPLE_EPOCHS,
@@ -80,18 +80,31 @@ def settings_form(source: DataSource) -> ExperimentConfig | None:
         chosen["template"] = setting_widget("template", c[0], value=remembered("template", default("template")))
         chosen["encoder"] = setting_widget("encoder", c[1], value=remembered("encoder_kind", "auto"), options=list(APP_ENCODERS))
         submitted = st.form_submit_button("Launch training run", type="primary")
+        st.markdown("**Or audit every product for label errors** (K models, each scoring the products it never saw)")
+        c = st.columns([1, 3])
+        folds = c[0].number_input("Folds K", min_value=2, max_value=20, value=settings.DEFAULT_FOLDS, key="audit_folds")
+        audit = c[1].form_submit_button("Audit the whole catalog", key="audit_go",
+                                        help="A K-fold audit: the likely label errors then cover every product, not only "
+                                             "the test split of a training run. Review them on the Errors page.")
     st.button("Reset to defaults", on_click=reset_to_defaults, help="Forget the settings adopted on Tune or Smoothing")
-    if not submitted:
+    if not submitted and not audit:
         return None
+    st.session_state["launch_audit_folds"] = int(folds) if audit else None
     return source_config(source, columns, **chosen)
 
 
 def progress_text(run: runs.Run, done: int, total: int) -> tuple[float, str]:
     """(fraction, words) for a run's bar: epochs when training, else the embedding stage the run process
     last wrote to progress.json (embedding is most of a short run)."""
+    step = read_progress(run.path)
+    if run.kind == "audit":
+        if step is None or step["stage"] != AUDIT_FOLDS:
+            what = "starting" if step is None else f"{STAGES.get(step['stage'], step['stage'])} {step['done']:,}/{step['total']:,}"
+            return 0.0, f"{run.name}: audit, {what}, then {run.config.get('folds')} folds"
+        return (step["done"] / max(step["total"], 1),
+                f"{run.name}: audit, {step['done']} of {step['total']} folds done (each trains a model on the other folds)")
     if done:
         return min(done / total, 1.0), f"{run.name}: {run.state}, epoch {done}/{total}"
-    step = read_progress(run.path)
     if step is None or step["stage"] not in STAGES or step["stage"] == TRAIN_EPOCH:
         return 0.0, f"{run.name}: {run.state}, epoch 0/{total}" + (" (starting)" if step is None else "")
     return (step["done"] / max(step["total"], 1),
@@ -209,14 +222,18 @@ def page() -> None:
     st.caption(f"Runs are stored in `{runs_dir()}` and run in the background: leave this page and come back any time.")
     started = st.session_state.pop("_run_started", None)
     if started:
-        st.success(f"Run {started} started; its progress is below.")
+        st.success(started)
     active = any(r.state in ("queued", "running") for r in runs.RunStore(runs_dir()).runs())
     if active:  # progress first, where it is seen after Launch
         st.fragment(live_runs, run_every=2)()
     with st.expander("New training run", expanded=not runs.RunStore(runs_dir()).runs()):
         config = settings_form(data_source())
         if config is not None:
-            st.session_state["_run_started"] = launch(config).name
+            folds = st.session_state.pop("launch_audit_folds", None)
+            run_dir = launch(config, audit_folds=folds)
+            st.session_state["_run_started"] = (
+                f"Audit {run_dir.name} of every product started ({folds} folds): follow it below, then review its "
+                "likely label errors on the Errors page." if folds else f"Run {run_dir.name} started; its progress is below.")
             st.rerun()
     if not active:
         st.fragment(live_runs)()

@@ -9,6 +9,7 @@ from core import files
 from core.runs import store as runs
 from core.runs.importer import guess_spec
 from core.runs.status import set_status
+from core.training import audit
 from core.training.audit import corrections
 from tests.conftest import app_test
 
@@ -45,6 +46,19 @@ def test_errors_page_triage_cards_label_errors_and_audit_review(audit_run):
     assert "2 mistakes of 5 test items" in headers  # the two likely label errors are listed apart
     assert "2 likely label errors" in headers and any("the label may be wrong; the model may be right" in w.value for w in at.warning)
     assert "Audit: 2 likely label errors among 5 products" in headers
+    assert any(c.value.startswith("Every product of the catalog (5): a 3-fold audit") for c in at.caption), [c.value for c in at.caption]
+
+
+@pytest.mark.slow
+def test_audit_review_decisions_saved_in_the_run_survive_a_reload(audit_run, tmp_path):
+    """A relabel decision saved in the run folder (as the review table does at each change) is what a
+    fresh session (a reload) shows and exports."""
+    (run,) = runs.RunStore(tmp_path / "runs").runs()
+    audit.save_decisions(run.path, {"p1": "relabel"})
+    at = app_test("errors", 60).run()
+    assert not at.exception
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Export 1 corrections (CSV)" in labels and "Export the 2 reviewed flags (CSV)" in labels
     at.multiselect(key="errors_triage").set_value(["too general"]).run()
     assert "1 mistakes of 5 test items" in [s.value for s in at.subheader]
 

@@ -116,3 +116,30 @@ def test_audit_never_re_executes_a_started_or_finished_run(tmp_path):
     with pytest.raises(RunError, match="is done, not queued"):
         audit.run_audit(config, 2, run.path)
     assert {p.name: p.read_bytes() for p in run.path.iterdir()} == before
+
+
+def test_run_executes_a_queued_audit_folder_and_its_progress_counts_folds(tmp_path, capsys, monkeypatch):
+    """What the Training page's 'Audit the whole catalog' launches: `python -m core run FOLDER` on a
+    queued audit folder runs the K-fold audit (it used to train one model), progress.json in folds."""
+    from core.runs.progress import ProgressWriter
+    from core.settings import ExperimentConfig
+
+    written = []
+    monkeypatch.setattr(ProgressWriter, "__call__", lambda self, stage, done, total: written.append((stage, done, total)))
+    config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title"],
+                              id_column="id", taxonomy=str(SAMPLE_TAXONOMY), max_rows=300, epochs=1, encoder="minilm")
+    run = RunStore(tmp_path).create(config.to_dict() | {"kind": "audit", "folds": 2}, name="audit")
+    assert main(["run", str(run.path)]) == 0, capsys.readouterr().err
+    frame = schema.read(run.path / "predictions.parquet")
+    assert len(frame) == 300 and sorted(frame["fold"].unique()) == [0, 1] and "audit_priority" in frame
+    folds = [(d, t) for s, d, t in written if s == "audit folds"]
+    assert folds == [(0, 2), (1, 2), (2, 2)] and not any(s == "train epoch" for s, _, _ in written)
+
+
+def test_review_decisions_are_saved_and_read_back(tmp_path):
+    assert audit.load_decisions(tmp_path) == {}
+    audit.save_decisions(tmp_path, {"p1": "relabel", "p2": "keep"})
+    assert audit.load_decisions(tmp_path) == {"p1": "relabel", "p2": "keep"}
+    with pytest.raises(ValueError, match="keep, relabel; got delete"):
+        audit.save_decisions(tmp_path, {"p1": "delete"})
+    assert audit.load_decisions(tmp_path) == {"p1": "relabel", "p2": "keep"}  # a refused save changes nothing

@@ -16,7 +16,7 @@ from core import settings
 from core.errors import TaxolensError
 from core.evaluation.registry import KEY_METRICS, METRICS, RESAMPLES, SELECTIVE_PREFIXES, TOP_K, shown_keys
 from core.scale.sweep import DEFAULT_OBJECTIVES, DEFAULT_SEARCH, DEFAULT_SEEDS, DEFAULT_TRIALS, SEARCHES
-from core.settings import DEFAULT_REVIEW_RISK
+from core.settings import DEFAULT_FOLDS, DEFAULT_REVIEW_RISK
 from core.taxonomy.formats import FORMATS, load_taxonomy
 
 EXIT_BUG = 1
@@ -119,6 +119,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = Run.open(args.run_dir)
     if run.state != "queued":
         claim(run.path)  # raises the readable refusal; nothing in the folder is touched
+    if run.kind == "audit":  # launched from the Training page: progress.json follows the folds
+        from core.training.audit import fold_progress, run_audit
+
+        summary = run_audit(run.experiment_config(), int(run.config["folds"]), run.path,
+                            on_event=fold_progress(ProgressWriter(run.path)))
+        print_result(run.path, summary, as_json=False)
+        return 0
     summary = execute_run(run.path, on_epoch=lambda log: print(f"epoch {log.epoch + 1} done", flush=True),
                           on_event=ProgressWriter(run.path))
     print_result(run.path, summary, as_json=False)
@@ -536,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("audit", help="K-fold out-of-fold predictions for every product: find likely label errors")
     settings.add_arguments(a, required=("data", "label_columns", "text_columns"))
-    a.add_argument("--folds", type=int, default=5, metavar="K", help="folds (K models; default 5)")
+    a.add_argument("--folds", type=int, default=DEFAULT_FOLDS, metavar="K", help=f"folds (K models; default {DEFAULT_FOLDS})")
     a.add_argument("--out", required=True, metavar="RUNS_DIR", help="run store folder")
     a.add_argument("--json", action="store_true", help="print the run id, folder and metrics as JSON on the last line")
     a.add_argument("--quiet", action="store_true", help="no progress bars")

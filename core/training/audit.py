@@ -40,6 +40,9 @@ from core.training.experiment import (
 )
 from core.training.train import predict_logits, train_config, train_model
 
+REVIEW_FILE = "review.json"  # the keep / relabel decisions of an audit, saved beside its predictions
+DECISIONS = ("keep", "relabel")
+
 
 @dataclass(frozen=True)
 class Fold:
@@ -136,3 +139,30 @@ def corrections(issues: pd.DataFrame, decisions: pd.Series) -> pd.DataFrame:
     rows = issues[issues["id"].isin(chosen)]
     return pd.DataFrame({"id": rows["id"].to_numpy(), "current_label": rows["true_label"].to_numpy(),
                          "corrected_label": rows["pred_1"].to_numpy()})
+
+
+def fold_progress(on_event: Event) -> Event:
+    """The events a progress.json shows for an audit: embedding, then fold k of K (a fold's epochs,
+    which restart K times, would make the bar run back and forth)."""
+    def event(stage: str, done: int, total: int) -> None:
+        if stage != TRAIN_EPOCH:
+            on_event(stage, done, total)
+    return event
+
+
+def load_decisions(run_dir: str | Path) -> dict[str, str]:
+    """The saved keep / relabel decision per product id (empty before the first review)."""
+    from core.files import read_json
+
+    data = read_json(Path(run_dir) / REVIEW_FILE)
+    return {str(k): v for k, v in data.items() if v in DECISIONS} if isinstance(data, dict) else {}
+
+
+def save_decisions(run_dir: str | Path, decisions: dict[str, str]) -> None:
+    """Saved atomically after every change, so a reload or another browser tab loses nothing."""
+    from core.files import write_json
+
+    bad = sorted({v for v in decisions.values() if v not in DECISIONS})
+    if bad:
+        raise SettingError(f"a review decision must be one of {', '.join(DECISIONS)}; got {', '.join(bad)}")
+    write_json(Path(run_dir) / REVIEW_FILE, {str(k): v for k, v in decisions.items()})
