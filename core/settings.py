@@ -48,6 +48,8 @@ AUX_CODES = {"none": "None", "taxonomy": "Taxonomy levels", "clusters": "Embeddi
 DEFAULT_REVIEW_RISK = 0.5
 DEFAULT_FOLDS = 5  # K of a K-fold audit (`audit`, the Training page): each product scored by a model trained on the rest
 FUSIONS = {"concat": "Concatenate modalities", "gated": "Learned gate"}
+LEXICAL_WEIGHTINGS = {"tfidf": "TF-IDF (sublinear tf, idf of the training items, l2-normalised)",
+                      "mean": "Mean of the n-gram vectors (fastText)"}
 
 
 def setting(default: Any, help: str, group: str, *, choices: dict[str, str] | None = None, lo: float | None = None,
@@ -218,6 +220,12 @@ class ExperimentConfig:
     lexical_word_max: int = setting(2, "word n-grams from 1 to this many words", "model", lo=1, hi=4)
     lexical_char_min: int = setting(3, "shortest character n-gram of a word (space-padded)", "model", lo=1, hi=10)
     lexical_char_max: int = setting(5, "longest character n-gram of a word", "model", lo=1, hi=10)
+    lexical_weighting: str = setting("tfidf", "how an item's n-grams are weighted in its lexical vector", "model",
+                                     choices=LEXICAL_WEIGHTINGS)
+    lexical_wide: bool = setting(False, "add a linear path from the lexical vector straight to the class scores "
+                                 "(beside the fusion MLP)", "model")
+    lexical_lr: float = setting(2e-3, "learning rate of the lexical bucket vectors (SparseAdam)", "training",
+                                lo=0.0, hi=10.0, lo_open=True)
 
     def validate(self) -> None:
         """Every declared setting against its type and bounds, then the rules that tie settings together."""

@@ -221,11 +221,10 @@ def build_model(info: dict, device: str | None = None) -> object:
 
     from core.training.model import FusionClassifier
 
-    lexical = lexical_spec(info)
     with torch.device(device or "cpu"):
         return FusionClassifier([tuple(s) for s in info["slices"]], info["n_classes"], info["hidden"], info["fusion"],
                                 info["dropout"], info.get("aux_dim", 0),
-                                lexical=(lexical.buckets, lexical.dim) if lexical is not None else None)
+                                lexical=lexical_spec(info))
 
 
 def lexical_spec(info: dict) -> LexicalSpec | None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from core import settings
-from core.data.lexical import LexicalFeatures
+from core.data.lexical import LexicalFeatures, fit_idf
 from core.evaluation.registry import TOP_K
 from core.labels.targets import SoftTargets, alpha_schedule
 from core.settings import ExperimentConfig, resolve_device
@@ -91,12 +91,13 @@ def iterate_batches(n: int, batch_size: int, rng: np.random.Generator | None) ->
 
 
 def make_optimisers(model: FusionClassifier, config: TrainConfig) -> list[torch.optim.Optimizer]:
-    """AdamW for the dense weights; the lexical buckets get sparse gradients and SparseAdam (no weight decay),
-    so a step costs the buckets its batch touched, not all B of them (2.5x faster a step at B = 2^18)."""
+    """AdamW for the dense weights; the lexical buckets get sparse gradients and SparseAdam (no weight decay,
+    their own learning rate), so a step costs the buckets its batch touched, not all B of them (2.5x faster a
+    step at B = 2^18)."""
     dense = [p for name, p in model.named_parameters() if name != "lexical.weight"]
     optimisers: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=config.lr, weight_decay=config.weight_decay)]
     if model.lexical is not None:
-        optimisers.append(torch.optim.SparseAdam([model.lexical.weight], lr=config.lr))
+        optimisers.append(torch.optim.SparseAdam([model.lexical.weight], lr=config.lexical_lr))
     return optimisers
 
 
@@ -157,7 +158,10 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
     aux_dim = codes.shape[1] if codes is not None and config.aux_weight > 0 else 0
     device = torch.device(config.device)
     model = FusionClassifier(slices, targets.n_classes, config.hidden, config.fusion, config.dropout, aux_dim,
-                             lexical=(lexical.spec.buckets, lexical.spec.dim) if lexical is not None else None).to(device)
+                             lexical=lexical.spec if lexical is not None else None)
+    if lexical is not None and lexical.spec.tfidf:
+        model.set_idf(torch.from_numpy(fit_idf(lexical.rows[np.sort(train_idx)])))
+    model = model.to(device)
     optimisers = make_optimisers(model, config)
     net, texts = model, None  # what a step runs: the head, or with fine-tuning the encoder and the head
     if tuning is not None:
