@@ -9,6 +9,7 @@ from core import files
 from core.runs import store as runs
 from core.runs.importer import guess_spec
 from core.runs.status import set_status
+from core.taxonomy.formats import taxonomy_from_labels
 from core.training import audit
 from core.training.audit import corrections
 from tests.conftest import app_test
@@ -30,9 +31,10 @@ def audit_run(tmp_path, monkeypatch):
         "label_issue": [True, False, False, True, False], "label_quality": [0.01, 0.3, 0.9, 0.04, 0.2],
         "audit_priority": [1.98, 0.7, 0.0, 0.96, 0.8],
     })
-    runs.write_parquet(run_dir / "predictions.parquet", frame)
-    files.write_json(run_dir / "metrics.json", {"plain": {"top1": 0.2}, "crm": {}})
-    set_status(run_dir, "done")
+    taxonomy = taxonomy_from_labels(pd.concat([frame.true_label, frame.pred_1]))
+    classes = sorted(set(frame.true_label) | set(frame.pred_1))
+    runs.Run(run_dir).finish(frame, {"plain": {"top1": 0.2}, "crm": {}}, taxonomy=taxonomy, classes=classes,
+                             nodes=[taxonomy.resolve(c) for c in classes])  # as the audit writes it
     return frame
 
 

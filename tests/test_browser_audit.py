@@ -57,7 +57,7 @@ def test_audit_a_catalog_from_the_page_then_review_and_export_a_flag(server, tmp
         review.scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "audit-review.png"), full_page=True)
         # relabel the first flag: the decision cell of the review table's first row
-        grid = page.locator('[data-testid="stDataFrame"]').last
+        grid = page.locator('[class*="st-key-audit_"] [data-testid="stDataFrame"]')  # the review table, by its key
         grid.scroll_into_view_if_needed()
         box = grid.bounding_box()
         page.mouse.dblclick(box["x"] + 130, box["y"] + 35 + 17)  # the decision column, right of the id
