@@ -49,7 +49,7 @@ def cleanlab_default(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def confident_joint(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """A rule tried and rejected: confident learning's membership test (the given label below its class's
-    threshold, the best other class above its own) AND quality < 0.05, no share cap."""
+    threshold, the best other class above its own) AND quality under the stated bound, no share cap."""
     from cleanlab.count import get_confident_thresholds
 
     present = np.unique(labels)
@@ -65,9 +65,10 @@ def confident_joint(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 RULES = {
     "cleanlab find_label_issues (default)": cleanlab_default,
-    "cleanlab & quality < 0.05, no cap": lambda p, y: label_issues.find_issues(p, y, max_share=1.0),
-    "tried: confident joint & quality < 0.05, no cap": confident_joint,
-    "stated rule: cleanlab & quality < 0.05, at most 3%": label_issues.find_issues,
+    "cleanlab & quality < 0.01, no cap": lambda p, y: label_issues.find_issues(p, y, max_share=1.0),
+    "tried: confident joint & quality < 0.01, no cap": confident_joint,
+    "previous rule: cleanlab & quality < 0.05, at most 3%": lambda p, y: label_issues.find_issues(p, y, max_quality=0.05),
+    "stated rule: cleanlab & quality < 0.01, at most 3%": label_issues.find_issues,
 }
 
 CATALOGS = {
