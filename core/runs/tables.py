@@ -29,8 +29,9 @@ def rounded(value: object) -> object:
 
 def relevant(name: str, targets: object) -> bool:
     """Whether `name` can matter to a run of this target kind: a setting that shapes targets only
-    for the kinds that read it (core/labels/kinds.py); any other setting always."""
-    return name not in SHAPING or targets in readers(name)
+    for the kinds that read it (core/labels/kinds.py); any other setting always. A damaged config's
+    `targets` (not a kind's name) reads none of them."""
+    return name not in SHAPING or (isinstance(targets, str) and targets in readers(name))
 
 
 def changed_settings(config: dict) -> dict:
