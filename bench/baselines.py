@@ -48,8 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from label_representations import BIGBASKET, SHARED, replace_section
 from label_representations import DATASETS as LABEL_DATASETS
-from label_representations import SHARED, replace_section
 
 from core import files
 from core.data.features import precomputed_block
@@ -80,9 +80,7 @@ DATASETS = {
     "fashion-text": LABEL_DATASETS["fashion-text"],
     "fashion-text+image": LABEL_DATASETS["fashion-text+image"],
     "flipkart-text": LABEL_DATASETS["flipkart-text"],
-    "bigbasket-text": dict(data=str(SHARED / "bigbasket" / "bigbasket-products.csv"),
-                           label_columns=["category", "sub_category", "type"], text_columns=["product", "brand"],
-                           id_column="index"),
+    "bigbasket-text": BIGBASKET,
 }
 # name -> setting overrides of the product's defaults (the new modalities add their arms here or by --define)
 TAXOLENS_ARMS: dict[str, dict] = {

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from label_representations import DATASETS, SHARED
+from label_representations import BIGBASKET, DATASETS
 
 from core.data.tables import Dataset
 from core.evaluation import label_issues
@@ -74,9 +74,7 @@ RULES = {
 CATALOGS = {
     "fashion-image": DATASETS["fashion-image"],
     "flipkart-text": DATASETS["flipkart-text"],
-    "bigbasket-text": dict(data=str(SHARED / "bigbasket" / "bigbasket-products.csv"),
-                           label_columns=["category", "sub_category", "type"], text_columns=["product", "brand"],
-                           id_column="index"),
+    "bigbasket-text": BIGBASKET,
 }
 
 

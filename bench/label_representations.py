@@ -47,6 +47,10 @@ DATASETS = {
                           column_names=["uniq_id", "product_name", "product_category_tree"],
                           label_columns=["product_category_tree"], text_columns=["product_name"], id_column="uniq_id", max_depth=3),
 }
+# BigBasket's titles and brands under its 3 levels: a catalog whose leaf names often repeat (the benches
+# beyond label representations use it; this one keeps its datasets as published)
+BIGBASKET = dict(data=str(SHARED / "bigbasket" / "bigbasket-products.csv"), label_columns=["category", "sub_category", "type"],
+                 text_columns=["product", "brand"], id_column="index")
 
 ARMS = {
     "1 onehot": dict(targets="onehot"),

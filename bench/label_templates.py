@@ -19,8 +19,8 @@ import sys
 import time
 
 import pandas as pd
+from label_representations import BIGBASKET, SHARED, replace_section, save_results
 from label_representations import DATASETS as LABEL_DATASETS
-from label_representations import SHARED, replace_section, save_results
 
 from core.data.encoders import colliding_prompts, label_embeddings, load_encoder, render_prompts
 from core.labels.similarity import tree_agreement
@@ -29,9 +29,7 @@ from core.training.experiment import ExperimentConfig, load_dataset, prepare, tr
 DATASETS = {
     "fashion-text": LABEL_DATASETS["fashion-text"],
     "flipkart-text": LABEL_DATASETS["flipkart-text"],
-    "bigbasket-text": dict(data=str(SHARED / "bigbasket" / "bigbasket-products.csv"),
-                           label_columns=["category", "sub_category", "type"], text_columns=["product", "brand"],
-                           id_column="index"),
+    "bigbasket-text": BIGBASKET,
 }
 TEMPLATES = ["name", "path", "distinct"]
 METRICS = ["top1", "top5", "mistake_severity", "hdist@5", "ece"]  # declared-once: ok (the table's columns)
