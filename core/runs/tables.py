@@ -61,13 +61,14 @@ def summary_row(run: Run) -> dict:
         metrics = run.metrics() if st["state"] == "done" else {}
     plain, crm = metrics.get("plain", {}), metrics.get("crm", {})
     trained = bool(config) and config.get("kind", "trained") == "trained"  # an imported run has no settings of ours
+    default = defaults()
     row = {
         "run_id": run.name,
         "status": "damaged" if problems else st.get("state"),
         "kind": config.get("kind", "trained"),
         "data": Path(str(config.get("data", ""))).name,
         "targets": config.get("targets"),
-        **{name: config.get(name, defaults()[name]) if trained and relevant(name, config.get("targets")) else None
+        **{name: config.get(name, default[name]) if trained and relevant(name, config.get("targets")) else None
            for name in (*SHAPING, *MAIN_SETTINGS)},  # a config written before a setting existed ran on its default
         "encoder": metrics.get("encoder", ""),
         "epochs_run": len(run.history()),
