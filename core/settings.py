@@ -201,7 +201,7 @@ class ExperimentConfig:
                                      "vectors only; it needs the text modality and a sentence encoder, not --features",
                                      "training", label="Fine-tune the text encoder")
     encoder_lr: float = setting(5e-5, "AdamW learning rate of the text encoder when fine-tuning (the head keeps --lr)",
-                                "training", lo=0.0, hi=1.0, lo_open=True, label="Encoder learning rate")
+                                "training", lo=0.0, hi=1.0, lo_open=True, step=1e-5, label="Encoder learning rate")
     # ----- model --------------------------------------------------------------------------------
     hidden: int = setting(512, "hidden width of the fusion MLP", "model", lo=1, hi=16384)
     dropout: float = setting(0.2, "dropout in the fusion MLP", "model", lo=0.0, hi=0.95, step=0.05)

@@ -259,6 +259,8 @@ def setting_widget(name: str, where: object = st, *, key: str | None = None, val
     start = value if value is not None else s.default
     state = {"key": key} if key else {}
     common = {"help": s.help, "disabled": disabled} | state
+    if s.type is bool:
+        return where.checkbox(s.label, **({} if key else {"value": bool(start)}), **common)
     if s.choices:
         opts = options or list(s.choices)
         index = {} if key else {"index": opts.index(start) if start in opts else 0}
@@ -266,6 +268,8 @@ def setting_widget(name: str, where: object = st, *, key: str | None = None, val
     lo, top, step = widget_bounds(s, hi, slider)
     cast = int if s.type is int else float
     bounds = {"min_value": cast(lo)} | ({"max_value": cast(top)} if top is not None else {}) | {"step": cast(step)}
+    if cast is float and step < 1e-3:  # two decimals (Streamlit's default) would show a learning rate as 0.00
+        bounds["format"] = "%.1e"
     initial = {} if key else {"value": cast(min(max(start, lo), top) if top is not None else max(start, lo))}
     if slider and top is not None:
         return where.slider(s.label, **bounds, **initial, **common)

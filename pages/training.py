@@ -51,7 +51,8 @@ def reset_to_defaults() -> None:
         st.session_state.pop(name, None)
 
 
-FORM_SETTINGS = (*settings.representation_settings(), "epochs", "curriculum_epochs", "aux_codes", "seed")
+FINETUNE_SETTINGS = ("finetune_encoder", "encoder_lr")
+FORM_SETTINGS = (*settings.representation_settings(), "epochs", "curriculum_epochs", "aux_codes", "seed", *FINETUNE_SETTINGS)
 
 
 def settings_form(source: DataSource) -> ExperimentConfig | None:
@@ -79,6 +80,10 @@ def settings_form(source: DataSource) -> ExperimentConfig | None:
         c = st.columns([1, 2, 1])  # the encoders' labels are long
         chosen["template"] = setting_widget("template", c[0], value=remembered("template", default("template")))
         chosen["encoder"] = setting_widget("encoder", c[1], value=remembered("encoder_kind", "auto"), options=list(APP_ENCODERS))
+        for name in FINETUNE_SETTINGS:
+            chosen[name] = setting_widget(name, c[2], value=remembered(name, default(name)))
+        c[2].caption("Fine-tuning runs the encoder forward and backward on every item each epoch: on a CPU, "
+                     "minutes per epoch on a small catalog.")
         submitted = st.form_submit_button("Launch training run", type="primary")
         st.markdown("**Or audit every product for label errors** (K models, each scoring the products it never saw)")
         c = st.columns([1, 3])

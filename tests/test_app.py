@@ -237,3 +237,22 @@ def test_after_launch_the_training_progress_is_at_the_top(run_store, monkeypatch
     assert not at.exception and any("started" in s.value for s in at.success)
     order = [node.type for node in at.main if node.type in ("progress", "expander")]  # in page order
     assert order[0] == "progress" and "expander" in order, order
+
+
+def test_the_training_form_launches_a_fine_tuning_run_with_its_encoder_learning_rate(run_store, monkeypatch):
+    """Issue 18, item 2: fine-tuning was reachable from the CLI only. The learning rate is shown in
+    scientific notation: two decimals would show the default 5e-05 as 0.00."""
+    import pages.shared
+
+    monkeypatch.setattr(pages.shared, "launch_background", lambda run_dir, **kw: None)  # the run stays queued
+    at = page("training")
+    tick = next(c for c in at.checkbox if c.label == "Fine-tune the text encoder")
+    rate = next(n for n in at.number_input if n.label == "Encoder learning rate")
+    assert tick.value is False and rate.value == 5e-5 and rate.format == "%.1e"
+    tick.check()
+    rate.set_value(2e-4)
+    next(m for m in at.multiselect if m.label == "Text column(s)").set_value(["title"])
+    next(b for b in at.button if b.label == "Launch training run").click().run()
+    assert not at.exception and any("started" in s.value for s in at.success)
+    (run,) = runs.RunStore(run_store).runs()
+    assert run.config["finetune_encoder"] is True and run.config["encoder_lr"] == pytest.approx(2e-4)
