@@ -189,8 +189,8 @@ class ExperimentConfig:
     aux_weight: float = setting(0.5, "weight of the auxiliary code loss", "label", lo=0.0, hi=100.0, step=0.1)
     # ----- training -----------------------------------------------------------------------------
     epochs: int = setting(15, "maximum training epochs", "training", lo=1, hi=1000)
-    batch_size: int = setting(64, "items per optimisation step (small batches give the rare n-grams of the lexical "
-                              "modality more updates; BENCHMARKS.md, \"Batch size\")", "training", lo=1, hi=65536)
+    batch_size: int = setting(64, "items per optimisation step (smaller: more, noisier steps an epoch; 64 decided on "
+                              "the benchmark catalogs, BENCHMARKS.md \"Batch size\")", "training", lo=1, hi=65536)
     lr: float = setting(2e-3, "AdamW learning rate", "training", lo=0.0, hi=10.0, lo_open=True)
     weight_decay: float = setting(1e-4, "AdamW weight decay", "training", lo=0.0, hi=10.0)
     patience: int = setting(4, "stop after this many epochs without a better validation top-1 (0 = never)", "training",
