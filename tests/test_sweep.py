@@ -261,3 +261,49 @@ def test_tune_on_an_uploaded_table_and_follow_it_live(tmp_path, monkeypatch):
     at.run()
     assert not at.exception and "done: 2 of 2 trials" in bar()
     assert at.dataframe[0].value["run_id"].tolist() == ["r-a", "r-b"]
+
+
+@pytest.mark.slow
+def test_a_sweep_cancelled_while_it_embeds_stops_there_and_runs_no_trial(tmp_path):
+    """Cancel on the Tune page while the sweep still embedded the products did nothing until the trials
+    began: the whole catalog was embedded first. Now the next progress step ends the sweep as cancelled."""
+    import pandas as pd
+
+    frame = pd.read_csv(SAMPLE_PRODUCTS).head(300)
+    frame["title"] = frame["title"] + " (cancel test)"  # titles no earlier test has put in the item cache
+    frame.to_csv(tmp_path / "products.csv", index=False)
+    base = sample_config(tmp_path / "products.csv")
+    store = tmp_path / "runs"
+    sweep_id = "sweep-20260101-000000-cafe"
+    folder = sweep.sweeps_root(store) / sweep_id
+    folder.mkdir(parents=True)
+    events = []
+
+    def press_cancel_once_embedding_starts(stage, done, total):
+        events.append((stage, done, total))
+        (folder / "cancel.request").touch()
+
+    record = sweep.sweep(base, sweep.parse_space({"targets": ["semantic", "onehot"]}, base),
+                         sweep.parse_objectives("top1:max,mistake_severity:min"), trials=2, store=store,
+                         sweep_id=sweep_id, on_event=press_cancel_once_embedding_starts)
+    assert record["state"] == "cancelled" and record["trials"] == []
+    assert files.read_json(folder / "sweep.json")["state"] == "cancelled"
+    assert len(events) == 1 and events[0][1] < events[0][2]  # stopped at the first step, not after embedding 300
+    assert runs.RunStore(store).runs() == []  # no trial's run folder was made
+
+
+def test_the_preparation_callback_stops_a_cancelled_sweep(tmp_path):
+    seen = []
+    event = sweep._cancellable(lambda *a: seen.append(a), tmp_path)
+    event("embed_items", 1, 10)
+    (tmp_path / "cancel.request").touch()
+    with pytest.raises(sweep._CancelledWhileStarting):
+        event("embed_items", 2, 10)
+    assert seen == [("embed_items", 1, 10)]
+
+
+def sample_config(data):
+    from core.settings import ExperimentConfig
+
+    return ExperimentConfig(data=str(data), label_columns=["category_path"], text_columns=["title"], id_column="id",
+                            taxonomy=SAMPLE_TAXONOMY, encoder="minilm", epochs=1)

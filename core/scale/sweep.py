@@ -292,6 +292,20 @@ def cancel_requested(folder: Path) -> bool:
     return (folder / "cancel.request").exists()
 
 
+class _CancelledWhileStarting(Exception):
+    """Raised from the preparation's progress callback once the sweep folder holds cancel.request."""
+
+
+def _cancellable(on_event: Callable | None, folder: Path) -> Callable:
+    """`on_event`, checking for a cancel first, so a sweep cancelled while it embeds stops there."""
+    def event(*args: Any) -> None:
+        if cancel_requested(folder):
+            raise _CancelledWhileStarting
+        if on_event is not None:
+            on_event(*args)
+    return event
+
+
 def _stopper(folder: Path) -> Any:
     """A Tune stopper that ends every trial once the sweep folder holds cancel.request."""
     from ray import tune
@@ -375,9 +389,16 @@ def sweep(base: ExperimentConfig, dims: Sequence[Dimension], objectives: Sequenc
                     "base": base.to_dict(), "trials": [], "pareto": []}
     templates = next((d.choices for d in dims if d.name == "template"), None) or (base.template,)
     with cluster.session(address, runtime_env=cluster.worker_env()) as engine:
-        shared = share(base, templates, on_event, dataset)
+        try:
+            shared = share(base, templates, _cancellable(on_event, folder), dataset)
+        except _CancelledWhileStarting:
+            shared = None
         folder.mkdir(parents=True, exist_ok=True)
         record |= {"engine": engine.kind, "address": engine.address}
+        if shared is None or cancel_requested(folder):  # cancelled while starting: no trial is run
+            record["state"] = "cancelled"
+            files.write_json(folder / "sweep.json", record)
+            return record
         files.write_json(folder / "sweep.json", record)
 
         def collect(result: dict) -> None:
