@@ -96,3 +96,32 @@ def test_cosine_curriculum_is_reached_through_the_declared_setting(toy):
     targets = build_targets("semantic", embeddings=emb, alpha=0.2, temperature=0.1, k=2, n_classes=4)
     result = train_model(x, mask, slices, y, tr, va, targets, train_config(config), label_embeddings=emb)
     assert [round(h.smoothing, 4) for h in result.history] == [0.2, 0.1707, 0.1, 0.0293, 0.0, 0.0]
+
+
+def test_weight_average_by_hand():
+    """Horizon 1 epoch of 2 steps: decay 1 - 1/2, so after the steps w1, w2 the average is w1/2 + w2/2
+    (torch's AveragedModel starts from the first step's weights); 0 epochs is off."""
+    import torch
+
+    from core.training.train import weight_average
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    assert weight_average(net, 0.0, 2) is None
+    average = weight_average(net, 1.0, 2)
+    for w in (4.0, 2.0):
+        with torch.no_grad():
+            net.weight.fill_(w)
+        average.update_parameters(net)
+    assert average.module.weight.item() == pytest.approx(3.0)
+    net.weight.data.fill_(0.0)
+    average.update_parameters(net)
+    assert average.module.weight.item() == pytest.approx(1.5)
+
+
+def test_training_keeps_the_averaged_weights(toy):
+    """With ema_epochs the returned model is the moving average, not the last step's weights: the same
+    steps (the same training losses) as without averaging, but a different model."""
+    plain = fit(toy, "onehot", ema_epochs=0.0, patience=0, epochs=3)
+    averaged = fit(toy, "onehot", ema_epochs=2.0, patience=0, epochs=3)
+    assert [h.train_loss for h in plain.history] == pytest.approx([h.train_loss for h in averaged.history])
+    assert not np.allclose(plain.model.head.weight.detach().numpy(), averaged.model.head.weight.detach().numpy())

@@ -1,5 +1,6 @@
 """Training: AdamW over precomputed features with any target kind, the smoothing curriculum, the
-auxiliary code loss, early stopping on validation top-1, progress callbacks and cancellation."""
+auxiliary code loss, a moving average of the weights, early stopping on validation top-1, progress
+callbacks and cancellation."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from core import settings
 from core.data.lexical import LexicalFeatures, fit_idf
@@ -90,6 +92,16 @@ def iterate_batches(n: int, batch_size: int, rng: np.random.Generator | None) ->
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+def weight_average(net: torch.nn.Module, epochs: float, steps_per_epoch: int) -> AveragedModel | None:
+    """An exponential moving average of `net`'s weights with a horizon of about `epochs` epochs (decay
+    1 - 1 / (epochs x steps an epoch)), or None when `epochs` is 0. Averaging the noisy weights of small
+    batches is what is validated and kept (BENCHMARKS.md, "Weight averaging")."""
+    if epochs <= 0:
+        return None
+    decay = max(0.0, 1.0 - 1.0 / (epochs * max(steps_per_epoch, 1)))
+    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay))
+
+
 def make_optimisers(model: FusionClassifier, config: TrainConfig) -> list[torch.optim.Optimizer]:
     """AdamW for the dense weights; the lexical buckets get sparse gradients and SparseAdam (no weight decay,
     their own learning rate), so a step costs the buckets its batch touched, not all B of them (2.5x faster a
@@ -152,7 +164,7 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
     """Train a FusionClassifier; `x` may be memory-mapped (each batch is read, never the whole array);
     `lexical` adds the n-gram modality (sparse rows aligned with `x`); `tuning` fine-tunes the text
     encoder with it (core/training/finetune.py), returned as `encoder`.
-    Returns the weights of the best validation epoch."""
+    Returns the weights of the best validation epoch (their moving average, with `ema_epochs`)."""
     config.validate()
     seed_everything(config.seed, config.threads)
     aux_dim = codes.shape[1] if codes is not None and config.aux_weight > 0 else 0
@@ -174,6 +186,8 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
     result = TrainResult(model)
     best_top1, best_state, since_best = -math.inf, None, 0
     y = np.asarray(y)
+    average = weight_average(net, config.ema_epochs, math.ceil(len(train_idx) / config.batch_size))
+    kept = net if average is None else average.module  # the weights validated each epoch and returned
     for epoch in range(config.epochs):
         started = time.perf_counter()
         factor = alpha_schedule(1.0, epoch, config.curriculum_epochs, config.curriculum_shape) if config.curriculum_epochs else 1.0
@@ -196,20 +210,22 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
             loss.backward()
             for optimiser in optimisers:
                 optimiser.step()
+            if average is not None:
+                average.update_parameters(net)
             total += loss.item() * len(rows)
             seen += len(rows)
             if step_progress is not None:
                 step_progress(step + 1, len(batches))
         if result.cancelled:
             break
-        probs = predict_proba(net, x, mask, val_idx, lexical=lexical, texts=texts)
+        probs = predict_proba(kept, x, mask, val_idx, lexical=lexical, texts=texts)
         top1, semsim = validation_scores(probs, y[val_idx], label_embeddings) if len(val_idx) else (math.nan, math.nan)
         log = EpochLog(epoch, total / max(seen, 1), top1, semsim, epoch_targets.smoothing, time.perf_counter() - started)
         result.history.append(log)
         if progress is not None:
             progress(log)
         if top1 > best_top1 or best_state is None:
-            best_top1, best_state, since_best, result.best_epoch = top1, copy.deepcopy(net.state_dict()), 0, epoch
+            best_top1, best_state, since_best, result.best_epoch = top1, copy.deepcopy(kept.state_dict()), 0, epoch
         else:
             since_best += 1
             # patience counts only after the curriculum has reached plain targets
