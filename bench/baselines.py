@@ -452,9 +452,9 @@ fitted on the validation items by a second LinearSVC trained without them (not c
 fastText: 25 epochs at lr 1.0 (its tutorial's; the default 0.1 underfits, top1 0.40 on fashion-text), word
 bigrams, char 3-5, softmax, lowercased text, 2 threads, `-k 5`; text only (also on fashion-text+image). All metrics from `core.evaluation.metrics.evaluate`. train s: the fit alone (Taxolens:
 embeddings read from the warm item cache). predict items/s: one timed predict over the test items, model
-loaded, start-up excluded (Taxolens: `Predictor.probabilities`, warm item cache). **The box (2 cores) was
-shared with 7 other engineers' jobs while this ran: timings are noisy; compare them within a row's order of
-magnitude only.** Per-run results: `bench/results/baselines/arms/`, all of them: `bench/results/baselines.json`."""
+loaded, start-up excluded (Taxolens: `Predictor.probabilities`, warm item cache). **Timings are noisy: the
+baselines ran on a box (2 cores) shared with 7 other engineers' jobs, the Taxolens arms beside other
+experiments; compare them within a row's order of magnitude only.** Per-run results: `bench/results/baselines/arms/`, all of them: `bench/results/baselines.json`."""
 
 
 def write_report(command: str, write_markdown: bool) -> None:

@@ -192,9 +192,10 @@ class ExperimentConfig:
     batch_size: int = setting(64, "items per optimisation step (smaller: more, noisier steps an epoch; 64 decided on "
                               "the benchmark catalogs, BENCHMARKS.md \"Batch size\")", "training", lo=1, hi=65536)
     lr: float = setting(2e-3, "AdamW learning rate", "training", lo=0.0, hi=10.0, lo_open=True)
-    ema_epochs: float = setting(1.0, "average the weights over about this many epochs: an exponential moving average of "
-                                "every step's weights is what is validated and kept (0 = the last step's weights; "
-                                "BENCHMARKS.md \"Weight averaging\")", "training", lo=0.0, hi=100.0, step=0.5,
+    ema_epochs: float = setting(0.0, "average the weights over about this many epochs: an exponential moving average of "
+                                "every step's weights is what is validated and kept (0 = off, the last step's weights; "
+                                "off by default: +0.1 to +0.8 top1 but milder mistakes without it, BENCHMARKS.md "
+                                "\"Weight averaging\")", "training", lo=0.0, hi=100.0, step=0.5,
                                 label="Weight averaging (epochs)")
     weight_decay: float = setting(1e-4, "AdamW weight decay", "training", lo=0.0, hi=10.0)
     patience: int = setting(4, "stop after this many epochs without a better validation top-1 (0 = never)", "training",
