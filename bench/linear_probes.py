@@ -60,7 +60,8 @@ def probes(name: str, seed: int) -> dict[str, float]:
     def top1(pred: np.ndarray) -> float:
         return float((pred == truth).mean())
 
-    out = {"svc": top1(LinearSVC(C=0.5).fit(train_x, y[split.train]).predict(test_x)),
+    text_svc = fit_svc(catalog, split.train, None)
+    out = {"svc": top1(svc_logits(text_svc, catalog, split.test, None).argmax(1)),
            "svc-hashed": top1(LinearSVC(C=0.5).fit(hashed_train, y[split.train]).predict(hashed_test)),
            "logistic": top1(LogisticRegression(C=20, max_iter=300).fit(train_x, y[split.train]).predict(test_x))}
     with_dense = [sparse.hstack([x, sparse.csr_matrix(dense[rows])]).tocsr() for x, rows in ((train_x, split.train), (test_x, split.test))]
@@ -71,7 +72,7 @@ def probes(name: str, seed: int) -> dict[str, float]:
                         label_embeddings=prepared.label_emb, lexical=f.lexical).model
     ours = calibrated_probabilities(predict_logits(model, f.matrix, f.mask, split.test, lexical=f.lexical),
                                     fit_temperature(predict_logits(model, f.matrix, f.mask, split.val, lexical=f.lexical), y[split.val]))
-    svc = fit_svc(catalog, split.train, images)
+    svc = text_svc if images is None else fit_svc(catalog, split.train, images)  # the baseline arm's features
     theirs = calibrated_probabilities(svc_logits(svc, catalog, split.test, images),
                                       fit_temperature(svc_logits(svc, catalog, split.val, images), y[split.val]))
     out["taxolens"] = top1(ours.argmax(1))

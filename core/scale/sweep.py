@@ -397,9 +397,9 @@ def sweep(base: ExperimentConfig, dims: Sequence[Dimension], objectives: Sequenc
         record |= {"engine": engine.kind, "address": engine.address}
         if shared is None or cancel_requested(folder):  # cancelled while starting: no trial is run
             record["state"] = "cancelled"
-            files.write_json(folder / "sweep.json", record)
-            return record
         files.write_json(folder / "sweep.json", record)
+        if record["state"] == "cancelled":
+            return record
 
         def collect(result: dict) -> None:
             record["trials"].append(_trial_entry(result, dims))
