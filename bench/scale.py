@@ -143,7 +143,7 @@ def m_train(n: int = 1_000_000, d: int = 896, c: int = 5595, epoch_items: int = 
     emb = rng.normal(size=(c, 384)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     targets = build_targets("semantic", embeddings=emb, **target_defaults())
-    cfg = TrainConfig(epochs=1, batch_size=batch, dropout=0.0, patience=0)
+    cfg = TrainConfig(epochs=1, batch_size=batch, dropout=0.0, patience=0, members=1)  # one model's step
     t = time.perf_counter()
     train_model(x, mask, [("features", 0, d)], y, train_idx, val_idx, targets, cfg, label_embeddings=emb)
     epoch_s = time.perf_counter() - t
@@ -228,7 +228,7 @@ def m_sklearn() -> dict:
     def log(epoch):
         history.append((time.perf_counter() - started, epoch.val_top1))
 
-    config = TrainConfig(patience=0)  # the declared epochs, every one of them
+    config = TrainConfig(patience=0, members=1)  # one model, the declared epochs, every one of them
     train_model(x, f.mask, f.slices, y, s.train, s.val, build_targets("onehot", n_classes=c), config,
                 label_embeddings=prepared.label_emb, progress=log)
     reached = next((t for t, top1 in history if top1 >= target), None)

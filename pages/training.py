@@ -10,7 +10,7 @@ from core.evaluation.comparison import DifferentItems, compare_runs
 from core.labels.kinds import TARGET_KINDS
 from core.labels.kinds import kind as target_kind
 from core.runs import store as runs
-from core.runs.progress import read_progress
+from core.runs.progress import epoch_curves, read_progress, training_progress
 from core.runs.status import request_cancel
 from core.runs.tables import (
     changed_settings,
@@ -52,7 +52,8 @@ def reset_to_defaults() -> None:
 
 
 FINETUNE_SETTINGS = ("finetune_encoder", "encoder_lr")
-FORM_SETTINGS = (*settings.representation_settings(), "epochs", "curriculum_epochs", "aux_codes", "seed", *FINETUNE_SETTINGS)
+RUN_SETTINGS = ("epochs", "curriculum_epochs", "aux_codes", "members", "seed")
+FORM_SETTINGS = (*settings.representation_settings(), *RUN_SETTINGS, *FINETUNE_SETTINGS)
 
 
 def settings_form(source: DataSource) -> ExperimentConfig | None:
@@ -74,8 +75,8 @@ def settings_form(source: DataSource) -> ExperimentConfig | None:
         c = st.columns(5)
         for col, name in zip(c, settings.representation_settings()[1:], strict=True):
             chosen[name] = setting_widget(name, col, value=remembered(name, default(name)), disabled=name not in reads)
-        c = st.columns(4)
-        for col, name in zip(c, ("epochs", "curriculum_epochs", "aux_codes", "seed"), strict=True):
+        c = st.columns(len(RUN_SETTINGS))
+        for col, name in zip(c, RUN_SETTINGS, strict=True):
             chosen[name] = setting_widget(name, col, value=SAMPLE_EPOCHS if name == "epochs" else remembered(name, None))
         c = st.columns([1, 2, 1])  # the encoders' labels are long
         chosen["template"] = setting_widget("template", c[0], value=remembered("template", default("template")))
@@ -85,7 +86,7 @@ def settings_form(source: DataSource) -> ExperimentConfig | None:
         c[2].caption("Fine-tuning runs the encoder forward and backward on every item each epoch: on a CPU, "
                      "minutes per epoch on a small catalog.")
         submitted = st.form_submit_button("Launch training run", type="primary")
-        st.markdown("**Or audit every product for label errors** (K models, each scoring the products it never saw)")
+        st.markdown("**Or audit every product for label errors** (K folds, each trained on the other folds and scoring the products it never saw)")
         c = st.columns([1, 3])
         folds = c[0].number_input("Folds K", min_value=2, max_value=20, value=settings.DEFAULT_FOLDS, key="audit_folds")
         audit = c[1].form_submit_button("Audit the whole catalog", key="audit_go",
@@ -109,7 +110,8 @@ def progress_text(run: runs.Run, done: int, total: int) -> tuple[float, str]:
         return (step["done"] / max(step["total"], 1),
                 f"{run.name}: audit, {step['done']} of {step['total']} folds done (each trains a model on the other folds)")
     if done:
-        return min(done / total, 1.0), f"{run.name}: {run.state}, epoch {done}/{total}"
+        fraction, words = training_progress(run.history(), total, int(run.config.get("members", 1)))
+        return fraction, f"{run.name}: {run.state}, {words}"
     if step is None or step["stage"] not in STAGES or step["stage"] == TRAIN_EPOCH:
         return 0.0, f"{run.name}: {run.state}, epoch 0/{total}" + (" (starting)" if step is None else "")
     return (step["done"] / max(step["total"], 1),
@@ -140,8 +142,9 @@ def live_runs() -> None:
             request_cancel(run.path)
             st.toast(f"Cancelling {run.name} after the current step")
         if done:
-            curves = hist.melt(id_vars="epoch", value_vars=["train_loss", "val_top1", "val_semsim5"])
-            st.plotly_chart(px.line(curves, x="epoch", y="value", color="variable", markers=True, height=260),
+            curves = epoch_curves(hist, ["train_loss", "val_top1", "val_semsim5"])
+            st.plotly_chart(px.line(curves, x="epoch", y="value", color="variable", markers=True, height=260,
+                                    line_dash="member" if curves.member.nunique() > 1 else None),
                             key=f"live-{run.name}-{done}")
     st.subheader("All runs")
     table = runs_table(store)
@@ -176,7 +179,9 @@ def runs_table_and_compare() -> None:
         for run_id in chosen[:4]:
             hist = runs.Run(runs_dir() / run_id).history()
             if not hist.empty:
-                st.plotly_chart(px.line(hist, x="epoch", y=["val_top1", "val_semsim5"], title=run_id, height=240, markers=True),
+                curves = epoch_curves(hist, ["val_top1", "val_semsim5"])
+                st.plotly_chart(px.line(curves, x="epoch", y="value", color="variable", title=run_id, height=240, markers=True,
+                                        line_dash="member" if curves.member.nunique() > 1 else None),
                                 key=f"hist-{run_id}")
 
 

@@ -192,6 +192,8 @@ def test_clip_text_tower_with_random_weights_fine_tunes_one_step(tiny_table, tmp
         answers = predictor.predict_frame(table)
         assert [p.name for p in (tmp_path / "cache" / "items").iterdir()] == [item_cache(frozen).folder.name]
     assert summary["modalities"][0] == "text"
+    assert summary["members"] == 1 and any("trains one model, not 5 ensemble members" in n for n in summary["notes"])
+    assert "members" in json.loads((run_dir / "model.json").read_text()) and predictor.model.__class__.__name__ == "FusionClassifier"
     probs = [c for c in predictions.columns if c.startswith("prob_")]
     assert np.abs(answers[probs].to_numpy() - predictions[probs].to_numpy()).max() <= 1e-6
 

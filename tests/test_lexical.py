@@ -133,7 +133,7 @@ def test_a_tfidf_wide_model_saved_and_rebuilt_from_model_json_gives_the_same_pro
     lex = lexical_features(texts, spec)
     x, mask = np.zeros((90, 0), dtype=np.float32), np.zeros((90, 0), dtype=bool)
     result = train_model(x, mask, [], y, np.arange(60), np.arange(60, 90), build_targets("onehot", n_classes=3),
-                         TrainConfig(epochs=2, batch_size=16, hidden=8, seed=0), label_embeddings=np.eye(3, dtype=np.float32),
+                         TrainConfig(epochs=2, batch_size=16, hidden=8, seed=0, members=1), label_embeddings=np.eye(3, dtype=np.float32),
                          lexical=lex)
     idf = result.model.lexical_idf.numpy()
     np.testing.assert_allclose(idf, fit_idf(lex.rows[:60]), rtol=1e-6)  # fitted on the training rows only

@@ -25,7 +25,7 @@ def toy():
 def fit(toy, kind="semantic", **overrides):
     x, mask, slices, y, tr, va, _, emb = toy
     targets = build_targets(kind, embeddings=emb, alpha=0.2, temperature=0.1, k=2, n_classes=4)
-    cfg = TrainConfig(epochs=6, batch_size=32, hidden=32, seed=7) if not overrides else TrainConfig(**({"epochs": 6, "batch_size": 32, "hidden": 32, "seed": 7} | overrides))
+    cfg = TrainConfig(**({"epochs": 6, "batch_size": 32, "hidden": 32, "seed": 7, "members": 1} | overrides))
     return train_model(x, mask, slices, y, tr, va, targets, cfg, label_embeddings=emb, codes=np.eye(4, dtype=np.uint8))
 
 
@@ -67,7 +67,7 @@ def test_memory_mapped_features(toy, tmp_path):
     x, mask, slices, y, tr, va, _, emb = toy
     np.save(tmp_path / "x.npy", x)
     mm = np.load(tmp_path / "x.npy", mmap_mode="r")
-    result = train_model(mm, mask, slices, y, tr, va, build_targets("onehot", n_classes=4), TrainConfig(epochs=2, hidden=8),
+    result = train_model(mm, mask, slices, y, tr, va, build_targets("onehot", n_classes=4), TrainConfig(epochs=2, hidden=8, members=1),
                          label_embeddings=emb)
     assert len(result.history) == 2
 
@@ -92,7 +92,7 @@ def test_cosine_curriculum_is_reached_through_the_declared_setting(toy):
 
     x, mask, slices, y, tr, va, _, emb = toy
     config = ExperimentConfig(curriculum_epochs=4, curriculum_shape="cosine", epochs=6, batch_size=32, hidden=32, seed=7,
-                              patience=0, device="cpu")
+                              patience=0, device="cpu", members=1)
     targets = build_targets("semantic", embeddings=emb, alpha=0.2, temperature=0.1, k=2, n_classes=4)
     result = train_model(x, mask, slices, y, tr, va, targets, train_config(config), label_embeddings=emb)
     assert [round(h.smoothing, 4) for h in result.history] == [0.2, 0.1707, 0.1, 0.0293, 0.0, 0.0]
@@ -125,3 +125,66 @@ def test_training_keeps_the_averaged_weights(toy):
     averaged = fit(toy, "onehot", ema_epochs=2.0, patience=0, epochs=3)
     assert [h.train_loss for h in plain.history] == pytest.approx([h.train_loss for h in averaged.history])
     assert not np.allclose(plain.model.head.weight.detach().numpy(), averaged.model.head.weight.detach().numpy())
+
+
+def test_an_ensemble_scores_the_log_of_its_members_mean_probability():
+    """Two members with logits (0, ln 3) and (ln 3, 0): probabilities (1/4, 3/4) and (3/4, 1/4), mean (1/2, 1/2),
+    so the ensemble's scores are (ln 1/2, ln 1/2) and its softmax is their mean."""
+    import math
+
+    from core.training.model import Ensemble
+
+    members = [FusionClassifier([("text", 0, 1)], 2, hidden=2, dropout=0.0) for _ in range(2)]
+    for member, logits in zip(members, ((0.0, math.log(3)), (math.log(3), 0.0)), strict=True):
+        member.head.weight.data.zero_()
+        member.head.bias.data.copy_(torch.tensor(logits))
+    scores, aux = Ensemble(members).eval()(torch.ones(1, 1), torch.ones(1, 1, dtype=torch.bool))
+    assert torch.allclose(scores, torch.full((1, 2), math.log(0.5))) and aux is None
+    with pytest.raises(ValueError, match="at least two"):
+        Ensemble(members[:1])
+
+
+def test_members_train_apart_and_the_first_is_the_single_model(toy):
+    """members=3: three models from different seeds (different weights), each epoch logged with its member,
+    and member 0 is exactly the model members=1 trains."""
+    from core.training.model import Ensemble
+
+    single = fit(toy, "onehot", epochs=3, patience=0)
+    ensemble = fit(toy, "onehot", epochs=3, patience=0, members=3)
+    assert isinstance(ensemble.model, Ensemble) and len(ensemble.model.members) == 3
+    assert [h.member for h in ensemble.history] == [0, 0, 0, 1, 1, 1, 2, 2, 2] and len(ensemble.best_epochs) == 3
+    first, second = (m.head.weight.detach() for m in ensemble.model.members[:2])
+    assert torch.equal(first, single.model.head.weight.detach()) and not torch.allclose(first, second)
+    x, mask, _, y, _, _, test, _ = toy
+    probs = predict_proba(ensemble.model, x, mask, test)
+    by_member = np.mean([predict_proba(m, x, mask, test) for m in ensemble.model.members], axis=0)
+    assert np.abs(probs - by_member).max() <= 1e-6 and (probs.argmax(1) == y[test]).mean() > 0.9
+
+
+def test_model_json_members_build_the_saved_shape():
+    """model.json written before ensembles (no "members") is one FusionClassifier; members 3 an Ensemble of
+    three; an out-of-range count is named as the damage."""
+    from core.training.model import Ensemble
+    from core.training.predictor import _check_info, build_model
+
+    info = {"slices": [["text", 0, 4]], "n_classes": 3, "hidden": 8, "fusion": "concat", "dropout": 0.2,
+            "temperature": 1.0, "encoder_identity": "x", "image_source": None}
+    assert _check_info(dict(info)) is None and isinstance(build_model(info), FusionClassifier)
+    three = build_model(info | {"members": 3})
+    assert isinstance(three, Ensemble) and len(three.members) == 3 and three.slices == [("text", 0, 4)]
+    assert {k.split(".")[0] for k in three.state_dict()} == {"members"}
+    for bad in (0, 99, "3"):
+        assert "members" in _check_info(info | {"members": bad})
+
+
+def test_training_progress_shares_the_bar_between_members():
+    """members 2, epochs 4: member 1's first epoch logged is (1 + 1/4) / 2 of the bar."""
+    import pandas as pd
+
+    from core.runs.progress import epoch_curves, training_progress
+
+    log = pd.DataFrame({"epoch": [0, 1, 2, 0], "member": [0, 0, 0, 1], "val_top1": [0.5, 0.6, 0.7, 0.55]})
+    assert training_progress(log, 4, 2) == (0.625, "epoch 1/4 of member 2/2")
+    assert training_progress(log.drop(columns="member"), 4) == (1.0, "epoch 4/4")
+    assert epoch_curves(log, ["val_top1"]).member.tolist() == [1, 1, 1, 2]
+    assert epoch_curves(log.drop(columns="member"), ["val_top1"]).member.tolist() == [1, 1, 1, 1]

@@ -49,10 +49,10 @@ def cmd_taxonomy(args: argparse.Namespace) -> int:
 class ProgressBars:
     """tqdm bars for the pipeline's stages, and one line per epoch."""
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, members: int = 1) -> None:
         from tqdm import tqdm
 
-        self.tqdm, self.quiet, self.bars = tqdm, quiet, {}
+        self.tqdm, self.quiet, self.bars, self.members = tqdm, quiet, {}, members
 
     def event(self, stage: str, done: int, total: int) -> None:
         if self.quiet:
@@ -66,7 +66,8 @@ class ProgressBars:
 
     def epoch(self, log: object) -> None:
         if not self.quiet:
-            self.tqdm.write(f"epoch {log.epoch + 1}: loss {log.train_loss:.4f}  val top1 {log.val_top1:.3f}  "
+            member = f"member {log.member + 1}, " if self.members > 1 else ""
+            self.tqdm.write(f"{member}epoch {log.epoch + 1}: loss {log.train_loss:.4f}  val top1 {log.val_top1:.3f}  "
                             f"val semsim@5 {log.val_semsim5:.3f}  smoothing {log.smoothing:.3f}  ({log.seconds:.1f} s)", file=sys.stderr)
 
     def close(self) -> None:
@@ -99,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     dataset = check_inputs(config)
     run_dir = RunStore(args.out).create(config.to_dict()).path
-    progress = ProgressBars(quiet=args.quiet)
+    progress = ProgressBars(quiet=args.quiet, members=config.members)
     print(f"run {run_dir.name} started in {run_dir}", file=sys.stderr)
     try:
         summary = execute_run(run_dir, on_epoch=progress.epoch, on_event=progress.event, dataset=dataset)

@@ -58,7 +58,8 @@ from core.settings import ExperimentConfig
 from core.taxonomy.tree import DENSE_DISTANCE_LIMIT
 from core.training import finetune
 from core.training.calibration import calibrated_probabilities, fit_temperature
-from core.training.train import EpochLog, predict_logits, train_config, train_model
+from core.training.model import Ensemble
+from core.training.train import EpochLog, TrainResult, predict_logits, train_config, train_model
 
 TRAIN_EPOCH, AUDIT_FOLDS = "train epoch", "audit folds"
 # every stage a run reports to on_event (and so to progress.json and the CLI's bars), in the words the app shows
@@ -236,8 +237,9 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
         "encoder": prepared.encoder_note + (finetune.NOTE if result.encoder is not None else ""),
         "encoder_identity": prepared.encoder_identity, "n_classes": int(len(ds.classes)),
         "n_train": int(len(s.train)), "n_val": int(len(s.val)), "n_calibration": int(len(held)), "n_test": int(len(s.test)),
-        "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-        "modalities": f.modalities, "notes": prepared.notes + notes + sel_notes,
+        "best_epoch": result.best_epoch, "best_epochs": result.best_epochs, "stopped_early": result.stopped_early,
+        "members": len(result.best_epochs),
+        "modalities": f.modalities, "notes": prepared.notes + notes + sel_notes + member_notes(config, result),
         "selective": thresholds,
         "train_seconds": round(time.perf_counter() - started, 2),
     }
@@ -246,6 +248,14 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, run_dir: Pa
                  summary, pd.concat([selective.climbs_frame(calibration, "val"), selective.climbs_frame(test_climbs, "test")]),
                  result.encoder)
     return summary
+
+
+def member_notes(config: ExperimentConfig, result: TrainResult) -> list[str]:
+    """Why a run has fewer members than it asked for (fine-tuning trains one model)."""
+    if result.encoder is not None and config.members > 1:
+        return [f"fine-tuning the encoder trains one model, not {config.members} ensemble members (each would need "
+                "its own tuned encoder)"]
+    return []
 
 
 def image_source(config: ExperimentConfig, features: Features) -> str | None:
@@ -270,6 +280,7 @@ def save_run(run: Run, config: ExperimentConfig, prepared: Prepared, model: torc
     files.write_json(run.path / "model.json", {
         "slices": f.slices, "n_classes": int(len(ds.classes)), "hidden": config.hidden, "fusion": config.fusion,
         "dropout": config.dropout, "aux_dim": int(model.aux_head.out_features) if model.aux_head is not None else 0,
+        "members": len(model.members) if isinstance(model, Ensemble) else 1,
         "temperature": tau, "encoder_identity": prepared.encoder_identity, "encoder_note": prepared.encoder_note,
         "template": config.template, "image_source": image_source(config, f),
         "lexical": f.lexical.spec.to_dict() if f.lexical is not None else None,

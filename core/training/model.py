@@ -3,10 +3,12 @@ an MLP, a C-way head, and an optional auxiliary head for the feature-similarity 
 modality is a learned EmbeddingBag over hashed n-gram buckets, fed sparse (indices, offsets, weights): under
 TF-IDF weighting the model holds the idf (a buffer, saved with the weights) and l2-normalises each item's
 weights; with the wide path the bag vector also goes straight to the class scores through one linear layer,
-so the model contains a linear n-gram classifier beside the fusion MLP."""
+so the model contains a linear n-gram classifier beside the fusion MLP. An Ensemble holds several of them,
+trained from different initialisations, and scores an item by the log of their mean probabilities."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -53,6 +55,10 @@ class FusionClassifier(nn.Module):
         self.aux_head = nn.Linear(hidden, aux_dim) if aux_dim else None
 
     @property
+    def n_classes(self) -> int:
+        return self.head.out_features
+
+    @property
     def lexical_shape(self) -> tuple[int, int] | None:
         return None if self.lexical is None else (self.lexical.num_embeddings, self.lexical.embedding_dim)
 
@@ -91,3 +97,33 @@ class FusionClassifier(nn.Module):
         h = self.body(h)
         logits = self.head(h) if self.wide is None else self.head(h) + self.wide(bag)
         return logits, (self.aux_head(h) if self.aux_head is not None else None)
+
+
+class Ensemble(nn.Module):
+    """Members trained apart (each from its own initialisation and batch order) answering together: the scores
+    are log(mean_k softmax(z_k)), so softmax of them is the members' mean probability and temperature scaling
+    applies to them as to one model's logits (BENCHMARKS.md, "Ensemble members"). The auxiliary output is not
+    averaged: it is a training signal only."""
+
+    def __init__(self, members: Sequence[FusionClassifier]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two members; use the FusionClassifier itself")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def n_classes(self) -> int:
+        return self.members[0].n_classes
+
+    @property
+    def slices(self) -> list[tuple[str, int, int]]:
+        return self.members[0].slices
+
+    @property
+    def aux_head(self) -> nn.Linear | None:
+        return self.members[0].aux_head
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                lexical: Lexical | None = None) -> tuple[torch.Tensor, None]:
+        logp = torch.stack([torch.log_softmax(member(x, mask, lexical)[0], dim=1) for member in self.members])
+        return torch.logsumexp(logp, dim=0) - math.log(len(self.members)), None

@@ -216,15 +216,17 @@ IMAGE_SOURCES = (None, "precomputed", "clip")
 
 
 def build_model(info: dict, device: str | None = None) -> object:
-    """The FusionClassifier model.json describes (on "meta": shapes only, no memory)."""
+    """The FusionClassifier, or Ensemble of them, model.json describes (on "meta": shapes only, no memory);
+    a model.json without "members" (written before ensembles) is one model."""
     import torch
 
-    from core.training.model import FusionClassifier
+    from core.training.model import Ensemble, FusionClassifier
 
     with torch.device(device or "cpu"):
-        return FusionClassifier([tuple(s) for s in info["slices"]], info["n_classes"], info["hidden"], info["fusion"],
-                                info["dropout"], info.get("aux_dim", 0),
-                                lexical=lexical_spec(info))
+        members = [FusionClassifier([tuple(s) for s in info["slices"]], info["n_classes"], info["hidden"], info["fusion"],
+                                    info["dropout"], info.get("aux_dim", 0), lexical=lexical_spec(info))
+                   for _ in range(info.get("members", 1))]
+        return members[0] if len(members) == 1 else Ensemble(members)
 
 
 def lexical_spec(info: dict) -> LexicalSpec | None:
@@ -258,14 +260,16 @@ def _check_info(info: dict) -> str | None:
     has_image = any(s[0] == "image" for s in slices)
     if info.get("image_source") not in IMAGE_SOURCES or (info.get("image_source") is None) == has_image:
         return f"its image_source {info.get('image_source')!r} does not match its slices"
-    for name, kind in (("n_classes", int), ("aux_dim", int), ("temperature", float), ("encoder_identity", str)):
-        if name not in info and name != "aux_dim":
+    for name, kind in (("n_classes", int), ("aux_dim", int), ("members", int), ("temperature", float), ("encoder_identity", str)):
+        if name not in info and name not in ("aux_dim", "members"):
             return f"it lacks {name}"
         value = info.get(name, 0)
         if not isinstance(value, kind if kind is not float else (int, float)) or isinstance(value, bool):
             return f"its {name} is {value!r}, not a {kind.__name__}"
     if info["n_classes"] < 2 or info.get("aux_dim", 0) < 0 or not np.isfinite(info["temperature"]) or info["temperature"] <= 0:
         return "its n_classes, aux_dim or temperature is out of range"
+    if not 1 <= info.get("members", 1) <= settings.get("members").hi or (info.get("members", 1) > 1 and info.get("finetuned_encoder")):
+        return f"its members {info.get('members')!r} is out of range (one model with a fine-tuned encoder)"
     try:
         for name in ("hidden", "fusion", "dropout"):
             info[name] = settings.get(name).check(info.get(name))

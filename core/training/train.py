@@ -1,6 +1,6 @@
 """Training: AdamW over precomputed features with any target kind, the smoothing curriculum, the
 auxiliary code loss, a moving average of the weights, early stopping on validation top-1, progress
-callbacks and cancellation."""
+callbacks and cancellation; with `members` several models trained apart and kept as one Ensemble."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from core.evaluation.registry import TOP_K
 from core.labels.targets import SoftTargets, alpha_schedule
 from core.settings import ExperimentConfig, resolve_device
 from core.training import finetune
-from core.training.model import FusionClassifier, Lexical
+from core.training.model import Ensemble, FusionClassifier, Lexical
 
 # what training reads of a run's declared settings (core/settings.py): the training and model groups
 # and the curriculum; TrainConfig's fields, types and defaults are these declarations
@@ -68,13 +68,15 @@ class EpochLog:
     val_semsim5: float
     smoothing: float
     seconds: float
+    member: int = 0  # which ensemble member the epoch trained (0 for a single model)
 
 
 @dataclass
 class TrainResult:
-    model: FusionClassifier
+    model: FusionClassifier | Ensemble
     history: list[EpochLog] = field(default_factory=list)
-    best_epoch: int = -1
+    best_epoch: int = -1  # of the first member; every member's in best_epochs
+    best_epochs: list[int] = field(default_factory=list)
     stopped_early: bool = False
     cancelled: bool = False
     encoder: finetune.TunedEncoder | None = None  # the fine-tuned text encoder (None: the encoder stayed frozen)
@@ -102,6 +104,11 @@ def weight_average(net: torch.nn.Module, epochs: float, steps_per_epoch: int) ->
     return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
 
+def member_seed(seed: int, member: int) -> int:
+    """The seed of ensemble member `member` (member 0 keeps the run's seed, so one member is the plain model)."""
+    return seed if member == 0 else int(np.random.SeedSequence([seed, member]).generate_state(1)[0] % 2**31)
+
+
 def make_optimisers(model: FusionClassifier, config: TrainConfig) -> list[torch.optim.Optimizer]:
     """AdamW for the dense weights; the lexical buckets get sparse gradients and SparseAdam (no weight decay,
     their own learning rate), so a step costs the buckets its batch touched, not all B of them (2.5x faster a
@@ -124,7 +131,7 @@ def batch_inputs(x: np.ndarray, mask: np.ndarray, lexical: LexicalFeatures | Non
     return (xb, mb, lb) if texts is None else (xb, mb, lb, [str(t) for t in texts[rows]])
 
 
-def predict_logits(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None,
+def predict_logits(model: FusionClassifier | Ensemble, x: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None,
                    batch_size: int = 2048, lexical: LexicalFeatures | None = None,
                    texts: np.ndarray | None = None) -> np.ndarray:
     """Raw class scores for the given rows (all rows by default), batched, in float32."""
@@ -137,10 +144,10 @@ def predict_logits(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, row
             r = np.sort(rows[batch])  # sorted reads are friendlier to memory-mapped features
             logits, _ = model(*batch_inputs(x, mask, lexical, r, device, texts))
             out.append(logits.float().cpu().numpy()[np.argsort(np.argsort(rows[batch]))])
-    return np.concatenate(out) if out else np.zeros((0, model.head.out_features), dtype=np.float32)
+    return np.concatenate(out) if out else np.zeros((0, model.n_classes), dtype=np.float32)
 
 
-def predict_proba(model: FusionClassifier, x: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None,
+def predict_proba(model: FusionClassifier | Ensemble, x: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None,
                   batch_size: int = 2048, lexical: LexicalFeatures | None = None,
                   texts: np.ndarray | None = None) -> np.ndarray:
     """Softmax probabilities (uncalibrated) for the given rows, in float32."""
@@ -161,11 +168,33 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
                 codes: np.ndarray | None = None, progress: Callable[[EpochLog], None] | None = None,
                 should_stop: Callable[[], bool] | None = None, step_progress: Callable[[int, int], None] | None = None,
                 lexical: LexicalFeatures | None = None, tuning: finetune.Tuning | None = None) -> TrainResult:
-    """Train a FusionClassifier; `x` may be memory-mapped (each batch is read, never the whole array);
-    `lexical` adds the n-gram modality (sparse rows aligned with `x`); `tuning` fine-tunes the text
-    encoder with it (core/training/finetune.py), returned as `encoder`.
-    Returns the weights of the best validation epoch (their moving average, with `ema_epochs`)."""
+    """Train a FusionClassifier, or with `config.members` above 1 that many, each from its own seed
+    (member_seed) on the same items, returned as one Ensemble; `x` may be memory-mapped (each batch is read,
+    never the whole array); `lexical` adds the n-gram modality (sparse rows aligned with `x`); `tuning`
+    fine-tunes the text encoder with one model (core/training/finetune.py), returned as `encoder`.
+    Each member keeps the weights of its best validation epoch (their moving average, with `ema_epochs`)."""
     config.validate()
+    count = 1 if tuning is not None else config.members
+    results: list[TrainResult] = []
+    for member in range(count):
+        member_config = dataclasses.replace(config, seed=member_seed(config.seed, member))
+        results.append(train_member(x, mask, slices, y, train_idx, val_idx, targets, member_config, member,
+                                    label_embeddings=label_embeddings, codes=codes, progress=progress,
+                                    should_stop=should_stop, step_progress=step_progress, lexical=lexical, tuning=tuning))
+        if results[-1].cancelled:
+            return results[-1]
+    if count == 1:
+        return results[0]
+    return TrainResult(Ensemble([r.model for r in results]), [log for r in results for log in r.history],
+                       results[0].best_epoch, [r.best_epoch for r in results], all(r.stopped_early for r in results))
+
+
+def train_member(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, int]], y: np.ndarray, train_idx: np.ndarray,
+                 val_idx: np.ndarray, targets: SoftTargets, config: TrainConfig, member: int, *,
+                 label_embeddings: np.ndarray, codes: np.ndarray | None, progress: Callable[[EpochLog], None] | None,
+                 should_stop: Callable[[], bool] | None, step_progress: Callable[[int, int], None] | None,
+                 lexical: LexicalFeatures | None, tuning: finetune.Tuning | None) -> TrainResult:
+    """One model of train_model, from `config.seed`; its epochs are logged as `member`."""
     seed_everything(config.seed, config.threads)
     aux_dim = codes.shape[1] if codes is not None and config.aux_weight > 0 else 0
     device = torch.device(config.device)
@@ -220,7 +249,7 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
             break
         probs = predict_proba(kept, x, mask, val_idx, lexical=lexical, texts=texts)
         top1, semsim = validation_scores(probs, y[val_idx], label_embeddings) if len(val_idx) else (math.nan, math.nan)
-        log = EpochLog(epoch, total / max(seen, 1), top1, semsim, epoch_targets.smoothing, time.perf_counter() - started)
+        log = EpochLog(epoch, total / max(seen, 1), top1, semsim, epoch_targets.smoothing, time.perf_counter() - started, member)
         result.history.append(log)
         if progress is not None:
             progress(log)
@@ -234,6 +263,7 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
                 break
     if best_state is not None:
         net.load_state_dict(best_state)
+    result.best_epochs = [result.best_epoch]
     model.to("cpu").eval()  # calibration, evaluation and saving happen on the CPU
     if tuning is not None:  # the tuned encoder stays on the device: it embeds every item again next
         result.encoder = finetune.tuned_encoder(tuning.encoder, net.tower.eval())
