@@ -76,7 +76,7 @@ def small_tree():
 
 
 TRAIN = ["train", "--data", SAMPLE_PRODUCTS, "--label-column", "category_path", "--text-column", "title", "--id-column", "id",
-         "--taxonomy", SAMPLE_TAXONOMY, "--max-rows", "1500", "--encoder", "minilm", "--quiet", "--json"]
+         "--taxonomy", SAMPLE_TAXONOMY, "--max-rows", "1500", "--encoder", "minilm", "--members", "1", "--quiet", "--json"]
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,7 @@ def test_audit_cli_scores_every_product_out_of_fold(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(audit, "train_model", spy)
     runs = tmp_path / "runs"
     code = main(["audit", "--data", str(SAMPLE_PRODUCTS), "--label-column", "category_path", "--text-column", "title",
-                 "--id-column", "id", "--taxonomy", str(SAMPLE_TAXONOMY), "--max-rows", "600", "--epochs", "2",
+                 "--id-column", "id", "--taxonomy", str(SAMPLE_TAXONOMY), "--max-rows", "600", "--epochs", "2", "--members", "1",
                  "--encoder", "minilm", "--folds", "3", "--out", str(runs), "--quiet", "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -68,7 +68,7 @@ def test_audit_refuses_bad_folds(tmp_path, capsys):
 
 
 AUDIT = ["audit", "--data", str(SAMPLE_PRODUCTS), "--label-column", "category_path", "--text-column", "title", "--id-column",
-         "id", "--taxonomy", str(SAMPLE_TAXONOMY), "--max-rows", "300", "--epochs", "1", "--encoder", "minilm", "--folds", "2",
+         "id", "--taxonomy", str(SAMPLE_TAXONOMY), "--max-rows", "300", "--epochs", "1", "--members", "1", "--encoder", "minilm", "--folds", "2",
          "--quiet"]
 
 
@@ -127,7 +127,7 @@ def test_run_executes_a_queued_audit_folder_and_its_progress_counts_folds(tmp_pa
     written = []
     monkeypatch.setattr(ProgressWriter, "__call__", lambda self, stage, done, total: written.append((stage, done, total)))
     config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title"],
-                              id_column="id", taxonomy=str(SAMPLE_TAXONOMY), max_rows=300, epochs=1, encoder="minilm")
+                              id_column="id", taxonomy=str(SAMPLE_TAXONOMY), max_rows=300, epochs=1, members=1, encoder="minilm")
     run = RunStore(tmp_path).create(config.to_dict() | {"kind": "audit", "folds": 2}, name="audit")
     assert main(["run", str(run.path)]) == 0, capsys.readouterr().err
     frame = schema.read(run.path / "predictions.parquet")

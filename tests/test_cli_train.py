@@ -15,7 +15,7 @@ from tests.test_cli_taxonomy import run_cli
 pytestmark = pytest.mark.slow  # every test trains or runs `python -m core` in a new process
 
 BASE = ["train", "--data", SAMPLE_PRODUCTS, "--label-column", "category_path", "--text-column", "title", "--id-column", "id",
-        "--taxonomy", SAMPLE_TAXONOMY, "--max-rows", "1200", "--epochs", "3", "--encoder", "minilm", "--quiet"]
+        "--taxonomy", SAMPLE_TAXONOMY, "--members", "1", "--max-rows", "1200", "--epochs", "3", "--encoder", "minilm", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_background_run_and_cancel(tmp_path):
 
     store = runs.RunStore(tmp_path)
     config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title"],
-                              max_rows=600, epochs=2, encoder="minilm", targets="knn-uniform")
+                              max_rows=600, epochs=2, members=1, encoder="minilm", targets="knn-uniform")
     done = store.create(config.to_dict()).path
     launch_background(done).wait(timeout=300)
     assert wait_for(done, timeout=5)["state"] == "done"
@@ -85,7 +85,7 @@ def test_background_run_and_cancel(tmp_path):
     assert status(cancelled)["state"] == "cancelled"
 
 
-SMALL = ["--max-rows", "600", "--epochs", "2", "--encoder", "minilm", "--quiet"]
+SMALL = ["--max-rows", "600", "--epochs", "2", "--members", "1", "--encoder", "minilm", "--quiet"]
 
 
 @pytest.mark.parametrize("extra", [["--temperature", "nan"], ["--temperature", "inf"], ["--beta=-1"], ["--max-depth", "0"]])

@@ -39,7 +39,7 @@ def finish(process: subprocess.Popen) -> str:
 def queued_run(store: runs.RunStore, seed: int) -> runs.Run:
     config = ExperimentConfig(data=str(SAMPLE_PRODUCTS), label_columns=["category_path"], text_columns=["title"],
                               id_column="id", taxonomy=str(SAMPLE_TAXONOMY), encoder="minilm", max_rows=int(ROWS),
-                              epochs=2, seed=seed)
+                              epochs=2, members=1, seed=seed)
     return store.create(config.to_dict(), name=f"together-{seed}")
 
 

@@ -163,7 +163,7 @@ def test_train_with_features_reads_them_instead_of_embedding_products(tmp_path):
     cache = tmp_path / "cache"
     env = os.environ | {"TAXOLENS_CACHE": str(cache)}
     args = [a if a != "1500" else "600" for a in map(str, TRAIN)]
-    proc = subprocess.run([sys.executable, "-m", "core", *args, "--features", tmp_path / "feat", "--epochs", "2",
+    proc = subprocess.run([sys.executable, "-m", "core", *args, "--features", tmp_path / "feat", "--epochs", "2", "--members", "1",
                            "--targets", "onehot", "--out", tmp_path / "runs"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr

@@ -78,7 +78,7 @@ def tiny_args(path, store, command="train"):
     from tests.conftest import SAMPLE_TAXONOMY
 
     return [command, "--data", path, "--label-column", "category_path", "--text-column", "title", "--id-column", "id",
-            "--taxonomy", SAMPLE_TAXONOMY, "--encoder", "minilm", "--epochs", "2", "--quiet", "--json", "--out", store]
+            "--taxonomy", SAMPLE_TAXONOMY, "--encoder", "minilm", "--epochs", "2", "--members", "1", "--quiet", "--json", "--out", store]
 
 
 @pytest.mark.parametrize("command", ["train", "audit"])

@@ -15,7 +15,7 @@ from core.scale import sweep
 from tests.conftest import ROOT, SAMPLE_PRODUCTS, SAMPLE_TAXONOMY, app_test, free_port
 
 DATA = ["--data", SAMPLE_PRODUCTS, "--label-column", "category_path", "--text-column", "title", "--id-column", "id",
-        "--taxonomy", SAMPLE_TAXONOMY, "--encoder", "minilm", "--max-rows", "600", "--epochs", "2"]
+        "--taxonomy", SAMPLE_TAXONOMY, "--encoder", "minilm", "--max-rows", "600", "--epochs", "2", "--members", "1"]
 
 
 def test_objectives_parse_and_reject():
@@ -306,4 +306,4 @@ def sample_config(data):
     from core.settings import ExperimentConfig
 
     return ExperimentConfig(data=str(data), label_columns=["category_path"], text_columns=["title"], id_column="id",
-                            taxonomy=SAMPLE_TAXONOMY, encoder="minilm", epochs=1)
+                            taxonomy=SAMPLE_TAXONOMY, encoder="minilm", epochs=1, members=1)
