@@ -161,7 +161,7 @@ PREVIOUS_RUN_FILES = {
                      "best_epoch", "stopped_early", "modalities", "notes", "train_seconds"},
 }
 ADDED_FILES = {"selective.parquet"}  # written by later versions
-ADDED_KEYS = {"model.json": {"lexical"}, "metrics.json": {"n_calibration", "selective"}}
+ADDED_KEYS = {"model.json": {"lexical", "members"}, "metrics.json": {"n_calibration", "selective", "best_epochs", "members"}}
 PREVIOUS_CONFIG = {  # config.json of `train --targets tree --beta 3 --epochs 4` (tests/conftest.py TRAIN), as then written
     "data": str(SAMPLE_PRODUCTS), "label_columns": ["category_path"], "text_columns": ["title"], "id_column": "id",
     "image_column": None, "image_dir": None, "image_pattern": "{}", "embeddings": None, "embedding_ids": None,
