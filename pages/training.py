@@ -99,7 +99,7 @@ def settings_form(source: DataSource) -> ExperimentConfig | None:
     return source_config(source, columns, **chosen)
 
 
-def progress_text(run: runs.Run, done: int, total: int) -> tuple[float, str]:
+def progress_text(run: runs.Run, hist: pd.DataFrame, total: int) -> tuple[float, str]:
     """(fraction, words) for a run's bar: epochs when training, else the embedding stage the run process
     last wrote to progress.json (embedding is most of a short run)."""
     step = read_progress(run.path)
@@ -109,8 +109,8 @@ def progress_text(run: runs.Run, done: int, total: int) -> tuple[float, str]:
             return 0.0, f"{run.name}: audit, {what}, then {run.config.get('folds')} folds"
         return (step["done"] / max(step["total"], 1),
                 f"{run.name}: audit, {step['done']} of {step['total']} folds done (each trains a model on the other folds)")
-    if done:
-        fraction, words = training_progress(run.history(), total, int(run.config.get("members", 1)))
+    if len(hist):
+        fraction, words = training_progress(hist, total, int(run.config.get("members", 1)))
         return fraction, f"{run.name}: {run.state}, {words}"
     if step is None or step["stage"] not in STAGES or step["stage"] == TRAIN_EPOCH:
         return 0.0, f"{run.name}: {run.state}, epoch 0/{total}" + (" (starting)" if step is None else "")
@@ -136,7 +136,7 @@ def live_runs() -> None:
         done = len(hist)
         total = int(run.config.get("epochs", 1))
         c = st.columns([4, 1])
-        fraction, text = progress_text(run, done, total)
+        fraction, text = progress_text(run, hist, total)
         c[0].progress(fraction, text=text)
         if c[1].button("Cancel", key=f"cancel-{run.name}"):
             request_cancel(run.path)

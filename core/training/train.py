@@ -175,10 +175,12 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
     Each member keeps the weights of its best validation epoch (their moving average, with `ema_epochs`)."""
     config.validate()
     count = 1 if tuning is not None else config.members
+    # the training items' idf, fitted once for every member (the same rows give each the same idf)
+    idf = fit_idf(lexical.rows[np.sort(train_idx)]) if lexical is not None and lexical.spec.tfidf else None
     results: list[TrainResult] = []
     for member in range(count):
         member_config = dataclasses.replace(config, seed=member_seed(config.seed, member))
-        results.append(train_member(x, mask, slices, y, train_idx, val_idx, targets, member_config, member,
+        results.append(train_member(x, mask, slices, y, train_idx, val_idx, targets, member_config, member, idf,
                                     label_embeddings=label_embeddings, codes=codes, progress=progress,
                                     should_stop=should_stop, step_progress=step_progress, lexical=lexical, tuning=tuning))
         if results[-1].cancelled:
@@ -190,18 +192,19 @@ def train_model(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, in
 
 
 def train_member(x: np.ndarray, mask: np.ndarray, slices: list[tuple[str, int, int]], y: np.ndarray, train_idx: np.ndarray,
-                 val_idx: np.ndarray, targets: SoftTargets, config: TrainConfig, member: int, *,
+                 val_idx: np.ndarray, targets: SoftTargets, config: TrainConfig, member: int, idf: np.ndarray | None, *,
                  label_embeddings: np.ndarray, codes: np.ndarray | None, progress: Callable[[EpochLog], None] | None,
                  should_stop: Callable[[], bool] | None, step_progress: Callable[[int, int], None] | None,
                  lexical: LexicalFeatures | None, tuning: finetune.Tuning | None) -> TrainResult:
-    """One model of train_model, from `config.seed`; its epochs are logged as `member`."""
+    """One model of train_model, from `config.seed`, with the lexical `idf` of the training items (None
+    without TF-IDF weighting); its epochs are logged as `member`."""
     seed_everything(config.seed, config.threads)
     aux_dim = codes.shape[1] if codes is not None and config.aux_weight > 0 else 0
     device = torch.device(config.device)
     model = FusionClassifier(slices, targets.n_classes, config.hidden, config.fusion, config.dropout, aux_dim,
                              lexical=lexical.spec if lexical is not None else None)
-    if lexical is not None and lexical.spec.tfidf:
-        model.set_idf(torch.from_numpy(fit_idf(lexical.rows[np.sort(train_idx)])))
+    if idf is not None:
+        model.set_idf(torch.from_numpy(idf))
     model = model.to(device)
     optimisers = make_optimisers(model, config)
     net, texts = model, None  # what a step runs: the head, or with fine-tuning the encoder and the head
