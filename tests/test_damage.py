@@ -79,7 +79,8 @@ BY_FORMAT = {
     "parquet": {"NaN": lambda p: _rewrite_parquet(p, _nan_frame),
                 "wrong shape": lambda p: pd.DataFrame({"x": [1, 2]}).to_parquet(p, index=False)},
     "safetensors": {"NaN": lambda p: _rewrite_safetensors(p, lambda t: t * float("nan")),
-                    "wrong shape": lambda p: _rewrite_safetensors(p, lambda t: t.reshape(-1)[:-1] if t.numel() > 1 else t)},
+                    "wrong shape": lambda p: _rewrite_safetensors(p, lambda t: t.reshape(-1)[:-1] if t.numel() > 1 else t),
+                    "other dtype": lambda p: _rewrite_safetensors(p, lambda t: t.half())},
     "npy": {"NaN": lambda p: _rewrite_npy(p, lambda a: np.full(a.shape, np.nan) if a.dtype.kind == "f" else a.astype(np.float32) * np.nan),
             "wrong shape": lambda p: _rewrite_npy(p, lambda a: a.reshape(len(a), -1)[:, :-1] if a.size > len(a) else a[:-1])},
 }

@@ -79,10 +79,13 @@ class Predictor:
         choice = encoder_from_identity(str(info["encoder_identity"]), clip_checkpoint or config.clip_checkpoint, device)
         if info.get("finetuned_encoder"):  # the run trained its encoder: its weights replace the frozen ones
             choice = finetune.load_tuned(choice, run.path / finetune.ENCODER_FILE, run.name, device)
-        model = build_model(info)
+        # built on "meta" (shapes only), the loaded tensors become the weights (assign): one copy in memory, not a
+        # random initialisation beside the file's (340 MB for 5 members' lexical tables)
+        model = build_model(info, "meta")
+        dtypes = {k: v.dtype for k, v in model.state_dict().items()}
         try:
-            weights = load_file(str(run.path / "model.safetensors"))
-            model.load_state_dict(weights)
+            weights = {k: v.to(dtypes.get(k, v.dtype)) for k, v in load_file(str(run.path / "model.safetensors")).items()}
+            model.load_state_dict(weights, assign=True)
         except (OSError, RuntimeError, SafetensorError) as exc:
             raise runs.RunError(f"{run.name}: model.safetensors does not load ({str(exc).splitlines()[0]})") from None
         if not all(bool(w.isfinite().all()) for w in weights.values()):
