@@ -28,7 +28,17 @@ import json
 
 import numpy as np
 import pandas as pd
-from baselines import DATASETS, RESULTS, WORK, fit_svc, image_block, load_catalog, svc_logits, taxolens_arm
+from baselines import (
+    DATASETS,
+    RESULTS,
+    TOP1_MARGIN,
+    WORK,
+    fit_svc,
+    image_block,
+    load_catalog,
+    svc_logits,
+    taxolens_arm,
+)
 
 from core import files
 from core.taxonomy.tree import PATH_SEP
@@ -65,7 +75,7 @@ def answers(name: str, seed: int) -> dict:
     texts = catalog.texts(catalog.split.test)
     return {"dataset": name, "seed": seed, "n_test": len(truth), "taxolens": float(right_ours.mean()),
             "svc": float(right_svc.mean()), "either": float((right_ours | right_svc).mean()),
-            "bar": float(right_svc.mean()) + 0.01, "both_wrong": len(both),
+            "bar": float(right_svc.mean()) + TOP1_MARGIN, "both_wrong": len(both),
             "same_answer": int((ours[both] == svc[both]).sum()), "flagged": int(frame["label_issue"].to_numpy()[both].sum()),
             "mistakes": int((~right_ours).sum()), "same_leaf": same_leaf_mistakes(frame), "run_dir": run["run_dir"],
             "sample": [{"text": texts[i], "label": names[truth[i]], "taxolens": names[ours[i]], "svc": names[svc[i]]}
